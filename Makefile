@@ -1,0 +1,96 @@
+# The student mental-health referral gateway.
+#
+#   make run    build and start the gateway on 127.0.0.1:8080 with the sandbox
+#               NHS receiver on 127.0.0.1:8081 (embedded example configuration)
+#   make test   everything CI runs: lint, Go tests (policies included), and the
+#               cross-check of emitted FHIR against ../shared/fhircheck
+
+SHELL      := /bin/bash
+GO         ?= go
+SHARED     ?= ../shared
+BIN        := build/bin
+OPA        := $(BIN)/opa
+OPA_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/open-policy-agent/opa 2>/dev/null || echo v1.22.2)
+VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS    := -X main.version=$(VERSION)
+FUZZTIME   ?= 3s
+
+.PHONY: all build run test test-go lint fmt bench fuzz fhircheck opa clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/gateway ./cmd/gateway
+
+run: build
+	$(BIN)/gateway serve --sandbox --config gateway.example.yaml
+
+test: lint fhircheck test-go fuzz
+
+test-go:
+	$(GO) test -count=1 ./...
+
+# lint: gofmt, go vet, and the standard OPA tools over the policy set.
+lint: opa
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './build/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(OPA) check --strict policies/
+	@out=$$($(OPA) fmt --list policies/); if [ -n "$$out" ]; then echo "opa fmt needed:"; echo "$$out"; exit 1; fi
+	$(OPA) test policies/
+
+fmt: opa
+	gofmt -w $$(git ls-files '*.go')
+	$(OPA) fmt --write policies/
+
+# bench: the stage benchmarks (decode and validate the case record, decide,
+# map, validate the Bundle, the whole evaluation, intake with SQLite, the HTTP
+# handler), then the load generator's scenarios against spawned gateways:
+# SQLite flat out and at 500 req/s, PostgreSQL flat out (BENCH_DSN; skipped
+# when unreachable), the outbox drain and the time to ready. Results go to
+# build/bench-go.txt and build/bench.json; docs/performance.md explains them.
+BENCH_PKGS     := ./gateway ./gateway/opa ./mappings ./conformance ./cmd/gateway
+BENCH_REGEX    := ^Benchmark(ParseCaseRecord|Decide|Message|ValidateBuiltin|Stages)$$
+BENCH_DSN      ?= $(or $(GATEWAY_TEST_POSTGRES_DSN),postgres://postgres@127.0.0.1:5432/test?sslmode=disable)
+BENCH_DURATION ?= 10s
+
+bench:
+	@mkdir -p build
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/gateway ./cmd/gateway
+	$(GO) build -o $(BIN)/loadgen ./cmd/loadgen
+	@echo "== load average: $$(cut -d' ' -f1-3 /proc/loadavg) on $$(nproc) CPUs"
+	set -o pipefail; $(GO) test -run '^$$' -bench '$(BENCH_REGEX)' -benchmem -count 1 $(BENCH_PKGS) | tee build/bench-go.txt
+	$(BIN)/loadgen --scenario suite --gateway $(BIN)/gateway --dsn '$(BENCH_DSN)' \
+	  --duration $(BENCH_DURATION) --out build/bench.json
+
+# fuzz: every fuzz target for FUZZTIME each (3 s in make test; FUZZTIME=10m
+# for a real run). The seed corpus of each is in its package's testdata/fuzz.
+fuzz:
+	@cache=$$(mktemp -d); trap 'rm -rf $$cache' EXIT; \
+	for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg -args -test.fuzzcachedir=$$cache || exit 1; \
+	  done; \
+	done
+
+# opa: the standard OPA command, at the version the module uses.
+opa: $(OPA)
+$(OPA):
+	GOBIN=$(abspath $(BIN)) $(GO) install github.com/open-policy-agent/opa@$(OPA_VERSION)
+
+# fhircheck: the independent FHIR validator from ../shared, copied (../shared
+# is read-only) and installed. Skipped, with a message, where ../shared is absent;
+# the tests that need it then skip too (and fail when CI=true).
+fhircheck:
+	@if [ ! -d $(SHARED)/fhircheck ]; then echo "fhircheck: $(SHARED)/fhircheck not found; FHIR cross-checks will be skipped"; exit 0; fi; \
+	if [ ! -f build/fhircheck/package-lock.json ] || ! cmp -s $(SHARED)/fhircheck/package-lock.json build/fhircheck/package-lock.json \
+	   || [ ! -d build/fhircheck/node_modules ]; then \
+	  rm -rf build/fhircheck && mkdir -p build && cp -r $(SHARED)/fhircheck build/fhircheck && \
+	  (cd build/fhircheck && npm ci --no-audit --no-fund --loglevel=error); \
+	else \
+	  cp -r $(SHARED)/fhircheck/*.mjs $(SHARED)/fhircheck/*.sh build/fhircheck/; \
+	fi
+
+clean:
+	rm -rf build data

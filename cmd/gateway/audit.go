@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/config"
+	gwhttp "github.com/student-mh-referrals/gateway/gateway/http"
+)
+
+// exitTampered is the exit status of `gateway audit verify` when a chain is
+// broken, so that a cron job or a monitor can alert on it.
+const exitTampered = 4
+
+// cmdAudit is `gateway audit verify`: it walks decision chains and names
+// the first record that was altered, removed or reordered.
+func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const use = "usage: gateway audit verify [--config FILE] [--institution UKPRN|gateway] [--json]"
+	if len(args) == 0 || args[0] != "verify" {
+		fmt.Fprintln(stderr, use)
+		return &exitStatus{code: exitFailure}
+	}
+	fs := newFlags("audit verify", stderr)
+	cfgPath := fs.String("config", "", "configuration `file`")
+	inst := fs.String("institution", "", "verify only this institution's chain (a UKPRN, or \"gateway\" for the gateway's own)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		fmt.Fprintln(stderr, use)
+		return &exitStatus{code: exitFailure}
+	}
+	cfg, store, err := configStore(ctx, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	chains := []string{*inst}
+	if *inst == "" {
+		chains = knownChains(cfg)
+	}
+	var out []gwhttp.ChainStatus
+	broken := false
+	for _, c := range chains {
+		v, err := store.Verify(ctx, c)
+		if err != nil {
+			return err
+		}
+		out = append(out, gwhttp.StatusOf(v))
+		broken = broken || !v.OK
+	}
+	if *asJSON {
+		b, err := gwhttp.MarshalDocument(map[string]any{"chains": out})
+		if err != nil {
+			return err
+		}
+		if _, err := stdout.Write(b); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CHAIN\tRECORDS\tSTATUS\tFIRST BAD RECORD\tDETAIL")
+		for _, s := range out {
+			status, bad := "ok", "-"
+			if !s.OK {
+				status, bad = s.Problem, fmt.Sprint(s.BadSeq)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", s.Institution, s.HeadSeq, status, bad, s.Detail)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if broken {
+		return &exitStatus{code: exitTampered, err: fmt.Errorf("a decision chain is broken: see the first bad record above")}
+	}
+	return nil
+}
+
+// knownChains lists the chains the configuration knows of: every
+// institution a client or a service's eligibility names, and the gateway's
+// own. (The store has no list of chains; verify another one with
+// --institution.)
+func knownChains(cfg *config.Config) []string {
+	var out []string
+	add := func(s string) {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, c := range cfg.Clients {
+		add(c.Institution)
+	}
+	for _, s := range cfg.Services {
+		for _, u := range s.Eligibility.Institutions {
+			add(u)
+		}
+	}
+	slices.Sort(out)
+	return append(out, gateway.GatewayChain)
+}
+
+// cmdRetention is `gateway retention run`: delete now the clinical content
+// that the retention policy says has been kept long enough.
+func cmdRetention(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const use = "usage: gateway retention run [--config FILE] [--by NAME]"
+	if len(args) == 0 || args[0] != "run" {
+		fmt.Fprintln(stderr, use)
+		return &exitStatus{code: exitFailure}
+	}
+	fs := newFlags("retention run", stderr)
+	cfgPath := fs.String("config", "", "configuration `file`")
+	by := fs.String("by", "", "who (default: the operating-system user)")
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		fmt.Fprintln(stderr, use)
+		return &exitStatus{code: exitFailure}
+	}
+	cfg, store, err := configStore(ctx, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	now := time.Now().UTC()
+	n, err := purge(ctx, store, cfg.Retention, operator(*by), now)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "deleted the clinical content of %d referrals last changed before %s (retention.contentDays %d); their status and decision records are kept\n",
+		n, cfg.Retention.Cutoff(now).Format(time.RFC3339), cfg.Retention.ContentDays)
+	return nil
+}
+
+// purge runs the retention policy once and records a run that deleted
+// anything in the gateway chain.
+func purge(ctx context.Context, store gateway.Store, r config.Retention, by string, now time.Time) (int, error) {
+	n, err := store.PurgeContent(ctx, r.Cutoff(now), now)
+	if err != nil || n == 0 {
+		return n, err
+	}
+	_, err = gateway.AppendAction(ctx, store, gateway.ActionEntry{
+		Action: gateway.ActionRetentionPurge, By: by, Institution: gateway.GatewayChain, Count: n,
+	}, now)
+	return n, err
+}
+
+// runRetention is the server's scheduled retention: once at start, then
+// every r.Interval, until ctx ends. A failed run is logged and tried again
+// at the next tick; it never stops the server.
+func runRetention(ctx context.Context, log *zap.Logger, store gateway.Store, r config.Retention) error {
+	return runRetentionWith(ctx, log, store, r, time.Now)
+}
+
+// runRetentionWith is runRetention on a given clock, for tests.
+func runRetentionWith(ctx context.Context, log *zap.Logger, store gateway.Store, r config.Retention, now func() time.Time) error {
+	t := time.NewTicker(r.Interval.D())
+	defer t.Stop()
+	for {
+		n, err := purge(ctx, store, r, "gateway:retention", now().UTC())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("retention run failed", zap.Error(err))
+		case n > 0:
+			log.Info("retention run", zap.Int("purged", n), zap.Int("content_days", r.ContentDays))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// recordOutboxAction records an operator's retry or drop of a message in
+// the chain of the message's institution. The operator's free-text reason
+// stays on the message, not in the chain.
+func recordOutboxAction(ctx context.Context, store gateway.Store, verb, messageID string, op gateway.OperatorAction) error {
+	msg, err := store.Message(ctx, messageID)
+	if err != nil {
+		return err
+	}
+	action := gateway.ActionOutboxRetry
+	if verb == "drop" {
+		action = gateway.ActionOutboxDrop
+	}
+	_, err = gateway.AppendAction(ctx, store, gateway.ActionEntry{
+		Action: action, By: op.By, Institution: msg.Institution, CaseID: msg.CaseID,
+		ReferralID: msg.ReferralID, MessageID: msg.ID, Service: msg.ServiceID,
+	}, op.At)
+	return err
+}

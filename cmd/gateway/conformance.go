@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/student-mh-referrals/gateway/conformance/suite"
+	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/config"
+	"github.com/student-mh-referrals/gateway/gateway/delivery"
+)
+
+const conformanceUsage = `usage:
+  gateway conformance run [--target URL --token [UKPRN=]TOKEN ...] [--scenarios DIR] [--run REGEXP]
+                          [--junit FILE] [--testreport FILE] [--config FILE]
+  gateway conformance receiver [--endpoint URL] [--token TOKEN] [--service ID]
+                          [--junit FILE] [--testreport FILE] [--config FILE]
+`
+
+// cmdConformance runs the conformance suite (docs/conformance-suite.md):
+// the scenarios against a gateway, or the BaRS checks against an NHS
+// receiver. It exits 1 when any check fails.
+func cmdConformance(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "run" && args[0] != "receiver") {
+		fmt.Fprint(stderr, conformanceUsage)
+		return &exitStatus{code: exitFailure}
+	}
+	if args[0] == "run" {
+		return conformanceRun(ctx, args[1:], stdout, stderr)
+	}
+	return conformanceReceiver(ctx, args[1:], stdout, stderr)
+}
+
+// tokenFlag collects --token values: TOKEN for every institution, or
+// UKPRN=TOKEN for one.
+type tokenFlag struct {
+	def    string
+	byInst map[string]string
+}
+
+func (f *tokenFlag) String() string { return "" }
+
+func (f *tokenFlag) Set(v string) error {
+	if inst, tok, ok := strings.Cut(v, "="); ok && gateway.ValidUKPRN(inst) {
+		if f.byInst == nil {
+			f.byInst = map[string]string{}
+		}
+		f.byInst[inst] = tok
+		return nil
+	}
+	f.def = v
+	return nil
+}
+
+func (f *tokenFlag) given() bool { return f.def != "" || len(f.byInst) > 0 }
+
+// lookup is the token of an institution's client, if one was given.
+func (f *tokenFlag) lookup(inst string) (string, bool) {
+	if t, ok := f.byInst[inst]; ok {
+		return t, true
+	}
+	return f.def, f.def != ""
+}
+
+// reportFlags are the outputs both subcommands write.
+type reportFlags struct {
+	junit, testReport, scenarios string
+}
+
+func (r *reportFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.junit, "junit", "", "write JUnit XML to `file`")
+	fs.StringVar(&r.testReport, "testreport", "", "write a FHIR R4 TestReport (JSON) to `file`")
+	fs.StringVar(&r.scenarios, "scenarios", "", "read scenario files from `dir` (default: the scenarios built into the binary)")
+}
+
+func (r *reportFlags) load() ([]suite.Scenario, error) {
+	if r.scenarios == "" {
+		return suite.Builtin()
+	}
+	return suite.LoadDir(r.scenarios)
+}
+
+// write writes the report files and returns the exit status.
+func (r *reportFlags) write(rep *suite.Report, stdout io.Writer) error {
+	fmt.Fprintln(stdout, rep.Summary())
+	if r.junit != "" {
+		if err := writeFile(r.junit, rep.WriteJUnit); err != nil {
+			return err
+		}
+	}
+	if r.testReport != "" {
+		if err := writeFile(r.testReport, rep.WriteTestReport); err != nil {
+			return err
+		}
+	}
+	if !rep.OK() {
+		return &exitStatus{code: exitFailure}
+	}
+	return nil
+}
+
+func writeFile(name string, write func(io.Writer) error) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return f.Close()
+}
+
+// isTerminal reports whether w is a terminal, where progress lines get ✓
+// and ✗ instead of PASS and FAIL.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func conformanceRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("conformance run", stderr)
+	target := fs.String("target", "", "base `URL` of a running gateway (default: an in-process gateway with the configuration and a temporary store)")
+	var tokens tokenFlag
+	fs.Var(&tokens, "token", "bearer `token` of a submitter client, for every institution or, as UKPRN=TOKEN, for one; scenarios of an institution without a token are skipped (with --target)")
+	cfgPath := fs.String("config", "", "configuration `file` of the in-process gateway (default: the embedded gateway.example.yaml)")
+	only := fs.String("run", "", "run only the scenarios whose name matches `regexp`")
+	timeout := fs.Duration("timeout", 30*time.Second, "time limit of each request")
+	var out reportFlags
+	out.register(fs)
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		fmt.Fprint(stderr, conformanceUsage)
+		return &exitStatus{code: exitFailure}
+	}
+	switch {
+	case *target != "" && !tokens.given():
+		return &exitStatus{code: exitFailure, err: fmt.Errorf("--target needs --token: a submitter token for every institution, or UKPRN=TOKEN for each")}
+	case *target == "" && tokens.given():
+		return &exitStatus{code: exitFailure, err: fmt.Errorf("--token goes with --target: the in-process gateway registers a client for each institution itself")}
+	case *target != "" && *cfgPath != "":
+		return &exitStatus{code: exitFailure, err: fmt.Errorf("--config configures the in-process gateway; with --target the running gateway has its own")}
+	}
+	scenarios, err := out.load()
+	if err != nil {
+		return err
+	}
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			return &exitStatus{code: exitFailure, err: fmt.Errorf("--run: %w", err)}
+		}
+		scenarios = slices.DeleteFunc(scenarios, func(s suite.Scenario) bool { return !re.MatchString(s.Name) })
+		if len(scenarios) == 0 {
+			return &exitStatus{code: exitFailure, err: fmt.Errorf("--run %q matches no scenario", *only)}
+		}
+	}
+	t := suite.Target{URL: *target, Client: &http.Client{Timeout: *timeout}, Token: tokens.lookup}
+	if *target == "" {
+		h, lookup, cleanup, err := inProcessGateway(ctx, *cfgPath, scenarios)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		t = suite.Target{Handler: h, Token: lookup}
+	}
+	p := suite.Printer{W: stdout, TTY: isTerminal(stdout)}
+	rep := suite.Run(ctx, scenarios, t, suite.Options{Progress: p.Case})
+	return out.write(rep, stdout)
+}
+
+// inProcessGateway serves the API as `gateway serve` does, over a
+// temporary SQLite store, with a submitter client (and a random token) for
+// each institution of the scenarios: $evaluate answers a client only for
+// its own institution.
+func inProcessGateway(ctx context.Context, cfgPath string, scenarios []suite.Scenario) (http.Handler, func(string) (string, bool), func(), error) {
+	a, err := newApp(ctx, cfgPath, io.Discard, "error")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "gateway-conformance-")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := openStore(ctx, config.Store{Driver: "sqlite", Path: filepath.Join(dir, "gateway.db")})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	cleanup := func() { store.Close(); os.RemoveAll(dir) }
+	tokens := map[string]string{}
+	for _, s := range scenarios {
+		if _, ok := tokens[s.Institution]; ok {
+			continue
+		}
+		tok := randomHex(32)
+		tokens[s.Institution] = tok
+		sum := sha256.Sum256([]byte(tok))
+		a.cfg.Clients = append(a.cfg.Clients, config.Client{
+			ID: "conformance-" + s.Institution, Institution: s.Institution,
+			Roles: []string{gateway.RoleSubmitter}, TokenSHA256: hex.EncodeToString(sum[:]),
+		})
+	}
+	// The store is thrown away: its decision records need no lasting key.
+	api, _ := a.server(store, []byte(randomHex(32)))
+	lookup := func(inst string) (string, bool) { t, ok := tokens[inst]; return t, ok }
+	return api.Handler(), lookup, cleanup, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
+
+func conformanceReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("conformance receiver", stderr)
+	endpoint := fs.String("endpoint", "", "FHIR base `URL` of the receiver (messages go to URL/$process-message; default: the service's configured endpoint)")
+	token := fs.String("token", "", "bearer `token` to send (the service's OAuth2 settings, when configured, send their own)")
+	service := fs.String("service", "", "registry `id` of the service whose target identifier the message names (default: the first service)")
+	cfgPath := fs.String("config", "", "configuration `file` (default: the embedded gateway.example.yaml)")
+	timeout := fs.Duration("timeout", 30*time.Second, "time limit of each request")
+	var out reportFlags
+	out.register(fs)
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		fmt.Fprint(stderr, conformanceUsage)
+		return &exitStatus{code: exitFailure}
+	}
+	a, err := newApp(ctx, *cfgPath, io.Discard, "error")
+	if err != nil {
+		return err
+	}
+	if *service == "" {
+		*service = a.evaluator.Registry.IDs()[0]
+	}
+	svc, ok := a.evaluator.Registry.Lookup(*service)
+	if !ok {
+		return &exitStatus{code: exitFailure, err: fmt.Errorf("--service %q is not in the registry; use one of: %s", *service, strings.Join(a.evaluator.Registry.IDs(), ", "))}
+	}
+	if *endpoint == "" {
+		*endpoint = svc.Endpoint
+	}
+	scenarios, err := out.load()
+	if err != nil {
+		return err
+	}
+	msg, err := suite.ExampleMessage(ctx, a.evaluator, scenarios, svc.ID)
+	if err != nil {
+		return err
+	}
+	client, err := delivery.NewClient(a.cfg.Transports()[svc.ID], *timeout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "message: scenario %s, addressed to %s (%s|%s)\n", msg.Scenario, svc.ID, svc.Target.System, svc.Target.Value)
+	p := suite.Printer{W: stdout, TTY: isTerminal(stdout)}
+	rep := suite.CheckReceiver(ctx, suite.Receiver{Endpoint: *endpoint, Token: *token, Client: client, Message: msg}, suite.Options{Progress: p.Case})
+	return out.write(rep, stdout)
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `gateway: carries student mental-health referrals from universities to NHS services.
+
+Usage:
+  gateway serve    [--config FILE]                     run the API (and the sandbox receiver with --sandbox)
+  gateway evaluate [--config FILE] [--at RFC3339] FILE|-
+                                                       decide on a case record and print the message
+  gateway policy rules [--config FILE] [--json]        list the sharing rules in force
+  gateway validate [--definitions DIR|RULES] FILE...   check FHIR resources; one OperationOutcome per file
+  gateway outbox list [--state S] | retry ID --reason T | drop ID --reason T
+                                                       inspect and steer the delivery queue
+  gateway backup [--config FILE] OUTPUT.db             consistent online copy of the SQLite store
+  gateway audit verify [--config FILE] [--institution UKPRN]
+                                                       check the decision chains; exit 4 when one is broken
+  gateway retention run [--config FILE]                delete clinical content past retention.contentDays
+  gateway sandbox-receiver [--config FILE]             run the sandbox NHS receiver alone
+  gateway conformance run [--target URL --token [UKPRN=]T] [--junit F] [--testreport F]
+                                                       run the conformance scenarios against a gateway
+  gateway conformance receiver [--endpoint URL] [--token T] [--service ID]
+                                                       check an NHS receiver's $process-message
+  gateway version
+
+Without --config the embedded gateway.example.yaml is used.
+evaluate exits 0 when the share is allowed, 3 when denied, 2 when the record is
+invalid, 1 on a usage or internal error.
+`
+
+// run is the whole program behind main.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitStatus{code: exitFailure}
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(ctx, args[1:], stdout, stderr)
+	case "evaluate":
+		return cmdEvaluate(ctx, args[1:], stdin, stdout, stderr)
+	case "policy":
+		return cmdPolicy(ctx, args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(ctx, args[1:], stdout, stderr)
+	case "outbox":
+		return cmdOutbox(ctx, args[1:], stdout, stderr)
+	case "backup":
+		return cmdBackup(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return cmdAudit(ctx, args[1:], stdout, stderr)
+	case "retention":
+		return cmdRetention(ctx, args[1:], stdout, stderr)
+	case "sandbox-receiver":
+		return cmdSandbox(ctx, args[1:], stdout, stderr)
+	case "conformance":
+		return cmdConformance(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "gateway", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "gateway: unknown command %q\n\n%s", args[0], usage)
+		return &exitStatus{code: exitFailure}
+	}
+}
+
+// newFlags returns a flag set that reports errors as usage errors, not exits.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("gateway "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args, allowing flags after positional arguments
+// (`gateway evaluate case.json --at …`), and maps flag errors to usage
+// failures.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, &exitStatus{code: exitFailure}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/config"
+	"github.com/student-mh-referrals/gateway/gateway/delivery"
+	gwhttp "github.com/student-mh-referrals/gateway/gateway/http"
+	"github.com/student-mh-referrals/gateway/gateway/logging"
+	"github.com/student-mh-referrals/gateway/gateway/prometheus"
+	"github.com/student-mh-referrals/gateway/gateway/sandbox"
+	"github.com/student-mh-referrals/gateway/mappings"
+)
+
+// cmdServe runs the API until ctx is cancelled (SIGINT, SIGTERM), then drains
+// in-flight requests and stops. With --sandbox it also serves the sandbox
+// NHS receiver, as `make run` does.
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	cfgPath := fs.String("config", "", "configuration `file` (default: the embedded gateway.example.yaml)")
+	withSandbox := fs.Bool("sandbox", false, "also serve the sandbox NHS receiver on sandbox.listen")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	a, err := newApp(ctx, *cfgPath, stdout, "")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = a.log.Sync() }()
+	if a.cfg.Demo {
+		a.log.Warn("DEMO MODE: the published demo tokens are accepted and the pseudonym key is public; never run a real deployment with demo: true")
+	}
+	key, err := a.cfg.PseudonymKey()
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, a.cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	api, metrics := a.server(store, key)
+	a.audit = &gateway.Audit{Log: store, PseudonymKey: key}
+	g, ctx := errgroup.WithContext(ctx)
+	tlsCfg, err := serverTLS(a.cfg.TLS)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return listenAndServe(ctx, a.log, "api", a.cfg.Listen, api.Handler(), tlsCfg) })
+	if dir := a.cfg.Policies.Dir; dir != "" {
+		// Edits to the policy directory are compiled, tested and swapped
+		// in while the gateway serves; a broken set is refused.
+		g.Go(func() error {
+			if err := a.decider.Watch(ctx, os.DirFS(dir), 2*time.Second); err != nil && ctx.Err() == nil {
+				return err
+			}
+			return nil
+		})
+	}
+	worker, err := delivery.New(delivery.Options{
+		Outbox:   store,
+		Services: a.cfg.Services,
+		Settings: a.cfg.Delivery,
+		Source:   a.evaluator.Source,
+		Logger:   a.log.With(zap.String("component", "delivery")),
+		Metrics:  metrics,
+	})
+	if err != nil {
+		return err
+	}
+	api.Intake.Queued = worker.Notify
+	g.Go(func() error { return worker.Run(ctx) })
+	g.Go(func() error {
+		return runRetention(ctx, a.log.With(zap.String("component", "retention")), store, a.cfg.Retention)
+	})
+	if addr := a.cfg.Debug.PprofListen; addr != "" {
+		a.log.Warn("pprof profiles are served", zap.String("addr", addr))
+		g.Go(func() error { return listenAndServe(ctx, a.log, "pprof", addr, pprofHandler()) })
+	}
+	if *withSandbox {
+		rc := newSandbox(a.cfg, a.log.With(zap.String("component", "sandbox-receiver")))
+		defer rc.Close()
+		g.Go(func() error {
+			return listenAndServe(ctx, a.log, "sandbox-receiver", a.cfg.Sandbox.Listen, rc.Handler())
+		})
+	}
+	a.log.Info("gateway started",
+		zap.String("version", version),
+		zap.String("policy_revision", a.decider.Revision()),
+		zap.Int("services", len(a.cfg.Services)))
+	return g.Wait()
+}
+
+// cmdSandbox runs the sandbox NHS receiver alone.
+func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("sandbox-receiver", stderr)
+	cfgPath := fs.String("config", "", "configuration `file`")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(stdout, cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	rc := newSandbox(cfg, log)
+	defer rc.Close()
+	return listenAndServe(ctx, log, "sandbox-receiver", cfg.Sandbox.Listen, rc.Handler())
+}
+
+// serverLimits are the HTTP server's timeouts and header limit: they cut
+// off slow senders (slowloris headers, trickled or endless chunked bodies),
+// clients that never read, and idle connections, so that no client can hold
+// a connection or a goroutine for long. docs/security.md documents them.
+type serverLimits struct {
+	// ReadHeaderTimeout bounds the request line and headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds the whole request, body included.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time from the end of the headers to the end
+	// of the response.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds how long a kept-alive connection may wait for its
+	// next request.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers (431 beyond).
+	MaxHeaderBytes int
+}
+
+// productionLimits are the limits `gateway serve` runs with. A case record is
+// at most limits.maxBodyBytes (256 KiB by default): 30 s to send it allows
+// about 9 KB/s, far below any real client's rate.
+var productionLimits = serverLimits{
+	ReadHeaderTimeout: 5 * time.Second,
+	ReadTimeout:       30 * time.Second,
+	WriteTimeout:      30 * time.Second,
+	IdleTimeout:       120 * time.Second,
+	MaxHeaderBytes:    64 << 10,
+}
+
+// newHTTPServer builds the http.Server that serves h with the given limits;
+// listenAndServe uses it with productionLimits, and the hostile-input tests
+// use it with shorter timeouts, so that they prove the production settings.
+// The server-wide OPTIONS * answer is off: the API answers every request
+// itself.
+func newHTTPServer(h http.Handler, log *zap.Logger, lim serverLimits) *http.Server {
+	return &http.Server{
+		Handler:                      h,
+		ReadHeaderTimeout:            lim.ReadHeaderTimeout,
+		ReadTimeout:                  lim.ReadTimeout,
+		WriteTimeout:                 lim.WriteTimeout,
+		IdleTimeout:                  lim.IdleTimeout,
+		MaxHeaderBytes:               lim.MaxHeaderBytes,
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     zap.NewStdLog(log),
+	}
+}
+
+// serverTLS is the API's TLS configuration: nil without a certificate; with
+// a client CA, clients may authenticate by certificate (mTLS), checked
+// against that CA and then looked up by fingerprint.
+func serverTLS(c config.TLS) (*tls.Config, error) {
+	if c.CertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.clientCAFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.clientCAFile: no PEM certificate in %s", c.ClientCAFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
+}
+
+// newSandbox builds the sandbox receiver, posting its response messages to
+// the configured callback (the gateway's own $process-message) a second after
+// it accepts a message, so the delivery worker has recorded the delivery.
+func newSandbox(cfg *config.Config, log *zap.Logger) *sandbox.Receiver {
+	return sandbox.NewReceiver(sandbox.Options{
+		Logger:        log,
+		CallbackURL:   cfg.Sandbox.Callback.URL,
+		CallbackToken: cfg.Sandbox.Callback.Token,
+		CallbackDelay: time.Second,
+	})
+}
+
+// listenAndServe serves h on addr with the server's timeouts and limits, and
+// shuts down gracefully when ctx ends: in-flight requests get up to 15 s.
+func listenAndServe(ctx context.Context, log *zap.Logger, name, addr string, h http.Handler, tlsCfg ...*tls.Config) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if len(tlsCfg) > 0 && tlsCfg[0] != nil {
+		ln = tls.NewListener(ln, tlsCfg[0])
+	}
+	srv := newHTTPServer(h, log.With(zap.String("component", name)), productionLimits)
+	log.Info("listening", zap.String("component", name), zap.String("addr", ln.Addr().String()))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("%s: %w", name, err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", zap.String("component", name))
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("%s: shutdown: %w", name, err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// credentials turns the configured clients into what the authenticator
+// indexes.
+func credentials(clients []config.Client) []gwhttp.Credential {
+	out := make([]gwhttp.Credential, 0, len(clients))
+	for _, c := range clients {
+		out = append(out, gwhttp.Credential{
+			Client:      gateway.Client{ID: c.ID, Institution: c.Institution, Roles: c.Roles, Services: c.Services},
+			TokenSHA256: c.TokenSHA256,
+			CertSHA256:  c.CertSHA256,
+		})
+	}
+	return out
+}
+
+// server wires the API over a store: Intake, authentication, metrics,
+// readiness. Tests build the same server over a temporary store.
+func (a *app) server(store gateway.Store, key []byte) (*gwhttp.Server, *prometheus.Metrics) {
+	metrics := prometheus.New(func(ctx context.Context) (int, time.Duration, error) {
+		st, err := store.QueueStats(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		depth := st.Counts[gateway.MessagePending] + st.Counts[gateway.MessageLeased]
+		var age time.Duration
+		if !st.OldestPending.IsZero() {
+			age = time.Since(st.OldestPending)
+		}
+		return depth, age, nil
+	})
+	a.evaluator.OnInvalidMessage = metrics.ObserveInvalidMessage
+	return &gwhttp.Server{
+		Evaluator:           a.evaluator,
+		Intake:              &gateway.Intake{Evaluator: a.evaluator, Store: store, PseudonymKey: key},
+		ParseResponse:       mappings.ParseResponse,
+		Auth:                gwhttp.NewAuthenticator(credentials(a.cfg.Clients), a.cfg.Demo),
+		Logger:              a.log,
+		Observer:            metrics,
+		Metrics:             metrics.Handler(),
+		MaxBodyBytes:        a.cfg.Limits.MaxBodyBytes,
+		Schema:              gateway.CaseRecordSchema,
+		Rules:               a.rules,
+		CapabilityStatement: mappings.CapabilityStatement(version),
+		Ready:               store.Ping,
+	}, metrics
+}

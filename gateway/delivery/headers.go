@@ -1,0 +1,148 @@
+package delivery
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+)
+
+// Media types of a BaRS post. BaRS asks senders to name the version of
+// BaRS Core they speak in Accept.
+const (
+	ContentType = "application/fhir+json"
+	Accept      = "application/fhir+json; version=1.4.0"
+)
+
+// UKPRNSystem is the identifier system of a UK Provider Reference Number in
+// what the gateway emits.
+const UKPRNSystem = gateway.FHIRBase + "/Id/ukprn"
+
+// DeviceSystem is the identifier system of the gateway as requesting
+// software (NHSD-Requesting-Software).
+const DeviceSystem = gateway.FHIRBase + "/Id/software"
+
+// Headers returns the BaRS headers of one post of m to svc: the request
+// and correlation ids fixed when the message was queued (the same on every
+// retry, so that the receiver drops duplicates), the target, the sending
+// university and the gateway as software. The header values are base64 of
+// JSON, as BaRS defines them.
+func Headers(m gateway.OutboxMessage, svc gateway.Service, src gateway.Source) http.Header {
+	h := http.Header{}
+	h.Set("Content-Type", ContentType)
+	h.Set("Accept", Accept)
+	h.Set("X-Request-Id", m.RequestID)
+	corr := m.CorrelationID
+	if corr == "" {
+		corr = m.RequestID
+	}
+	h.Set("X-Correlation-Id", corr)
+	h.Set("NHSD-Target-Identifier", TargetHeader(svc.Target))
+	h.Set("NHSD-End-User-Organisation", OrganisationHeader(m.Body, m.Institution))
+	h.Set("NHSD-Requesting-Software", SoftwareHeader(src))
+	if src.Software != "" {
+		ua := src.Software
+		if src.Version != "" {
+			ua += "/" + src.Version
+		}
+		h.Set("User-Agent", ua)
+	}
+	return h
+}
+
+// TargetHeader is NHSD-Target-Identifier: base64 of {"system", "value"}.
+func TargetHeader(id gateway.Identifier) string {
+	return encode(map[string]string{"system": id.System, "value": id.Value})
+}
+
+// OrganisationHeader is NHSD-End-User-Organisation: base64 of an
+// Organization with the identifiers and name of the message's sender (the
+// MessageHeader's sender, resolved in the bundle), so that the header and
+// the message cannot disagree. A bundle without one falls back to the
+// institution's UKPRN.
+func OrganisationHeader(bundle []byte, institution string) string {
+	org := map[string]any{"resourceType": "Organization"}
+	if ids, name, ok := sender(bundle); ok {
+		if len(ids) > 0 {
+			org["identifier"] = ids
+		}
+		if name != "" {
+			org["name"] = name
+		}
+	} else {
+		org["identifier"] = []gateway.Identifier{{System: UKPRNSystem, Value: institution}}
+	}
+	return encode(org)
+}
+
+// SoftwareHeader is NHSD-Requesting-Software: base64 of a FHIR R4 Device
+// naming the gateway and its version. (The BaRS example writes deviceName
+// and version as single objects; R4 has them as lists, and a receiver that
+// reads the header as a Device gets them as lists.)
+func SoftwareHeader(src gateway.Source) string {
+	name := src.Software
+	if name == "" {
+		name = "student-mh-referral-gateway"
+	}
+	dev := map[string]any{
+		"resourceType": "Device",
+		"identifier":   []gateway.Identifier{{System: DeviceSystem, Value: name}},
+		"deviceName":   []map[string]string{{"name": name, "type": "manufacturer-name"}},
+	}
+	if src.Version != "" {
+		dev["version"] = []map[string]string{{"value": src.Version}}
+	}
+	return encode(dev)
+}
+
+func encode(v any) string {
+	b, _ := json.Marshal(v) // maps of strings and slices cannot fail
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// sender finds the Organization that the first entry's MessageHeader.sender
+// references and returns its identifiers and name.
+func sender(bundle []byte) ([]gateway.Identifier, string, bool) {
+	var b struct {
+		Entry []struct {
+			FullURL  string          `json:"fullUrl"`
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	if json.Unmarshal(bundle, &b) != nil || len(b.Entry) == 0 {
+		return nil, "", false
+	}
+	var mh struct {
+		ResourceType string `json:"resourceType"`
+		Sender       *struct {
+			Reference string `json:"reference"`
+		} `json:"sender"`
+	}
+	if json.Unmarshal(b.Entry[0].Resource, &mh) != nil || mh.ResourceType != "MessageHeader" || mh.Sender == nil || mh.Sender.Reference == "" {
+		return nil, "", false
+	}
+	ref := mh.Sender.Reference
+	for _, e := range b.Entry[1:] {
+		var org struct {
+			ResourceType string               `json:"resourceType"`
+			ID           string               `json:"id"`
+			Identifier   []gateway.Identifier `json:"identifier"`
+			Name         string               `json:"name"`
+		}
+		if json.Unmarshal(e.Resource, &org) != nil || org.ResourceType != "Organization" {
+			continue
+		}
+		if e.FullURL != ref && (org.ID == "" || ref != "Organization/"+org.ID) {
+			continue
+		}
+		var ids []gateway.Identifier
+		for _, id := range org.Identifier {
+			if id.System != "" && id.Value != "" {
+				ids = append(ids, id)
+			}
+		}
+		return ids, org.Name, len(ids) > 0 || org.Name != ""
+	}
+	return nil, "", false
+}

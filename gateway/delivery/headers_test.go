@@ -1,0 +1,103 @@
+package delivery
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+)
+
+func decodeHeader(t *testing.T, v string) map[string]any {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		t.Fatalf("%q is not standard base64: %v", v, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s is not JSON: %v", raw, err)
+	}
+	return m
+}
+
+func TestHeaders(t *testing.T) {
+	m := gateway.OutboxMessage{
+		RequestID: "6f1e4a52-3c1b-4f3e-9a53-0d0b7c2f1a10", CorrelationID: "9562466f-c982-4bd5-bb0e-255e9f5e6689",
+		Institution: institution, Body: message("CASE-1", target("2000010003")),
+	}
+	svc := gateway.Service{Target: target("2000010003")}
+	src := gateway.Source{Software: "student-mh-referral-gateway", Version: "1.2.3"}
+	h := Headers(m, svc, src)
+	for name, want := range map[string]string{
+		"Content-Type":     "application/fhir+json",
+		"Accept":           "application/fhir+json; version=1.4.0",
+		"X-Request-Id":     m.RequestID,
+		"X-Correlation-Id": m.CorrelationID,
+		"User-Agent":       "student-mh-referral-gateway/1.2.3",
+	} {
+		if got := h.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if got, want := decodeHeader(t, h.Get("NHSD-Target-Identifier")), map[string]any{"system": targetSys, "value": "2000010003"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("NHSD-Target-Identifier %v, want %v", got, want)
+	}
+	org := decodeHeader(t, h.Get("NHSD-End-User-Organisation"))
+	wantOrg := map[string]any{
+		"resourceType": "Organization", "name": "The University of Manchester",
+		"identifier": []any{map[string]any{"system": UKPRNSystem, "value": institution}},
+	}
+	if !reflect.DeepEqual(org, wantOrg) {
+		t.Errorf("NHSD-End-User-Organisation %v, want %v", org, wantOrg)
+	}
+	dev := decodeHeader(t, h.Get("NHSD-Requesting-Software"))
+	wantDev := map[string]any{
+		"resourceType": "Device",
+		"identifier":   []any{map[string]any{"system": DeviceSystem, "value": "student-mh-referral-gateway"}},
+		"deviceName":   []any{map[string]any{"name": "student-mh-referral-gateway", "type": "manufacturer-name"}},
+		"version":      []any{map[string]any{"value": "1.2.3"}},
+	}
+	if !reflect.DeepEqual(dev, wantDev) {
+		t.Errorf("NHSD-Requesting-Software %v, want %v", dev, wantDev)
+	}
+}
+
+func TestOrganisationHeader(t *testing.T) {
+	fallback := map[string]any{"resourceType": "Organization", "identifier": []any{map[string]any{"system": UKPRNSystem, "value": "10000001"}}}
+	tests := []struct {
+		name   string
+		bundle string
+		want   map[string]any
+	}{
+		{"not json", `{`, fallback},
+		{"no entries", `{"resourceType":"Bundle","entry":[]}`, fallback},
+		{"first entry not a header", `{"entry":[{"resource":{"resourceType":"Patient"}}]}`, fallback},
+		{"no sender", `{"entry":[{"resource":{"resourceType":"MessageHeader"}}]}`, fallback},
+		{"sender unresolved", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:1"}}}]}`, fallback},
+		{"sender is not an Organization", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:1"}}},
+			{"fullUrl":"urn:uuid:1","resource":{"resourceType":"PractitionerRole","name":"x"}}]}`, fallback},
+		{"relative reference", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"Organization/u"}}},
+			{"fullUrl":"https://example.org/fhir/Organization/u","resource":{"resourceType":"Organization","id":"u","name":"Uni"}}]}`,
+			map[string]any{"resourceType": "Organization", "name": "Uni"}},
+		{"only what identifies it", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:1"}}},
+			{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Organization","id":"1","meta":{"profile":["p"]},"telecom":[{"value":"0161"}],
+			"identifier":[{"system":"s","value":"v"},{"system":"","value":"no system"}]}}]}`,
+			map[string]any{"resourceType": "Organization", "identifier": []any{map[string]any{"system": "s", "value": "v"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := decodeHeader(t, OrganisationHeader([]byte(tt.bundle), "10000001")); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSoftwareHeaderWithoutVersion(t *testing.T) {
+	dev := decodeHeader(t, SoftwareHeader(gateway.Source{}))
+	if _, ok := dev["version"]; ok || dev["deviceName"] == nil {
+		t.Errorf("device %v: want a name and no version", dev)
+	}
+}

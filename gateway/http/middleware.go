@@ -1,0 +1,117 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/logging"
+)
+
+type requestIDKey struct{}
+
+// RequestID returns the id of the request being served.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// clientRequestID is what a caller's X-Request-Id must look like to be kept;
+// anything else (too long, header injection attempts) is replaced.
+var clientRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// withRequest gives every request an id (the caller's X-Request-Id when it is
+// sane), a logger that names it, an access log line, and recovery from
+// panics as a 500 OperationOutcome.
+func withRequest(base *zap.Logger, obs Observer, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !clientRequestID.MatchString(id) {
+			id = uuid.NewString()
+		}
+		log := base.With(zap.String("request_id", id))
+		route := &routeHolder{name: "unmatched"}
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		ctx = context.WithValue(ctx, routeKey{}, route)
+		ctx = logging.WithLogger(ctx, log)
+		r = r.WithContext(ctx)
+		w.Header().Set("X-Request-Id", id)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("panic serving request", zap.String("panic", fmt.Sprint(p)), zap.ByteString("stack", debug.Stack()))
+				if !rec.wrote {
+					Error(rec, r, gateway.Internal(fmt.Errorf("panic: %v", p)))
+				}
+			}
+			obs.ObserveRequest(route.name, r.Method, rec.status, time.Since(start))
+			log.Info("request",
+				zap.String("method", r.Method),
+				zap.String("route", route.name),
+				zap.Int("status", rec.status),
+				zap.Int64("bytes", rec.bytes),
+				zap.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// routeHolder carries the matched route template out of the router to the
+// access log and the metrics; unmatched paths stay "unmatched" so that a
+// scan of random URLs cannot blow up the metrics' label space.
+type routeHolder struct{ name string }
+
+type routeKey struct{}
+
+// recordRoute is router middleware that notes the matched route template.
+func recordRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := r.Context().Value(routeKey{}).(*routeHolder); ok {
+			if m := mux.CurrentRoute(r); m != nil {
+				if t, err := m.GetPathTemplate(); err == nil {
+					h.name = t
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusRecorder remembers what was written, for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	s.wrote = true
+	n, err := s.ResponseWriter.Write(p)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streaming handlers flush through the recorder.
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

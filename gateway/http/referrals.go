@@ -1,0 +1,153 @@
+package http
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/logging"
+)
+
+// ReferralView is a referral as its university sees it: where it stands and
+// what the receiver said, without the clinical content.
+type ReferralView struct {
+	ID          string                 `json:"id"`
+	CaseID      string                 `json:"caseId"`
+	Version     int                    `json:"version"`
+	PreviousID  string                 `json:"previousId,omitempty"`
+	Service     string                 `json:"service"`
+	Status      gateway.ReferralStatus `json:"status"`
+	DecisionID  string                 `json:"decisionId"`
+	AcceptedAt  time.Time              `json:"acceptedAt"`
+	UpdatedAt   time.Time              `json:"updatedAt"`
+	Response    json.RawMessage        `json:"receiverResponse,omitempty"`
+	ContentHash string                 `json:"contentHash"`
+}
+
+func viewOf(r gateway.StoredReferral) ReferralView {
+	return ReferralView{
+		ID: r.ID, CaseID: r.CaseID, Version: r.Version, PreviousID: r.PreviousID, Service: r.ServiceID,
+		Status: r.Status, DecisionID: r.DecisionID, AcceptedAt: r.AcceptedAt, UpdatedAt: r.UpdatedAt,
+		Response: r.Response, ContentHash: r.ContentHash,
+	}
+}
+
+// submitAnswer is the body of 202 (and of 200 for a repeat).
+type submitAnswer struct {
+	ID       string                 `json:"id"`
+	Status   gateway.ReferralStatus `json:"status"`
+	Version  int                    `json:"version"`
+	Decision *gateway.Decision      `json:"decision,omitempty"`
+}
+
+// handleSubmit is POST /v1/referrals: 202 with Location when accepted, 200
+// with the same referral when the record was already accepted, 403 with one
+// issue per denying rule when refused.
+func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	body, err := s.readJSON(w, r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	c := gateway.ClientFrom(r.Context())
+	sub, err := s.Intake.Submit(r.Context(), c, body)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if ev := sub.Evaluation; ev != nil {
+		LogEvaluation(logging.FromContext(r.Context()), ev, false)
+		s.observer().ObserveEvaluation(ev, false)
+		w.Header().Set("X-Decision-Id", ev.Decision.ID)
+		if ev.Outcome == gateway.OutcomeDeny {
+			Error(w, r, gateway.DenialError(ev.Decision))
+			return
+		}
+	}
+	w.Header().Set("Location", "/v1/referrals/"+sub.Referral.ID)
+	ans := submitAnswer{ID: sub.Referral.ID, Status: sub.Referral.Status, Version: sub.Referral.Version}
+	status := http.StatusOK
+	if sub.Created {
+		status = http.StatusAccepted
+		ans.Decision = sub.Evaluation.Decision
+	} else {
+		w.Header().Set("X-Decision-Id", sub.Referral.DecisionID)
+	}
+	writeJSON(w, status, MediaJSON, ans)
+}
+
+// handleReferral is GET /v1/referrals/{id}: only the owning institution sees
+// it; any other gets 404, as for a referral that does not exist.
+func (s *Server) handleReferral(w http.ResponseWriter, r *http.Request) {
+	c := gateway.ClientFrom(r.Context())
+	ref, err := s.Intake.Store.Referral(r.Context(), c.Institution, mux.Vars(r)["id"])
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, MediaJSON, viewOf(ref))
+}
+
+// handleCancel is POST /v1/referrals/{id}/$cancel: the referral becomes
+// cancelled and the BaRS cancellation is queued.
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
+	c := gateway.ClientFrom(r.Context())
+	ref, err := s.Intake.Cancel(r.Context(), c, mux.Vars(r)["id"])
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, MediaJSON, viewOf(ref))
+}
+
+// ResponseParser reads a receiver's BaRS response message.
+type ResponseParser func(body []byte) (gateway.ReceiverResponse, error)
+
+// handleInbound is POST /fhir/$process-message for receivers: BaRS response
+// messages move a referral to acknowledged or rejected.
+func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) {
+	body, err := s.readFHIR(w, r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	resp, err := s.ParseResponse(body)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	ref, err := s.Intake.Respond(r.Context(), gateway.ClientFrom(r.Context()), resp)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	msg := "response recorded: referral " + ref.ID + " is " + string(ref.Status)
+	writeJSON(w, http.StatusOK, MediaFHIRJSON, map[string]any{
+		"resourceType": "OperationOutcome",
+		"issue":        []map[string]any{{"severity": "information", "code": "informational", "diagnostics": msg}},
+	})
+}
+
+// handleReady is /readyz: the store answers and the policies are loaded.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.Ready != nil {
+		if err := s.Ready(r.Context()); err != nil {
+			logging.FromContext(r.Context()).Warn("not ready", zap.Error(err))
+			Error(w, r, &gateway.Error{Code: gateway.EUNAVAILABLE, Message: "not ready", Issues: []gateway.Issue{{
+				Severity: "error", Type: "transient", Message: "the gateway is not ready (store or policies unavailable); try again shortly",
+			}}})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, MediaJSON, map[string]string{"status": "ready"})
+}
+
+// readFHIR is readJSON for FHIR endpoints: application/fhir+json (or plain
+// JSON, which FHIR servers also accept).
+func (s *Server) readFHIR(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return s.readBody(w, r, MediaFHIRJSON, MediaJSON)
+}

@@ -1,0 +1,861 @@
+package http
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"encoding/hex"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/logging"
+)
+
+// The web page for IG leads at /ui/: rendered on the server with
+// html/template, no JavaScript and no external asset, so that it works in a
+// locked-down NHS or university browser and passes a strict CSP. A lead
+// signs in with an ig-auditor token; the session is an opaque random id in
+// an HttpOnly, SameSite=Strict cookie (Secure over TLS), mapped to the
+// client in this process's memory. A deployment with several replicas needs
+// sticky sessions for /ui/. No personal data is ever put in a URL: the
+// filter form is posted, kept in the session and named by an opaque key.
+
+//go:embed ui
+var uiFiles embed.FS
+
+// Session lifetimes: an idle session ends after uiIdle, any session after
+// uiMaxAge.
+const (
+	uiIdle   = 30 * time.Minute
+	uiMaxAge = 8 * time.Hour
+	// uiMaxSearches bounds the searches one session keeps.
+	uiMaxSearches = 32
+	// uiMaxForm bounds a posted form.
+	uiMaxForm = 16 << 10
+)
+
+const (
+	sessionCookie = "gw_session"
+	loginCookie   = "gw_login"
+)
+
+// uiContentSecurityPolicy allows only the gateway's own stylesheet: no
+// script, no frame, no form posting elsewhere.
+const uiContentSecurityPolicy = "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; img-src 'self'; style-src 'self'"
+
+var uiTemplates = func() map[string]*template.Template {
+	funcs := template.FuncMap{
+		"join": strings.Join,
+		"short": func(s string) string {
+			if len(s) > 12 {
+				return s[:12] + "…"
+			}
+			return s
+		},
+	}
+	pages := []string{"login.html", "decisions.html", "decision.html", "rules.html", "verify.html", "error.html"}
+	out := map[string]*template.Template{}
+	for _, p := range pages {
+		out[p] = template.Must(template.New(p).Funcs(funcs).ParseFS(uiFiles, "ui/layout.html", "ui/"+p))
+	}
+	return out
+}()
+
+var uiStatic = func() fs.FS {
+	sub, err := fs.Sub(uiFiles, "ui/static")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}()
+
+// uiSession is one signed-in IG lead.
+type uiSession struct {
+	client   gateway.Client
+	csrf     string
+	created  time.Time
+	seen     time.Time
+	searches map[string]uiSearch
+	order    []string
+}
+
+// uiSearch is a posted filter form: the domain query (with the student's
+// pseudonyms, never the identifier) and the form as shown again.
+type uiSearch struct {
+	query   gateway.Query
+	form    uiForm
+	student bool
+}
+
+// uiSessions maps session ids (by their SHA-256, so that a lookup leaks
+// nothing through timing) to sessions.
+type uiSessions struct {
+	mu sync.Mutex
+	m  map[string]*uiSession
+}
+
+func sessionKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand never fails on a supported platform
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (ss *uiSessions) create(c gateway.Client, now time.Time) (string, *uiSession) {
+	id := randomToken()
+	sess := &uiSession{client: c, csrf: randomToken(), created: now, seen: now, searches: map[string]uiSearch{}}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for k, s := range ss.m { // sweep expired sessions at each sign-in
+		if s.expired(now) {
+			delete(ss.m, k)
+		}
+	}
+	ss.m[sessionKey(id)] = sess
+	return id, sess
+}
+
+func (s *uiSession) expired(now time.Time) bool {
+	return now.Sub(s.seen) > uiIdle || now.Sub(s.created) > uiMaxAge
+}
+
+// get returns the live session of id and marks it used.
+func (ss *uiSessions) get(id string, now time.Time) *uiSession {
+	if id == "" {
+		return nil
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	k := sessionKey(id)
+	sess, ok := ss.m[k]
+	if !ok {
+		return nil
+	}
+	if sess.expired(now) {
+		delete(ss.m, k)
+		return nil
+	}
+	sess.seen = now
+	return sess
+}
+
+func (ss *uiSessions) delete(id string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.m, sessionKey(id))
+}
+
+func (ss *uiSessions) saveSearch(sess *uiSession, s uiSearch) string {
+	key := randomToken()[:22]
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if len(sess.order) >= uiMaxSearches {
+		delete(sess.searches, sess.order[0])
+		sess.order = sess.order[1:]
+	}
+	sess.searches[key] = s
+	sess.order = append(sess.order, key)
+	return key
+}
+
+func (ss *uiSessions) search(sess *uiSession, key string) (uiSearch, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := sess.searches[key]
+	return s, ok
+}
+
+// ui serves the web page.
+type ui struct {
+	s        *Server
+	sessions *uiSessions
+}
+
+// uiRoutes adds the web page. The routes are in openapi.json too, as HTML.
+func (s *Server) uiRoutes(r *mux.Router) {
+	u := &ui{s: s, sessions: &uiSessions{m: map[string]*uiSession{}}}
+	h := func(fn http.HandlerFunc) http.HandlerFunc { return uiHeaders(fn) }
+	r.HandleFunc("/ui", h(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/", http.StatusMovedPermanently)
+	})).Methods(http.MethodGet)
+	r.HandleFunc("/ui/", h(u.handleHome)).Methods(http.MethodGet)
+	r.HandleFunc("/ui/login", h(u.handleLogin)).Methods(http.MethodPost)
+	r.HandleFunc("/ui/logout", h(u.signedIn(u.handleLogout))).Methods(http.MethodPost)
+	r.HandleFunc("/ui/decisions", h(u.signedIn(u.handleDecisions))).Methods(http.MethodGet)
+	r.HandleFunc("/ui/decisions", h(u.signedIn(u.handleFilter))).Methods(http.MethodPost)
+	r.HandleFunc("/ui/decisions/{id}", h(u.signedIn(u.handleDecision))).Methods(http.MethodGet)
+	r.HandleFunc("/ui/export", h(u.signedIn(u.handleExport))).Methods(http.MethodGet)
+	r.HandleFunc("/ui/rules", h(u.signedIn(u.handleRules))).Methods(http.MethodGet)
+	r.HandleFunc("/ui/verify", h(u.signedIn(u.handleVerify))).Methods(http.MethodGet)
+	r.HandleFunc("/ui/static/{file}", h(handleStatic)).Methods(http.MethodGet)
+}
+
+// uiHeaders sets the security headers of every page.
+func uiHeaders(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", uiContentSecurityPolicy)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		if !strings.HasPrefix(r.URL.Path, "/ui/static/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		next(w, r)
+	}
+}
+
+func handleStatic(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["file"]
+	b, err := fs.ReadFile(uiStatic, name)
+	if err != nil || !strings.HasSuffix(name, ".css") {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, _ = w.Write(b)
+}
+
+type sessionKeyCtx struct{}
+
+// signedIn lets only a live session through; others go to the sign-in
+// page. The client is in the request's context, as for the API.
+func (u *ui) signedIn(next func(http.ResponseWriter, *http.Request, *uiSession)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(sessionCookie)
+		var sess *uiSession
+		if err == nil {
+			sess = u.sessions.get(c.Value, u.s.now())
+		}
+		if sess == nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+				return
+			}
+			u.renderError(w, r, nil, http.StatusUnauthorized, "Your session has ended. Sign in again.")
+			return
+		}
+		client := sess.client
+		next(w, r.WithContext(gateway.WithClient(r.Context(), &client)), sess)
+	}
+}
+
+// sameOrigin refuses a state-changing request that a browser says came
+// from another site (defence in depth beside the CSRF token and
+// SameSite=Strict).
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return false
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return false
+		}
+	}
+	return true
+}
+
+// readForm reads a posted form within uiMaxForm.
+func readForm(w http.ResponseWriter, r *http.Request) bool {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, uiMaxForm)
+	return r.ParseForm() == nil
+}
+
+func tokenEqual(a, b string) bool {
+	return a != "" && len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// checkCSRF checks a signed-in form: same origin, form readable, token
+// matching the session's.
+func (u *ui) checkCSRF(w http.ResponseWriter, r *http.Request, sess *uiSession) bool {
+	if !sameOrigin(r) || !readForm(w, r) || !tokenEqual(r.PostForm.Get("csrf"), sess.csrf) {
+		u.renderError(w, r, sess, http.StatusForbidden, "The form could not be accepted (it was stale or did not come from this page). Go back, reload the page and try again.")
+		return false
+	}
+	return true
+}
+
+func (u *ui) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: "/ui/", MaxAge: maxAge,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// page is what every template gets.
+type page struct {
+	Title  string
+	Nav    string
+	Client *gateway.Client
+	CSRF   string
+	Notice string
+	Error  string
+	Data   any
+}
+
+func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	var buf bytes.Buffer
+	if err := uiTemplates[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+		logging.FromContext(r.Context()).Error("render page", zap.String("page", name), zap.Error(err))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (u *ui) renderError(w http.ResponseWriter, r *http.Request, sess *uiSession, status int, msg string) {
+	p := page{Title: http.StatusText(status), Error: msg}
+	if sess != nil {
+		p.Client, p.CSRF = &sess.client, sess.csrf
+	}
+	u.render(w, r, status, "error.html", p)
+}
+
+// handleHome is the sign-in page, or the decisions for a signed-in lead.
+func (u *ui) handleHome(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil && u.sessions.get(c.Value, u.s.now()) != nil {
+		http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
+		return
+	}
+	u.loginPage(w, r, http.StatusOK, "")
+}
+
+// loginPage renders the sign-in form with a fresh login CSRF token, held in
+// a cookie and in the form (double submit): no one else's page can sign a
+// lead in to an attacker's session.
+func (u *ui) loginPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	tok := randomToken()
+	u.setCookie(w, r, loginCookie, tok, 600)
+	u.render(w, r, status, "login.html", page{Title: "Sign in", CSRF: tok, Error: msg})
+}
+
+// handleLogin checks the posted token: it must be an IG auditor's bound to
+// an institution. The token is never logged or kept; the session holds the
+// client it names.
+func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(loginCookie)
+	if !sameOrigin(r) || !readForm(w, r) || err != nil || !tokenEqual(r.PostForm.Get("csrf"), c.Value) {
+		u.loginPage(w, r, http.StatusForbidden, "The sign-in form had expired. Please try again.")
+		return
+	}
+	token := strings.TrimSpace(r.PostForm.Get("token"))
+	if token == "" {
+		u.loginPage(w, r, http.StatusUnauthorized, "Enter your access token.")
+		return
+	}
+	if u.s.Auth == nil {
+		u.loginPage(w, r, http.StatusServiceUnavailable, "Sign-in is not configured on this gateway.")
+		return
+	}
+	probe := &http.Request{Header: http.Header{"Authorization": {"Bearer " + token}}}
+	client, err := u.s.Auth.Authenticate(probe)
+	if err != nil {
+		u.loginPage(w, r, http.StatusUnauthorized, "That access token was not accepted.")
+		return
+	}
+	if !client.Has(gateway.RoleAuditor) || client.Institution == "" {
+		u.loginPage(w, r, http.StatusForbidden, "That access token is not an IG auditor's. This page is for information-governance leads.")
+		return
+	}
+	id, _ := u.sessions.create(*client, u.s.now())
+	u.setCookie(w, r, sessionCookie, id, 0)
+	u.setCookie(w, r, loginCookie, "", -1)
+	logging.FromContext(r.Context()).Info("ui sign-in", zap.String("client", client.ID))
+	http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
+}
+
+func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+	if !u.checkCSRF(w, r, sess) {
+		return
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		u.sessions.delete(c.Value)
+	}
+	u.setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
+
+// uiForm is the filter form as shown. The student identifiers are never
+// shown again: only whether a student filter is on.
+type uiForm struct {
+	From, To, Kind, Outcome, RuleID, Route, Recipient, CaseID string
+}
+
+// option is one choice of a select.
+type option struct {
+	Value, Label string
+}
+
+type decisionsData struct {
+	Form          uiForm
+	Student       bool
+	Search        string
+	Rows          []row
+	Newest        bool
+	NextURL       string
+	NewestURL     string
+	CSVURL        string
+	FHIRURL       string
+	Kinds         []option
+	Outcomes      []option
+	Rules         []option
+	Routes        []option
+	Recipients    []option
+	FreeRecipient bool
+	Filtered      bool
+}
+
+// row is one record in the list.
+type row struct {
+	Link, ID, Recorded, Kind, Outcome, OutcomeClass, Route, Recipient, CaseID, Action string
+	// ApprovedBy names who approved an override (name and role), or says
+	// none was recorded, so that a list of overrides answers "who approved
+	// it" without opening each.
+	ApprovedBy       string
+	DeniedBy         []string
+	Override, DryRun bool
+}
+
+func (u *ui) handleDecisions(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+	vals := r.URL.Query()
+	var search uiSearch
+	data := decisionsData{}
+	notice := ""
+	if key := vals.Get("q"); key != "" {
+		s, ok := u.sessions.search(sess, key)
+		if ok {
+			search, data.Search = s, key
+		} else {
+			notice = "That search has expired, so the filters were cleared."
+		}
+	}
+	q := search.query
+	q.Order, q.Limit, q.Cursor = "desc", 25, vals.Get("cursor")
+	pageRes, err := u.s.audit().Search(r.Context(), gateway.ClientFrom(r.Context()), q)
+	if gateway.ErrorCode(err) == gateway.EINVALID && q.Cursor != "" {
+		q.Cursor = ""
+		pageRes, err = u.s.audit().Search(r.Context(), gateway.ClientFrom(r.Context()), q)
+	}
+	if err != nil {
+		u.failed(w, r, sess, err)
+		return
+	}
+	data.Form, data.Student = search.form, search.student
+	data.Filtered = search.form != (uiForm{}) || search.student
+	data.Newest = q.Cursor == ""
+	for _, rec := range pageRes.Records {
+		data.Rows = append(data.Rows, rowOf(rec))
+	}
+	base := url.Values{}
+	if data.Search != "" {
+		base.Set("q", data.Search)
+	}
+	if pageRes.Next != "" {
+		next := url.Values{"cursor": {pageRes.Next}}
+		if data.Search != "" {
+			next.Set("q", data.Search)
+		}
+		data.NextURL = "/ui/decisions?" + next.Encode()
+	}
+	data.NewestURL = "/ui/decisions"
+	if len(base) > 0 {
+		data.NewestURL += "?" + base.Encode()
+	}
+	for _, f := range []string{"csv", "fhir"} {
+		v := url.Values{"format": {f}}
+		if data.Search != "" {
+			v.Set("q", data.Search)
+		}
+		if f == "csv" {
+			data.CSVURL = "/ui/export?" + v.Encode()
+		} else {
+			data.FHIRURL = "/ui/export?" + v.Encode()
+		}
+	}
+	u.fillChoices(&data)
+	u.render(w, r, http.StatusOK, "decisions.html", page{Title: "Decisions", Nav: "decisions", Client: &sess.client, CSRF: sess.csrf, Notice: notice, Data: data})
+}
+
+func (u *ui) fillChoices(d *decisionsData) {
+	d.Kinds = []option{{"", "Any"}, {gateway.RecordReferral, "Referrals"}, {gateway.RecordDryRun, "Dry runs"}, {gateway.RecordAction, "Actions (cancellations, retries, drops)"}}
+	d.Outcomes = []option{{"", "Any"}, {gateway.OutcomeAllow, "Allowed"}, {gateway.OutcomeDeny, "Refused"}}
+	d.Rules = []option{{"", "Any"}}
+	if u.s.Rules != nil {
+		for _, pr := range u.s.Rules() {
+			d.Rules = append(d.Rules, option{pr.ID, pr.ID + ": " + pr.Title})
+		}
+	}
+	d.Routes = []option{{"", "Any"}, {"consent", routeLabel("consent")}, {gateway.RouteAnyOverride, "Any override (without consent)"}}
+	for _, g := range gateway.OverrideGrounds {
+		d.Routes = append(d.Routes, option{g, routeLabel(g)})
+	}
+	if u.s.Evaluator != nil && u.s.Evaluator.Registry != nil {
+		d.Recipients = []option{{"", "Any"}}
+		for _, svc := range u.s.Evaluator.Registry.Services() {
+			d.Recipients = append(d.Recipients, option{svc.ID, svc.Name + " (" + svc.Organization.ODSCode + ")"})
+		}
+	} else {
+		d.FreeRecipient = true
+	}
+}
+
+// handleFilter takes the posted filter form, keeps it in the session and
+// shows its results at an opaque address: the student's NHS number or
+// student id never reaches a URL, a log or the page.
+func (u *ui) handleFilter(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+	if !u.checkCSRF(w, r, sess) {
+		return
+	}
+	pf := r.PostForm
+	if pf.Has("clear") {
+		http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
+		return
+	}
+	form := uiForm{From: pf.Get("from"), To: pf.Get("to"), Kind: pf.Get("kind"), Outcome: pf.Get("outcome"),
+		RuleID: pf.Get("ruleId"), Route: pf.Get("route"), Recipient: strings.TrimSpace(pf.Get("recipient")), CaseID: strings.TrimSpace(pf.Get("caseId"))}
+	f := auditFilters{From: form.From, To: form.To, Kind: form.Kind, Outcome: form.Outcome, RuleID: form.RuleID,
+		Route: form.Route, Recipient: form.Recipient, CaseID: form.CaseID}
+	q, err := f.query()
+	if err == nil {
+		err = q.Validate()
+	}
+	nhs, sid := pf.Get("nhsNumber"), pf.Get("studentId")
+	student := strings.TrimSpace(nhs) != "" || strings.TrimSpace(sid) != ""
+	if err == nil && student {
+		q.Students, err = u.s.audit().StudentPseudonyms(gateway.ClientFrom(r.Context()), nhs, sid)
+	}
+	if err != nil {
+		u.failed(w, r, sess, err)
+		return
+	}
+	key := u.sessions.saveSearch(sess, uiSearch{query: q, form: form, student: student})
+	http.Redirect(w, r, "/ui/decisions?q="+url.QueryEscape(key), http.StatusSeeOther)
+}
+
+// failed shows a domain error as a page: the issues' messages, which never
+// echo what was posted.
+func (u *ui) failed(w http.ResponseWriter, r *http.Request, sess *uiSession, err error) {
+	e := gateway.AsError(err)
+	if e.Code == gateway.EINTERNAL {
+		logging.FromContext(r.Context()).Error("internal error", zap.Error(e.Err), zap.String("ref", RequestID(r.Context())))
+		u.renderError(w, r, sess, http.StatusInternalServerError, "Something went wrong on the gateway (reference "+RequestID(r.Context())+").")
+		return
+	}
+	var msgs []string
+	for _, is := range e.Issues {
+		msgs = append(msgs, is.Message)
+	}
+	if len(msgs) == 0 {
+		msgs = append(msgs, e.Message)
+	}
+	u.renderError(w, r, sess, Status(e.Code), strings.Join(msgs, " "))
+}
+
+func (u *ui) handleExport(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+	vals := r.URL.Query()
+	var q gateway.Query
+	if key := vals.Get("q"); key != "" {
+		s, ok := u.sessions.search(sess, key)
+		if !ok {
+			u.renderError(w, r, sess, http.StatusNotFound, "That search has expired. Filter the decisions again, then export.")
+			return
+		}
+		q = s.query
+	}
+	q.Order, q.Cursor, q.Limit = "asc", "", 0
+	format := vals.Get("format")
+	if format != "csv" && format != "fhir" {
+		u.renderError(w, r, sess, http.StatusBadRequest, "Choose an export format: CSV or FHIR.")
+		return
+	}
+	recs, err := u.s.collect(r, q)
+	if err == nil {
+		err = u.s.writeExport(w, r, format, recs)
+	}
+	if err != nil {
+		u.failed(w, r, sess, err)
+	}
+}
+
+type ruleView struct {
+	ID, Effect, EffectLabel, EffectClass, Message, Title, Description, Source, Theme string
+}
+
+type overrideView struct {
+	Ground, GroundText, DecidedBy, ApprovedBy, DecidedAt, Informed, InformedText string
+	NoApprover, NotTold, Refused                                                 bool
+}
+
+type basisView struct{ Code, Text string }
+
+type detailData struct {
+	Rec                                          gateway.AuditRecord
+	Others                                       []option
+	Recorded, Kind, Outcome, OutcomeClass, Route string
+	Rules                                        []ruleView
+	Override                                     *overrideView
+	Bases                                        []basisView
+	Obligations                                  []string
+	Categories                                   string
+	Action                                       *gateway.ActionEntry
+	ActionLabel                                  string
+}
+
+func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+	seq, err := seqParam(r)
+	if err != nil {
+		u.failed(w, r, sess, err)
+		return
+	}
+	rec, others, err := u.s.audit().Record(r.Context(), gateway.ClientFrom(r.Context()), mux.Vars(r)["id"], seq)
+	if err != nil {
+		u.failed(w, r, sess, err)
+		return
+	}
+	rw := rowOf(rec)
+	d := detailData{Rec: rec, Recorded: rw.Recorded, Kind: rw.Kind, Outcome: rw.Outcome, OutcomeClass: rw.OutcomeClass, Route: rw.Route}
+	for _, o := range others {
+		d.Others = append(d.Others, option{"/ui/decisions/" + url.PathEscape(rec.ID) + "?seq=" + strconv.FormatInt(o, 10), "record " + strconv.FormatInt(o, 10)})
+	}
+	if dec := rec.Decision; dec != nil {
+		meta := map[string]gateway.PolicyRule{}
+		if u.s.Rules != nil {
+			for _, pr := range u.s.Rules() {
+				meta[pr.ID] = pr
+			}
+		}
+		for _, rr := range dec.Rules {
+			pr, ok := meta[rr.ID]
+			v := ruleView{ID: rr.ID, Effect: rr.Effect, Message: rr.Message, Title: pr.Title, Description: pr.Description, Source: pr.Source, Theme: pr.Theme}
+			if !ok {
+				v.Title = "This rule is not in the policy set in force now (the record was made under revision " + dec.PolicyRevision + ")."
+			}
+			v.EffectLabel, v.EffectClass = effectLabel(rr.Effect)
+			d.Rules = append(d.Rules, v)
+		}
+		// Refusals first, then obligations, then the rules that passed.
+		slices.SortStableFunc(d.Rules, func(a, b ruleView) int { return effectRank(a.Effect) - effectRank(b.Effect) })
+		d.Bases = basesOf(dec.LawfulBases)
+		for _, ob := range dec.Obligations {
+			txt := ob.Message
+			if txt == "" {
+				txt = ob.Type
+			}
+			d.Obligations = append(d.Obligations, ob.Rule+": "+txt)
+		}
+		d.Categories = strings.Join(dec.DataCategories, ", ")
+		if o := dec.Override; o != nil {
+			d.Override = overrideOf(o)
+			d.Override.Refused = !dec.Allow
+		}
+	}
+	if a := rec.Action; a != nil {
+		d.Action, d.ActionLabel = a, actionLabel(a.Action)
+	}
+	u.render(w, r, http.StatusOK, "decision.html", page{Title: "Decision " + rec.ID, Nav: "decisions", Client: &sess.client, CSRF: sess.csrf, Data: d})
+}
+
+func (u *ui) handleRules(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+	var rules []gateway.PolicyRule
+	if u.s.Rules != nil {
+		rules = u.s.Rules()
+	}
+	u.render(w, r, http.StatusOK, "rules.html", page{Title: "Policy rules", Nav: "rules", Client: &sess.client, CSRF: sess.csrf, Data: rules})
+}
+
+func (u *ui) handleVerify(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+	v, err := u.s.audit().Verify(r.Context(), gateway.ClientFrom(r.Context()))
+	if err != nil {
+		u.failed(w, r, sess, err)
+		return
+	}
+	st := StatusOf(v)
+	u.render(w, r, http.StatusOK, "verify.html", page{Title: "Check the audit trail", Nav: "verify", Client: &sess.client, CSRF: sess.csrf, Data: st})
+}
+
+// Plain-English labels.
+
+func londonTime(t time.Time) string { return t.In(london).Format("2 Jan 2006, 15:04:05") }
+
+func rowOf(rec gateway.AuditRecord) row {
+	rw := row{ID: rec.ID, Recorded: londonTime(rec.RecordedAt),
+		Link: "/ui/decisions/" + url.PathEscape(rec.ID) + "?seq=" + strconv.FormatInt(rec.Seq, 10)}
+	switch rec.Kind {
+	case gateway.RecordReferral:
+		rw.Kind = "Referral"
+	case gateway.RecordDryRun:
+		rw.Kind, rw.DryRun = "Dry run (nothing sent)", true
+	default:
+		rw.Kind = "Action"
+	}
+	if d := rec.Decision; d != nil {
+		rw.Outcome, rw.OutcomeClass = "Allowed", "tag-allow"
+		if d.Outcome == gateway.OutcomeDeny {
+			rw.Outcome, rw.OutcomeClass = "Refused", "tag-deny"
+		}
+		rw.Route, rw.Override = routeLabel(d.Route), rec.Override()
+		if rw.Override {
+			rw.ApprovedBy = "none recorded"
+			if o := d.Override; o != nil && o.ApprovedBy != nil && o.ApprovedBy.Name != "" {
+				rw.ApprovedBy = o.ApprovedBy.Name + " (" + strings.ReplaceAll(o.ApprovedBy.Role, "-", " ") + ")"
+			}
+		}
+		rw.Recipient = d.Recipient.Name
+		rw.CaseID, rw.DeniedBy = d.CaseID, rec.DeniedBy()
+	}
+	if a := rec.Action; a != nil {
+		rw.Outcome, rw.OutcomeClass = actionLabel(a.Action), "tag-action"
+		rw.Action, rw.CaseID, rw.Recipient = a.By, a.CaseID, a.Service
+	}
+	return rw
+}
+
+func routeLabel(r string) string {
+	switch r {
+	case "consent":
+		return "Consent"
+	case "safeguarding":
+		return "Override: safeguarding"
+	case "vital-interests":
+		return "Override: vital interests"
+	case "best-interests":
+		return "Override: best interests"
+	case "public-interest":
+		return "Override: public interest"
+	}
+	return r
+}
+
+func actionLabel(a string) string {
+	switch a {
+	case gateway.ActionReferralCancel:
+		return "Referral cancelled"
+	case gateway.ActionOutboxRetry:
+		return "Delivery retried"
+	case gateway.ActionOutboxDrop:
+		return "Delivery dropped"
+	case gateway.ActionPolicyReload:
+		return "Policies reloaded"
+	case gateway.ActionRetentionPurge:
+		return "Content deleted (retention)"
+	}
+	return a
+}
+
+func effectLabel(e string) (string, string) {
+	switch e {
+	case gateway.EffectDeny:
+		return "Refused", "tag-deny"
+	case gateway.EffectObligation:
+		return "Obligation", "tag-obligation"
+	case gateway.EffectAllow:
+		return "Passed", "tag-allow"
+	}
+	return e, "tag-action"
+}
+
+func effectRank(e string) int {
+	switch e {
+	case gateway.EffectDeny:
+		return 0
+	case gateway.EffectObligation:
+		return 1
+	}
+	return 2
+}
+
+var groundTexts = map[string]string{
+	"safeguarding":    "Safeguarding: the student is under 18 or an adult at risk, and sharing protects them from serious harm (UK GDPR Art. 9(2)(g) with DPA 2018 Sch. 1 para. 18).",
+	"vital-interests": "Vital interests: a matter of life or death for a student who cannot consent (UK GDPR Art. 9(2)(c)).",
+	"best-interests":  "Best interests: the student lacks capacity for this decision (Mental Capacity Act 2005).",
+	"public-interest": "Public interest: a documented public-interest justification for sharing without consent.",
+}
+
+var informedTexts = map[string]string{
+	"informed":     "Yes: the student was told what was shared, with whom and why.",
+	"will-inform":  "Not yet: telling the student is delayed. The reason is kept in the university's case record, not in this audit trail.",
+	"not-informed": "No: the student has not been told. The reason is kept in the university's case record, not in this audit trail.",
+}
+
+func overrideOf(o *gateway.OverrideEntry) *overrideView {
+	v := &overrideView{Ground: strings.ReplaceAll(o.Ground, "-", " "), GroundText: groundTexts[o.Ground], DecidedAt: o.DecidedAt, Informed: o.StudentInformed}
+	if p := o.DecidedBy; p != nil {
+		v.DecidedBy = p.Name + " (" + roleLabel(p.Role) + ")"
+	}
+	if p := o.ApprovedBy; p != nil {
+		v.ApprovedBy = p.Name + " (" + roleLabel(p.Role) + ")"
+	} else {
+		v.NoApprover = true
+	}
+	v.InformedText = informedTexts[o.StudentInformed]
+	if v.InformedText == "" {
+		v.InformedText = "Not recorded: the case record did not say whether the student was told."
+	}
+	v.NotTold = o.StudentInformed != "informed"
+	return v
+}
+
+func roleLabel(r string) string { return strings.ReplaceAll(r, "-", " ") }
+
+var article6Texts = map[string]string{
+	"6(1)(a)": "consent", "6(1)(b)": "contract", "6(1)(c)": "legal obligation",
+	"6(1)(d)": "vital interests", "6(1)(e)": "public task", "6(1)(f)": "legitimate interests",
+}
+
+var article9Texts = map[string]string{
+	"9(2)(a)": "explicit consent", "9(2)(b)": "employment and social protection law", "9(2)(c)": "vital interests of someone who cannot consent",
+	"9(2)(d)": "not-for-profit body", "9(2)(e)": "made public by the student", "9(2)(f)": "legal claims",
+	"9(2)(g)": "substantial public interest", "9(2)(h)": "health or social care", "9(2)(i)": "public health",
+	"9(2)(j)": "archiving, research or statistics",
+}
+
+var schedule1Texts = map[string]string{
+	"para-2": "health or social care purposes", "para-6": "statutory and government purposes",
+	"para-10": "preventing or detecting unlawful acts", "para-17": "counselling",
+	"para-18": "safeguarding of children and of individuals at risk",
+}
+
+func basesOf(lb gateway.LawfulBasis) []basisView {
+	var out []basisView
+	if lb.Article6 != "" {
+		out = append(out, basisView{"UK GDPR Art. " + lb.Article6, article6Texts[lb.Article6]})
+	}
+	if lb.Article9 != "" {
+		out = append(out, basisView{"UK GDPR Art. " + lb.Article9, article9Texts[lb.Article9]})
+	}
+	if lb.DPASchedule1 != "" {
+		out = append(out, basisView{"DPA 2018 Sch. 1 " + strings.Replace(lb.DPASchedule1, "para-", "para. ", 1), schedule1Texts[lb.DPASchedule1]})
+	}
+	return out
+}

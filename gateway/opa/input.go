@@ -1,0 +1,186 @@
+package opa
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+)
+
+// policyInput is the input document the policies read (documented at the top
+// of policies/decision.rego): the record and the service exactly as they
+// marshal to JSON, and the decision time in RFC 3339, UTC.
+type policyInput struct {
+	Record  *gateway.CaseRecord `json:"record"`
+	Service *gateway.Service    `json:"service"`
+	At      string              `json:"at"`
+}
+
+func newPolicyInput(in gateway.DecisionInput) policyInput {
+	return policyInput{Record: in.Record, Service: in.Service, At: in.At.UTC().Format(time.RFC3339Nano)}
+}
+
+// inputValue converts the decision input straight into an OPA value. It walks
+// the Go types with the same rules encoding/json follows (json tags,
+// omitempty), so the policies see exactly the JSON that gateway.CaseRecord
+// marshals to, without the bytes in between: BenchmarkInput measures it
+// against the JSON round trip (inputValueJSON), and TestInputValue holds the
+// two equal.
+func inputValue(in gateway.DecisionInput) (ast.Value, error) {
+	return toValue(reflect.ValueOf(newPolicyInput(in)))
+}
+
+// inputValueJSON is the plain conversion: marshal, decode, convert. It is
+// kept as the reference that inputValue must match.
+func inputValueJSON(in gateway.DecisionInput) (ast.Value, error) {
+	b, err := json.Marshal(newPolicyInput(in))
+	if err != nil {
+		return nil, err
+	}
+	return ast.ValueFromReader(strings.NewReader(string(b)))
+}
+
+// toValue converts v as encoding/json would marshal it.
+func toValue(v reflect.Value) (ast.Value, error) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return ast.NullValue, nil
+		}
+		return toValue(v.Elem())
+	case reflect.Struct:
+		fields := fieldsOf(v.Type())
+		obj := ast.NewObjectWithCapacity(len(fields))
+		for _, f := range fields {
+			fv := v.Field(f.index)
+			if f.omitEmpty && isEmpty(fv) {
+				continue
+			}
+			x, err := toValue(fv)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.name, err)
+			}
+			obj.Insert(f.key, ast.NewTerm(x))
+		}
+		return obj, nil
+	case reflect.Slice:
+		if v.IsNil() {
+			return ast.NullValue, nil
+		}
+		fallthrough
+	case reflect.Array:
+		terms := make([]*ast.Term, v.Len())
+		for i := range terms {
+			x, err := toValue(v.Index(i))
+			if err != nil {
+				return nil, err
+			}
+			terms[i] = ast.NewTerm(x)
+		}
+		return ast.NewArray(terms...), nil
+	case reflect.Map:
+		if v.IsNil() {
+			return ast.NullValue, nil
+		}
+		if v.Type().Key().Kind() != reflect.String {
+			return nil, fmt.Errorf("unsupported map key type %s", v.Type().Key())
+		}
+		obj := ast.NewObjectWithCapacity(v.Len())
+		it := v.MapRange()
+		for it.Next() {
+			x, err := toValue(it.Value())
+			if err != nil {
+				return nil, err
+			}
+			obj.Insert(ast.InternedTerm(it.Key().String()), ast.NewTerm(x))
+		}
+		return obj, nil
+	case reflect.String:
+		if v.Len() == 0 {
+			return ast.InternedEmptyStringValue, nil
+		}
+		return ast.String(v.String()), nil
+	case reflect.Bool:
+		return ast.Boolean(v.Bool()), nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return ast.InternedTerm(int(v.Int())).Value, nil
+	case reflect.Float32, reflect.Float64:
+		return ast.FloatNumberTerm(v.Float()).Value, nil
+	default:
+		return nil, fmt.Errorf("unsupported type %s", v.Type())
+	}
+}
+
+// field is one JSON-visible struct field. Its key term is made once and
+// shared by every input: OPA never changes a term it is given.
+type field struct {
+	name      string
+	key       *ast.Term
+	index     int
+	omitEmpty bool
+}
+
+var fieldCache sync.Map // reflect.Type -> []field
+
+// fieldsOf lists the exported, tagged fields of a struct type as
+// encoding/json names them. The gateway's types have no embedded structs.
+func fieldsOf(t reflect.Type) []field {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.([]field)
+	}
+	var fs []field
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		tag := sf.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = sf.Name
+		}
+		fs = append(fs, field{name: name, key: ast.StringTerm(name), index: i, omitEmpty: hasOption(opts, "omitempty")})
+	}
+	fieldCache.Store(t, fs)
+	return fs
+}
+
+func hasOption(opts, want string) bool {
+	for opts != "" {
+		var o string
+		o, opts, _ = strings.Cut(opts, ",")
+		if o == want {
+			return true
+		}
+	}
+	return false
+}
+
+// isEmpty is encoding/json's test for omitempty.
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool:
+		return !v.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int() == 0
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return v.Uint() == 0
+	case reflect.Float32, reflect.Float64:
+		return v.Float() == 0
+	case reflect.Interface, reflect.Pointer:
+		return v.IsNil()
+	default:
+		return false
+	}
+}

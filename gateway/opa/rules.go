@@ -1,0 +1,81 @@
+package opa
+
+import (
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// RuleInfo describes one sharing rule as its METADATA annotation states it,
+// so that `gateway policy rules` and GET /v1/policy/rules show an IG lead the
+// rules in force, read from the same source that decides.
+type RuleInfo struct {
+	// ID is the stable rule id that decisions and audit records cite.
+	ID          string `json:"id"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	// Source names the public source the rule rebuilds.
+	Source string `json:"source"`
+	// File is the policy file that holds the rule.
+	File string `json:"file"`
+	// Theme is the file's heading, e.g. "Capacity and age".
+	Theme string `json:"theme"`
+}
+
+// Rules lists every rule of the policy set in force, sorted by id.
+func (d *Decider) Rules() []RuleInfo { return append([]RuleInfo(nil), d.cur.Load().rules...) }
+
+// rulesOf collects the annotations that carry a custom id. A rule whose id is
+// annotated twice is listed once, from the first file and line.
+func rulesOf(modules map[string]*ast.Module) []RuleInfo {
+	names := make([]string, 0, len(modules))
+	for name := range modules {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	seen := map[string]bool{}
+	var out []RuleInfo
+	for _, name := range names {
+		m := modules[name]
+		for _, a := range m.Annotations {
+			id, _ := a.Custom["id"].(string)
+			if id == "" || seen[id] {
+				continue
+			}
+			seen[id] = true
+			source, _ := a.Custom["source"].(string)
+			out = append(out, RuleInfo{
+				ID:          id,
+				Title:       a.Title,
+				Description: strings.TrimSpace(a.Description),
+				Source:      strings.TrimSpace(source),
+				File:        name,
+				Theme:       themeOf(m, name),
+			})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+var parenthetical = regexp.MustCompile(`\s*\([^)]*\)`)
+
+// themeOf is the first line of a policy file's leading comment without its
+// list of rule ids ("# Consent: the default route (C-01..C-04)." gives
+// "Consent: the default route"), or the file's name without .rego.
+func themeOf(m *ast.Module, name string) string {
+	for _, c := range m.Comments {
+		if c.Location.Row != 1 {
+			break
+		}
+		t := strings.TrimSpace(string(c.Text))
+		t = strings.TrimSuffix(parenthetical.ReplaceAllString(t, ""), ".")
+		if t != "" {
+			return t
+		}
+	}
+	return strings.TrimSuffix(path.Base(name), ".rego")
+}

@@ -1,0 +1,125 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/postgres/pgtest"
+	"github.com/student-mh-referrals/gateway/gateway/storetest"
+)
+
+// testDB is a store with the suite's hooks.
+type testDB struct {
+	*DB
+	dsn string
+}
+
+func (d testDB) Exec(ctx context.Context, queries ...string) error {
+	for _, q := range queries {
+		if _, err := d.pool.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d testDB) Tamper(ctx context.Context, queries ...string) error {
+	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		for _, q := range append(append([]string{`ALTER TABLE decision_records DISABLE TRIGGER USER`}, queries...),
+			`ALTER TABLE decision_records ENABLE TRIGGER USER`) {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Another opens a second pool on the same schema, as a second gateway
+// process would.
+func (d testDB) Another(t *testing.T) gateway.Store { return openAt(t, d.dsn) }
+
+func openAt(t testing.TB, dsn string) testDB {
+	t.Helper()
+	db, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return testDB{DB: db, dsn: dsn}
+}
+
+func TestStore(t *testing.T) {
+	pgtest.DSN(t)
+	storetest.Run(t, func(t *testing.T) gateway.Store { return openAt(t, pgtest.FreshSchema(t)) })
+}
+
+func TestOpen(t *testing.T) {
+	ctx := context.Background()
+	t.Run("migrations are recorded and run once", func(t *testing.T) {
+		dsn := pgtest.FreshSchema(t)
+		ms, _ := loadMigrations()
+		for i := 0; i < 2; i++ {
+			db := openAt(t, dsn)
+			var n int
+			if err := db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != len(ms) {
+				t.Fatalf("open %d: %d migrations recorded, want %d", i+1, n, len(ms))
+			}
+		}
+	})
+	t.Run("replicas starting together migrate once", func(t *testing.T) {
+		dsn := pgtest.FreshSchema(t)
+		errs := make(chan error, 4)
+		for i := 0; i < 4; i++ {
+			go func() {
+				db, err := Open(ctx, dsn)
+				if err == nil {
+					db.Close()
+				}
+				errs <- err
+			}()
+		}
+		for i := 0; i < 4; i++ {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	t.Run("a changed migration stops the gateway", func(t *testing.T) {
+		dsn := pgtest.FreshSchema(t)
+		db := openAt(t, dsn)
+		if _, err := db.pool.Exec(ctx, `UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(ctx, dsn); err == nil {
+			t.Fatal("opened a store whose migration 1 differs from the embedded one")
+		}
+	})
+	t.Run("a newer schema stops the gateway", func(t *testing.T) {
+		dsn := pgtest.FreshSchema(t)
+		db := openAt(t, dsn)
+		if _, err := db.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(ctx, dsn); err == nil {
+			t.Fatal("opened a store with a schema newer than the gateway")
+		}
+	})
+	t.Run("an unreachable server is unavailable", func(t *testing.T) {
+		pgtest.DSN(t)
+		_, err := Open(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+		if gateway.ErrorCode(err) != gateway.EUNAVAILABLE {
+			t.Fatalf("err %v, want unavailable", err)
+		}
+	})
+}
+
+func BenchmarkAccept(b *testing.B) {
+	storetest.BenchmarkAccept(b, func(b *testing.B) gateway.Store { return openAt(b, pgtest.FreshSchema(b)) })
+}

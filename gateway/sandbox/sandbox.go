@@ -1,0 +1,477 @@
+// Package sandbox is a stand-in NHS receiver that speaks enough of the NHS
+// Booking and Referral Standard (BaRS) for integrators to try the gateway end
+// to end without an NHS endpoint: `make run` serves it beside the gateway,
+// and `gateway sandbox-receiver` serves it alone.
+//
+// It checks what a BaRS receiver checks at the door (media type, the BaRS
+// headers, a message Bundle whose MessageHeader names a supported event, is
+// addressed to the target and focuses on a ServiceRequest in the bundle),
+// drops duplicates by X-Request-Id as BaRS asks, and answers as BaRS does:
+// 200, or an OperationOutcome with a BaRS error code. After accepting a
+// referral it posts a BaRS response message (servicerequest-response, see
+// ResponseMessage) to the gateway's own $process-message, as a real service
+// does when it takes a referral on or turns it down.
+//
+// For tests and demos it can be told to misbehave (fail with a status,
+// answer slowly, reset the connection, reject the referral) through
+// POST /sandbox/faults or AddFault; see Fault.
+//
+// It keeps only ids and codes of what it receives, never content, so that its
+// listings show no personal data. It is not for production: its control
+// endpoints have no authentication.
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/samply/golang-fhir-models/fhir-models/fhir"
+	"go.uber.org/zap"
+)
+
+// ErrorCodeSystem is the BaRS code system of HTTP error codes in
+// OperationOutcome.issue.details.
+const ErrorCodeSystem = "https://fhir.nhs.uk/Codesystem/http-error-codes"
+
+// BaRS code systems of message events and reasons.
+const (
+	EventSystem  = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
+	ReasonSystem = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
+)
+
+// Received is what the sandbox keeps of each accepted message: ids and
+// routing, never content, so that the demo listing shows no personal data.
+type Received struct {
+	RequestID     string `json:"requestId"`
+	CorrelationID string `json:"correlationId"`
+	Target        string `json:"target"`
+	BundleID      string `json:"bundleId"`
+	Event         string `json:"event"`
+	// Reason is the BaRS message reason (new, update) and Status the
+	// ServiceRequest's status (active, or revoked for a cancellation).
+	Reason string    `json:"reason,omitempty"`
+	Status string    `json:"status,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// Options configure a receiver; the zero value is a receiver that posts no
+// response messages.
+type Options struct {
+	Logger *zap.Logger
+	// CallbackURL is the gateway's FHIR base: response messages go to
+	// CallbackURL + "/$process-message" with CallbackToken as bearer
+	// token. Empty turns response messages off.
+	CallbackURL   string
+	CallbackToken string
+	// CallbackDelay is how long after accepting a message the response is
+	// posted (a real service takes minutes or days; 0 posts at once).
+	CallbackDelay time.Duration
+	// CallbackClient posts the responses; nil uses a client with a 10 s
+	// timeout.
+	CallbackClient *http.Client
+	// Now replaces the clock (response timestamps) in tests.
+	Now func() time.Time
+}
+
+// Receiver is the sandbox receiver. The zero value is not usable; use New or
+// NewReceiver.
+type Receiver struct {
+	log  *zap.Logger
+	opt  Options
+	now  func() time.Time
+	hc   *http.Client
+	ctx  context.Context // cancelled by Close: stops callbacks and slow faults
+	stop context.CancelFunc
+	cbs  sync.WaitGroup
+
+	mu        sync.Mutex
+	posts     map[string]int // valid posts per X-Request-Id, duplicates included
+	received  []Received
+	faults    []*faultState
+	callbacks []*Callback
+}
+
+// New returns a receiver that logs to log and posts no response messages.
+func New(log *zap.Logger) *Receiver { return NewReceiver(Options{Logger: log}) }
+
+// NewReceiver returns a receiver with options. Call Close to stop its
+// background work (response messages in flight).
+func NewReceiver(o Options) *Receiver {
+	rc := &Receiver{log: o.Logger, opt: o, now: o.Now, hc: o.CallbackClient, posts: map[string]int{}}
+	if rc.log == nil {
+		rc.log = zap.NewNop()
+	}
+	if rc.now == nil {
+		rc.now = time.Now
+	}
+	if rc.hc == nil {
+		rc.hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	rc.ctx, rc.stop = context.WithCancel(context.Background())
+	return rc
+}
+
+// Close stops the receiver's background work and waits for it to end.
+func (rc *Receiver) Close() {
+	rc.stop()
+	rc.cbs.Wait()
+}
+
+// Wait waits until every response message scheduled so far has been
+// posted (or has given up), without stopping the receiver.
+func (rc *Receiver) Wait() { rc.cbs.Wait() }
+
+// Received returns the messages accepted so far, oldest first.
+func (rc *Receiver) Received() []Received {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]Received(nil), rc.received...)
+}
+
+// Posts returns how many valid posts carried this X-Request-Id, the first
+// and every duplicate; a test of exactly-once delivery compares it with
+// Received, which holds each request id once.
+func (rc *Receiver) Posts(requestID string) int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.posts[requestID]
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// Handler routes the receiver's endpoints.
+func (rc *Receiver) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /fhir/$process-message", rc.processMessage)
+	mux.HandleFunc("GET /sandbox/messages", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, "application/json", map[string]any{"messages": rc.Received()})
+	})
+	mux.HandleFunc("GET /sandbox/callbacks", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, "application/json", map[string]any{"callbacks": rc.Callbacks()})
+	})
+	mux.HandleFunc("POST /sandbox/faults", rc.postFaults)
+	mux.HandleFunc("GET /sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, "application/json", map[string]any{"faults": rc.Faults()})
+	})
+	mux.HandleFunc("DELETE /sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
+		rc.ClearFaults()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, "application/json", map[string]string{"status": "ok"})
+	})
+	return mux
+}
+
+// request is what the receiver reads of one valid post.
+type request struct {
+	requestID, correlationID, target string
+	bundleID, event, reason, status  string
+	body                             []byte
+}
+
+// processMessage is the receiver's $process-message.
+func (rc *Receiver) processMessage(w http.ResponseWriter, r *http.Request) {
+	// BaRS receivers mirror the ids back.
+	for _, h := range []string{"X-Request-Id", "X-Correlation-Id"} {
+		if v := r.Header.Get(h); uuidPattern.MatchString(v) {
+			w.Header().Set(h, v)
+		}
+	}
+	req, bad := rc.read(w, r)
+	if bad != nil {
+		fail(w, bad.status, bad.issue, bad.code, bad.msg)
+		return
+	}
+	f := rc.takeFault(req.target)
+	if f != nil && !f.After {
+		switch f.Mode {
+		case ModeStatus:
+			rc.log.Info("fault: status", zap.String("request_id", req.requestID), zap.Int("status", f.Status))
+			failStatus(w, f.Status, f.RetryAfter)
+			return
+		case ModeReset:
+			rc.log.Info("fault: connection reset", zap.String("request_id", req.requestID))
+			resetConnection(w)
+			return
+		case ModeSlow:
+			rc.log.Info("fault: slow answer", zap.String("request_id", req.requestID), zap.Duration("delay", f.Delay))
+			// A slow receiver still processes what it was sent, even when
+			// the sender has given up waiting.
+			t := time.NewTimer(f.Delay)
+			select {
+			case <-t.C:
+			case <-rc.ctx.Done():
+			}
+			t.Stop()
+		}
+	}
+	dup := rc.accept(req)
+	switch {
+	case f != nil && f.After && f.Mode == ModeStatus:
+		rc.log.Info("fault: status after accepting", zap.String("request_id", req.requestID), zap.Int("status", f.Status))
+		failStatus(w, f.Status, f.RetryAfter)
+	case f != nil && f.After && f.Mode == ModeReset:
+		rc.log.Info("fault: connection reset after accepting", zap.String("request_id", req.requestID))
+		resetConnection(w)
+	case dup:
+		rc.log.Info("duplicate message dropped", zap.String("request_id", req.requestID))
+		fail(w, http.StatusConflict, fhir.IssueTypeDuplicate, "REC_CONFLICT", "a message with this X-Request-Id was already processed")
+		return
+	default:
+		rc.log.Info("message accepted", zap.String("request_id", req.requestID), zap.String("target", req.target), zap.String("bundle_id", req.bundleID))
+		msg := "message accepted by the sandbox receiver"
+		writeJSON(w, http.StatusOK, "application/fhir+json", fhir.OperationOutcome{Issue: []fhir.OperationOutcomeIssue{{
+			Severity: fhir.IssueSeverityInformation, Code: fhir.IssueTypeInformational, Diagnostics: &msg,
+		}}})
+	}
+	if !dup && req.status == "active" {
+		accept, reason := true, ""
+		if f != nil && f.Mode == ModeReject {
+			accept, reason = false, f.Reason
+		}
+		rc.respond(req, accept, reason)
+	}
+}
+
+// accept records a valid post and reports whether its X-Request-Id had
+// been seen before.
+func (rc *Receiver) accept(req request) (dup bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.posts[req.requestID]++
+	if rc.posts[req.requestID] > 1 {
+		return true
+	}
+	rc.received = append(rc.received, Received{
+		RequestID: req.requestID, CorrelationID: req.correlationID, Target: req.target,
+		BundleID: req.bundleID, Event: req.event, Reason: req.reason, Status: req.status, At: rc.now().UTC(),
+	})
+	return false
+}
+
+// problem is a refusal at the door.
+type problem struct {
+	status int
+	issue  fhir.IssueType
+	code   string
+	msg    string
+}
+
+func badRequest(issue fhir.IssueType, msg string) *problem {
+	return &problem{http.StatusBadRequest, issue, "REC_BAD_REQUEST", msg}
+}
+
+// read checks the headers and the message, in the order a BaRS receiver
+// does, and returns the first problem.
+func (rc *Receiver) read(w http.ResponseWriter, r *http.Request) (request, *problem) {
+	req := request{requestID: r.Header.Get("X-Request-Id"), correlationID: r.Header.Get("X-Correlation-Id")}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/fhir+json" {
+		return req, &problem{http.StatusUnsupportedMediaType, fhir.IssueTypeNotSupported, "REC_BAD_REQUEST", "Content-Type must be application/fhir+json"}
+	}
+	if a := r.Header.Get("Accept"); a != "" && !acceptsFHIRJSON(a) {
+		return req, &problem{http.StatusNotAcceptable, fhir.IssueTypeProcessing, "REC_NOT_ACCEPTABLE", "Accept must allow application/fhir+json"}
+	}
+	if !uuidPattern.MatchString(req.requestID) {
+		return req, badRequest(fhir.IssueTypeRequired, "X-Request-Id must be a UUID")
+	}
+	if !uuidPattern.MatchString(req.correlationID) {
+		return req, badRequest(fhir.IssueTypeRequired, "X-Correlation-Id must be a UUID")
+	}
+	target, ok := decodeTarget(r.Header.Get("NHSD-Target-Identifier"))
+	if !ok {
+		return req, badRequest(fhir.IssueTypeValue, "NHSD-Target-Identifier must be base64 of a JSON {system, value}")
+	}
+	req.target = target
+	if !decodeResource(r.Header.Get("NHSD-End-User-Organisation"), "Organization") {
+		return req, badRequest(fhir.IssueTypeValue, "NHSD-End-User-Organisation must be base64 of a JSON Organization with an identifier or a name")
+	}
+	if !decodeResource(r.Header.Get("NHSD-Requesting-Software"), "Device") {
+		return req, badRequest(fhir.IssueTypeValue, "NHSD-Requesting-Software must be base64 of a JSON Device naming the software")
+	}
+	var body bytes.Buffer
+	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, 4<<20)); err != nil {
+		return req, &problem{http.StatusRequestEntityTooLarge, fhir.IssueTypeTooLong, "REC_BAD_REQUEST", "the body is larger than the sandbox accepts (4 MiB)"}
+	}
+	req.body = body.Bytes()
+	return req, readMessage(&req)
+}
+
+// message is what the sandbox reads of a message Bundle.
+type message struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+	Type         string `json:"type"`
+	Entry        []struct {
+		FullURL  string          `json:"fullUrl"`
+		Resource json.RawMessage `json:"resource"`
+	} `json:"entry"`
+}
+
+type messageHeader struct {
+	ResourceType string       `json:"resourceType"`
+	ID           string       `json:"id"`
+	EventCoding  *fhir.Coding `json:"eventCoding"`
+	Reason       *struct {
+		Coding []fhir.Coding `json:"coding"`
+	} `json:"reason"`
+	Destination []struct {
+		Endpoint string     `json:"endpoint"`
+		Receiver *reference `json:"receiver"`
+	} `json:"destination"`
+	Sender *reference `json:"sender"`
+	Source struct {
+		Endpoint string `json:"endpoint"`
+	} `json:"source"`
+	Focus []reference `json:"focus"`
+}
+
+type reference struct {
+	Reference string `json:"reference,omitempty"`
+}
+
+// readMessage checks the message Bundle's shape.
+func readMessage(req *request) *problem {
+	var b message
+	if err := json.Unmarshal(req.body, &b); err != nil {
+		return badRequest(fhir.IssueTypeStructure, "the body is not a JSON FHIR resource")
+	}
+	if b.ResourceType != "Bundle" || b.Type != "message" || len(b.Entry) == 0 {
+		return badRequest(fhir.IssueTypeStructure, "the body must be a message Bundle whose first entry is a MessageHeader with an eventCoding")
+	}
+	var mh messageHeader
+	if json.Unmarshal(b.Entry[0].Resource, &mh) != nil || mh.ResourceType != "MessageHeader" || mh.EventCoding == nil || mh.EventCoding.Code == nil {
+		return badRequest(fhir.IssueTypeStructure, "the body must be a message Bundle whose first entry is a MessageHeader with an eventCoding")
+	}
+	if b.ID == "" {
+		return badRequest(fhir.IssueTypeRequired, "Bundle.id is required")
+	}
+	types := map[string]string{}
+	for _, e := range b.Entry {
+		var r struct {
+			ResourceType string `json:"resourceType"`
+		}
+		if e.FullURL == "" || json.Unmarshal(e.Resource, &r) != nil || r.ResourceType == "" {
+			return badRequest(fhir.IssueTypeStructure, "every Bundle.entry needs a fullUrl and a resource")
+		}
+		types[e.FullURL] = r.ResourceType
+	}
+	req.bundleID, req.event = b.ID, *mh.EventCoding.Code
+	if mh.EventCoding.System == nil || *mh.EventCoding.System != EventSystem || req.event != "servicerequest-request" {
+		return &problem{http.StatusUnprocessableEntity, fhir.IssueTypeNotSupported, "REC_UNPROCESSABLE_ENTITY",
+			"the sandbox takes only " + EventSystem + "#servicerequest-request messages"}
+	}
+	if mh.Reason != nil {
+		for _, c := range mh.Reason.Coding {
+			if c.System != nil && *c.System == ReasonSystem && c.Code != nil {
+				req.reason = *c.Code
+			}
+		}
+	}
+	matched := len(mh.Destination) == 0
+	for _, d := range mh.Destination {
+		matched = matched || d.Endpoint == req.target
+	}
+	if !matched {
+		return badRequest(fhir.IssueTypeValue, "MessageHeader.destination.endpoint does not name the NHSD-Target-Identifier")
+	}
+	if len(mh.Focus) == 0 || types[mh.Focus[0].Reference] != "ServiceRequest" {
+		return badRequest(fhir.IssueTypeInvalid, "MessageHeader.focus must reference a ServiceRequest in the Bundle")
+	}
+	for _, e := range b.Entry {
+		if e.FullURL != mh.Focus[0].Reference {
+			continue
+		}
+		var sr struct {
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal(e.Resource, &sr)
+		if sr.Status != "active" && sr.Status != "revoked" {
+			return badRequest(fhir.IssueTypeValue, "ServiceRequest.status must be active (a referral) or revoked (a cancellation)")
+		}
+		req.status = sr.Status
+	}
+	return nil
+}
+
+// acceptsFHIRJSON reports whether an Accept header allows FHIR JSON.
+func acceptsFHIRJSON(h string) bool {
+	for _, part := range strings.Split(h, ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch mt {
+		case "application/fhir+json", "application/json", "application/*", "*/*":
+			return true
+		}
+	}
+	return false
+}
+
+// decodeTarget reads NHSD-Target-Identifier: base64 of {"system", "value"}.
+func decodeTarget(h string) (string, bool) {
+	raw, err := base64.StdEncoding.DecodeString(h)
+	if err != nil {
+		return "", false
+	}
+	var id struct {
+		System string `json:"system"`
+		Value  string `json:"value"`
+	}
+	if err := json.Unmarshal(raw, &id); err != nil || id.System == "" || id.Value == "" {
+		return "", false
+	}
+	return id.System + "|" + id.Value, true
+}
+
+// decodeResource checks a header that carries base64 of a FHIR resource of
+// the given type: an Organization with an identifier or a name, or a
+// Device with a name.
+func decodeResource(h, resourceType string) bool {
+	raw, err := base64.StdEncoding.DecodeString(h)
+	if err != nil {
+		return false
+	}
+	var r struct {
+		ResourceType string `json:"resourceType"`
+		Identifier   []struct {
+			System string `json:"system"`
+			Value  string `json:"value"`
+		} `json:"identifier"`
+		Name       string            `json:"name"`
+		DeviceName []json.RawMessage `json:"deviceName"`
+	}
+	if json.Unmarshal(raw, &r) != nil || r.ResourceType != resourceType {
+		return false
+	}
+	if resourceType == "Device" {
+		return len(r.DeviceName) > 0 || len(r.Identifier) > 0
+	}
+	return r.Name != "" || (len(r.Identifier) > 0 && r.Identifier[0].Value != "")
+}
+
+// fail answers with a BaRS-style OperationOutcome.
+func fail(w http.ResponseWriter, status int, code fhir.IssueType, barsCode, msg string) {
+	sys := ErrorCodeSystem
+	writeJSON(w, status, "application/fhir+json", fhir.OperationOutcome{Issue: []fhir.OperationOutcomeIssue{{
+		Severity: fhir.IssueSeverityError, Code: code, Diagnostics: &msg,
+		Details: &fhir.CodeableConcept{Coding: []fhir.Coding{{System: &sys, Code: &barsCode}}},
+	}}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, mediaType string, v any) {
+	w.Header().Set("Content-Type", mediaType+"; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

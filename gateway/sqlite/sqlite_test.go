@@ -1,0 +1,287 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/storetest"
+)
+
+// testDB is a store with the suite's hooks.
+type testDB struct {
+	*DB
+	opt Options
+}
+
+func (d testDB) Exec(ctx context.Context, queries ...string) error {
+	for _, q := range queries {
+		if _, err := d.w.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d testDB) Tamper(ctx context.Context, queries ...string) error {
+	return d.Exec(ctx, append([]string{
+		`DROP TRIGGER IF EXISTS decision_records_no_update`,
+		`DROP TRIGGER IF EXISTS decision_records_no_delete`,
+	}, queries...)...)
+}
+
+// SingleWriter implements storetest.SingleWriter.
+func (d testDB) SingleWriter() bool { return true }
+
+func (d testDB) Another(t *testing.T) gateway.Store {
+	return openAt(t, d.path, d.opt)
+}
+
+func openAt(t testing.TB, path string, opt Options) testDB {
+	t.Helper()
+	db, err := OpenWith(context.Background(), path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return testDB{DB: db, opt: opt}
+}
+
+func TestStore(t *testing.T) {
+	for _, opt := range []struct {
+		name string
+		opt  Options
+	}{{"group-commit", Options{}}, {"commit-per-write", Options{NoGroupCommit: true}}} {
+		t.Run(opt.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) gateway.Store {
+				return openAt(t, filepath.Join(t.TempDir(), "gateway.db"), opt.opt)
+			})
+		})
+	}
+}
+
+func TestOpen(t *testing.T) {
+	ctx := context.Background()
+	t.Run("migrations are recorded and run once", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "gateway.db")
+		for i := 0; i < 2; i++ {
+			db := openAt(t, path, Options{})
+			var n int
+			if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			ms, _ := loadMigrations()
+			if n != len(ms) {
+				t.Fatalf("open %d: %d migrations recorded, want %d", i+1, n, len(ms))
+			}
+			var mode, sync string
+			if err := db.w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
+				t.Fatal(err)
+			}
+			if mode != "wal" || sync != "2" {
+				t.Fatalf("journal_mode %s, synchronous %s; want wal, 2 (FULL)", mode, sync)
+			}
+		}
+	})
+	t.Run("a changed migration stops the gateway", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "gateway.db")
+		db := openAt(t, path, Options{})
+		if _, err := db.w.ExecContext(ctx, `UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(ctx, path); err == nil {
+			t.Fatal("opened a store whose migration 1 differs from the embedded one")
+		}
+	})
+	t.Run("a newer schema stops the gateway", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "gateway.db")
+		db := openAt(t, path, Options{})
+		if _, err := db.w.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 'x', 0)`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(ctx, path); err == nil {
+			t.Fatal("opened a store with a schema newer than the gateway")
+		}
+	})
+	t.Run("a path with a query is refused", func(t *testing.T) {
+		_, err := Open(ctx, filepath.Join(t.TempDir(), "x.db?mode=memory"))
+		if gateway.ErrorCode(err) != gateway.EINVALID {
+			t.Fatalf("err %v", err)
+		}
+	})
+}
+
+// crashEnv tells a re-executed test binary to be the process that crashes.
+const crashEnv = "GATEWAY_SQLITE_CRASH_PATH"
+
+// TestCrashDurability accepts referrals in a child process that is then
+// killed (no Close, no checkpoint) and checks that every accept it had
+// acknowledged is in the reopened store.
+func TestCrashDurability(t *testing.T) {
+	if path := os.Getenv(crashEnv); path != "" {
+		crashChild(path)
+		return
+	}
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashDurability$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashEnv+"="+path)
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die by SIGKILL: %v\n%s", err, out)
+	}
+	acked, err := strconv.Atoi(string(out))
+	if err != nil || acked == 0 {
+		t.Fatalf("child reported %q", out)
+	}
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		t.Fatalf("no WAL left behind, so nothing was tested: %v", err)
+	}
+	db := openAt(t, path, Options{})
+	ctx := context.Background()
+	for i := 0; i < acked; i++ {
+		req := storetest.NewAcceptRequest(storetest.InstA, fmt.Sprintf("crash-%d", i), "a", "", storetest.T0)
+		ref, err := db.Referral(ctx, storetest.InstA, gateway.ReferralID(req.Institution, req.CaseID, req.ContentHash))
+		if err != nil {
+			t.Fatalf("acknowledged referral %d lost: %v", i, err)
+		}
+		if ref.Status != gateway.StatusAccepted || ref.Bundle == nil {
+			t.Fatalf("referral %d: %+v", i, ref)
+		}
+	}
+	v, err := db.Verify(ctx, storetest.InstA)
+	if err != nil || !v.OK || v.Records < int64(acked) {
+		t.Fatalf("chain after crash: %+v %v (acked %d)", v, err, acked)
+	}
+	st, err := db.QueueStats(ctx)
+	if err != nil || st.Counts[gateway.MessagePending] < acked {
+		t.Fatalf("queue after crash: %+v %v", st, err)
+	}
+}
+
+// crashChild accepts concurrently, prints how many accepts returned, and
+// kills itself while more are in flight.
+func crashChild(path string) {
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		fmt.Fprint(os.Stderr, err)
+		os.Exit(3)
+	}
+	var acked sync.WaitGroup
+	var mu sync.Mutex
+	done := 0
+	for w := 0; w < 8; w++ {
+		acked.Add(1)
+		go func() {
+			defer acked.Done()
+			for i := w; i < 400; i += 8 {
+				req := storetest.NewAcceptRequest(storetest.InstA, fmt.Sprintf("crash-%d", i), "a", "", storetest.T0)
+				if _, err := db.Accept(context.Background(), req); err != nil {
+					fmt.Fprint(os.Stderr, err)
+					os.Exit(3)
+				}
+				mu.Lock()
+				if i < 200 {
+					done++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	// Report the first 200 once all of them are acknowledged; the rest
+	// are still being written when the process dies.
+	for {
+		mu.Lock()
+		n := done
+		mu.Unlock()
+		if n == 200 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Print(200)
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
+}
+
+func TestBackup(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := openAt(t, filepath.Join(dir, "gateway.db"), Options{})
+	for i := 0; i < 20; i++ {
+		if _, err := db.Accept(ctx, storetest.NewAcceptRequest(storetest.InstA, fmt.Sprintf("C%d", i), "a", "", storetest.T0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Writers carry on while the backup runs.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := db.AppendDecision(ctx, gateway.DecisionRecord{Institution: storetest.InstA, DecisionID: fmt.Sprint(i), At: storetest.T0, Body: []byte(`{}`)}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	backup := filepath.Join(dir, "backup.db")
+	err := db.Backup(ctx, backup)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Backup(ctx, backup); gateway.ErrorCode(err) != gateway.ECONFLICT {
+		t.Fatalf("a second backup to the same file: %v, want conflict", err)
+	}
+	cp := openAt(t, backup, Options{})
+	for i := 0; i < 20; i++ {
+		if _, err := cp.LatestReferral(ctx, storetest.InstA, fmt.Sprintf("C%d", i)); err != nil {
+			t.Fatalf("backup lacks referral %d: %v", i, err)
+		}
+	}
+	v, err := cp.Verify(ctx, storetest.InstA)
+	if err != nil || !v.OK || v.Records < 20 {
+		t.Fatalf("backup chain %+v %v", v, err)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dir, ".backup.db.*"))
+	if len(leftovers) != 0 {
+		t.Fatalf("temporary files left: %v", leftovers)
+	}
+}
+
+func BenchmarkAccept(b *testing.B) {
+	for _, opt := range []struct {
+		name string
+		opt  Options
+	}{{"group-commit", Options{}}, {"commit-per-write", Options{NoGroupCommit: true}}} {
+		b.Run(opt.name, func(b *testing.B) {
+			storetest.BenchmarkAccept(b, func(b *testing.B) gateway.Store {
+				return openAt(b, filepath.Join(b.TempDir(), "gateway.db"), opt.opt)
+			})
+		})
+	}
+}

@@ -1,0 +1,220 @@
+# Tests of what is shared (M-01, X-01, X-02, P-01, E-01).
+package referral_test
+
+# A consent-route referral to the liaison service, which sets no criteria on
+# needs or routes, so that content rules can be tested alone.
+liaison_case(patch) := to(consent_case(object.union({"consent": {"recipients": ["liverpool-liaison"]}}, patch)), liverpool_liaison)
+
+# --- M-01 -------------------------------------------------------------------
+
+test_m01_keeps_the_intersection_of_service_consent_and_purpose if {
+	d := decide(consent_case({"consent": {"dataCategories": ["needs", "trusted-contact", "context", "demographics"]}}))
+	d.allow == true
+	[o.categories | some o in obligations(d, "keep-categories")] == [["demographics", "needs", "context"]]
+	d.dataCategories == ["demographics", "needs", "context"]
+	effect(d, "M-01") == "obligation"
+}
+
+test_m01_an_override_keeps_what_the_service_needs if {
+	d := decide(override_case({}))
+	obligations(d, "keep-categories")[0].categories == liverpool_liaison.dataCategories
+	contains(message(d, "M-01"), "only what the service needs for direct care leaves")
+}
+
+test_m01_categories_sent_are_those_with_data if {
+	# The liaison service may receive a trusted contact, but the record has none.
+	d := decide(override_case({}))
+	d.dataCategories == ["demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan", "context"]
+}
+
+test_m01_categories_follow_the_vocabulary_order if {
+	service := object.union(liverpool_liaison, {"dataCategories": ["context", "needs", "demographics"]})
+	d := decide(to(override_case({}), service))
+	d.dataCategories == ["demographics", "needs", "context"]
+}
+
+test_m01_drops_a_trusted_contact_the_service_does_not_need if {
+	d := decide(consent_case({
+		"student": {"trustedContact": {"name": "Grace Okafor", "relationship": "parent"}},
+		"consent": {"dataCategories": ["demographics", "needs", "trusted-contact"]},
+	}))
+	d.allow == true
+	[o.rule | some o in obligations(d, "drop-trusted-contact")] == ["M-01"]
+}
+
+test_m01_denies_a_service_that_declares_no_categories if {
+	# With nothing allowed, the needs cannot be sent either (X-02).
+	d := decide(to(override_case({}), object.remove(liverpool_liaison, {"dataCategories"})))
+	deny_ids(d) == {"M-01", "X-02"}
+	contains(message(d, "M-01"), "dataCategories")
+}
+
+# --- X-01 -------------------------------------------------------------------
+
+test_x01_no_score_nothing_to_strip if {
+	d := decide(consent_case({}))
+	message(d, "X-01") == "the record holds no risk score or level"
+	obligations(d, "strip-fields") == []
+}
+
+test_x01_strips_score_and_level if {
+	d := decide(consent_case({"referral": {"riskAssessment": {"score": 14, "level": "high"}}}))
+	d.allow == true
+	[o.fields | some o in obligations(d, "strip-fields")] == [["referral.riskAssessment.level", "referral.riskAssessment.score"]]
+	effect(d, "X-01") == "obligation"
+}
+
+test_x01_strips_only_what_is_there if {
+	d := decide(consent_case({"referral": {"riskAssessment": {"score": 0}}}))
+	[o.fields | some o in obligations(d, "strip-fields")] == [["referral.riskAssessment.score"]]
+}
+
+test_x01_score_and_level_do_not_decide if {
+	low := decide(override_case({"referral": {"riskAssessment": {"score": 1, "level": "low"}}}))
+	high := decide(override_case({"referral": {"riskAssessment": {"score": 40, "level": "high"}}}))
+	none := decide(override_case({}))
+	low.allow == true
+	[d.allow | some d in [low, high, none]] == [true, true, true]
+	{d.dataCategories | some d in [low, high, none]} == {none.dataCategories}
+	object.remove(low, {"rules", "obligations"}) == object.remove(high, {"rules", "obligations"})
+	refused_low := decide(override_case({"referral": {"riskAssessment": {"seriousConcern": false, "level": "high"}}}))
+	refused_low.allow == false
+}
+
+test_x01_refuses_a_score_as_the_only_clinical_content if {
+	case := replaced(consent_case({}), "referral", {"service": "u-cope", "priority": "routine", "riskAssessment": {"score": 14, "level": "high"}})
+	d := decide(case)
+	d.allow == false
+	"X-01" in deny_ids(d)
+	contains(message(d, "X-01"), "referral.riskAssessment.level and referral.riskAssessment.score")
+}
+
+test_x01_a_score_beside_other_content_is_not_refused_by_x01 if {
+	case := replaced(liaison_case({}), "referral", {"service": "liverpool-liaison", "priority": "routine", "summary": "Low mood.", "riskAssessment": {"level": "high"}})
+	d := decide(case)
+	not "X-01" in deny_ids(d)
+	"X-02" in deny_ids(d)
+}
+
+# --- X-02 -------------------------------------------------------------------
+
+test_x02_allows_needs_based_content if {
+	d := decide(liaison_case({}))
+	d.allow == true
+	effect(d, "X-02") == "allow"
+}
+
+test_x02_denies_without_presenting_needs if {
+	denied_for(liaison_case({"referral": {"presentingNeeds": []}}), "X-02", "referral.presentingNeeds")
+	denied_for(without(liaison_case({}), ["referral/presentingNeeds"]), "X-02", "referral.presentingNeeds")
+}
+
+test_x02_denies_without_a_safety_formulation if {
+	denied_for(without(liaison_case({}), ["referral/riskFormulation"]), "X-02", "referral.riskFormulation")
+}
+
+test_x02_denies_without_a_safety_plan_status if {
+	denied_for(without(liaison_case({}), ["referral/safetyPlan"]), "X-02", "referral.safetyPlan.status")
+	denied_for(liaison_case({"referral": {"safetyPlan": {"status": "maybe"}}}), "X-02", "referral.safetyPlan.status")
+}
+
+test_x02_every_safety_plan_status_counts if {
+	every status in ["in-place", "declined", "not-yet"] {
+		allowed(liaison_case({"referral": {"safetyPlan": {"status": status}}}))
+	}
+}
+
+test_x02_needs_the_students_wishes_or_current_support if {
+	denied_for(without(liaison_case({}), ["referral/studentWishes", "referral/currentSupport"]), "X-02", "referral.studentWishes and referral.currentSupport")
+	allowed(without(liaison_case({}), ["referral/studentWishes"]))
+	allowed(without(liaison_case({}), ["referral/currentSupport"]))
+}
+
+test_x02_the_needs_must_be_sent if {
+	denied_for(liaison_case({"consent": {"dataCategories": ["demographics", "contact"]}}), "X-02", "the needs category would not be sent")
+}
+
+# --- P-01 -------------------------------------------------------------------
+
+test_p01_allows_an_eligible_referral if {
+	message(decide(consent_case({})), "P-01") == "the referral meets the eligibility criteria of \"u-cope\""
+}
+
+test_p01_denies_a_student_of_another_university if {
+	denied_for(consent_case({"institution": {"ukprn": "10007164"}}), "P-01", "institution.ukprn \"10007164\"")
+}
+
+test_p01_denies_without_an_accepted_need if {
+	denied_for(consent_case({"referral": {"presentingNeeds": [{"code": "anxiety"}]}}), "P-01", "eligibility.needsAnyOf: self-harm")
+}
+
+test_p01_denies_an_excluded_need if {
+	needs := [{"code": "self-harm"}, {"code": "psychosis-concern"}]
+	denied_for(consent_case({"referral": {"presentingNeeds": needs}}), "P-01", "psychosis-concern")
+}
+
+test_p01_denies_a_student_under_secondary_care if {
+	denied_for(consent_case({"referral": {"underSecondaryCare": true}}), "P-01", "referral.underSecondaryCare")
+	allowed(without(consent_case({}), ["referral/underSecondaryCare"]))
+}
+
+test_p01_denies_a_route_the_service_does_not_accept if {
+	denied_for(to(override_case({}), u_cope), "P-01", "accepts referrals only on the routes consent")
+}
+
+test_p01_denies_outside_the_age_range if {
+	older := object.union(liverpool_liaison, {"eligibility": {"maxAge": 21}})
+	denied_for(to(liaison_case({}), older), "P-01", "eligibility.maxAge")
+	allowed(to(liaison_case({"student": {"dateOfBirth": "2005-11-20"}}), older))
+}
+
+test_p01_a_new_pathway_is_data if {
+	pathway := {
+		"id": "eating-pathway",
+		"name": "Student eating difficulties pathway",
+		"organization": {"name": "Mersey Care NHS Foundation Trust", "odsCode": "RW4"},
+		"dataCategories": ["demographics", "needs", "risk-formulation", "safety-plan"],
+		"eligibility": {"needsAnyOf": ["eating-difficulties"], "routes": ["consent"]},
+	}
+	eating := {"referral": {"presentingNeeds": [{"code": "eating-difficulties"}]}, "consent": {"recipients": ["RW4"]}}
+	allowed(to(consent_case(eating), pathway))
+	denied_for(to(consent_case({"consent": {"recipients": ["RW4"]}}), pathway), "P-01", "eating-difficulties")
+}
+
+test_p01_denies_without_a_service if {
+	denied_by(object.remove(consent_case({}), {"service"}), "P-01", "input.service")
+}
+
+# --- E-01 -------------------------------------------------------------------
+
+test_e01_allows_routine_and_urgent if {
+	every priority in ["routine", "urgent"] {
+		d := decide(consent_case({"referral": {"priority": priority}}))
+		d.allow == true
+		contains(message(d, "E-01"), priority)
+	}
+}
+
+test_e01_refuses_an_emergency_with_guidance if {
+	case := consent_case({"referral": {"priority": "emergency"}})
+	denied_for(case, "E-01", "call 999, or NHS 111 and choose the mental health option")
+}
+
+test_e01_refuses_an_unknown_priority if {
+	denied_for(consent_case({"referral": {"priority": "asap"}}), "E-01", "referral.priority is \"asap\"")
+	denied_for(without(consent_case({}), ["referral/priority"]), "E-01", "referral.priority is missing")
+}
+
+test_x01_any_other_clinical_content_is_not_score_only if {
+	every content in [
+		{"presentingNeeds": [{"code": "low-mood"}]},
+		{"summary": "Low mood."},
+		{"riskFormulation": "Isolated since the move."},
+		{"safetyPlan": {"status": "not-yet"}},
+		{"studentWishes": "Wants to talk to someone."},
+	] {
+		referral := object.union({"service": "liverpool-liaison", "priority": "routine", "riskAssessment": {"level": "high"}}, content)
+		d := decide(replaced(liaison_case({}), "referral", referral))
+		not "X-01" in deny_ids(d)
+	}
+}
