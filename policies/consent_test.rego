@@ -138,7 +138,7 @@ test_c03_denies_a_purpose_other_than_direct_care if {
 test_c04_categories_not_consented_are_removed if {
 	d := decide(consent_case({"consent": {"dataCategories": ["demographics", "needs"]}}))
 	d.allow == true
-	d.dataCategories == ["demographics", "needs"]
+	d.dataCategories == {"demographics", "needs"}
 	obligations(d, "keep-categories")[0].categories == ["demographics", "needs"]
 	contains(message(d, "C-04"), "leaves out contact, gp, risk-formulation, safety-plan, context")
 }
@@ -170,7 +170,7 @@ test_c04_sends_a_consented_trusted_contact if {
 		}),
 		liverpool_liaison,
 	))
-	d.dataCategories == ["demographics", "needs", "trusted-contact"]
+	d.dataCategories == {"demographics", "needs", "trusted-contact"}
 	obligations(d, "drop-trusted-contact") == []
 }
 

@@ -22,8 +22,9 @@ import input.service.eligibility
 category_order := ["demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan", "trusted-contact", "context"]
 
 # What each purpose may carry. A direct-care referral may carry every category;
-# the service's needs and the consent narrow it.
-purpose_categories := {"direct-care": {c | some c in category_order}}
+# the service's needs and the consent narrow it. (A literal, not a
+# comprehension over category_order: OPA folds a literal once, at compile time.)
+purpose_categories := {"direct-care": {"demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan", "trusted-contact", "context"}}
 
 service_categories := {c | some c in service.dataCategories}
 

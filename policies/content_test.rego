@@ -11,7 +11,7 @@ test_m01_keeps_the_intersection_of_service_consent_and_purpose if {
 	d := decide(consent_case({"consent": {"dataCategories": ["needs", "trusted-contact", "context", "demographics"]}}))
 	d.allow == true
 	[o.categories | some o in obligations(d, "keep-categories")] == [["demographics", "needs", "context"]]
-	d.dataCategories == ["demographics", "needs", "context"]
+	d.dataCategories == {"demographics", "needs", "context"}
 	effect(d, "M-01") == "obligation"
 }
 
@@ -24,13 +24,13 @@ test_m01_an_override_keeps_what_the_service_needs if {
 test_m01_categories_sent_are_those_with_data if {
 	# The liaison service may receive a trusted contact, but the record has none.
 	d := decide(override_case({}))
-	d.dataCategories == ["demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan", "context"]
+	d.dataCategories == {"demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan", "context"}
 }
 
 test_m01_categories_follow_the_vocabulary_order if {
 	service := object.union(liverpool_liaison, {"dataCategories": ["context", "needs", "demographics"]})
 	d := decide(to(override_case({}), service))
-	d.dataCategories == ["demographics", "needs", "context"]
+	d.dataCategories == {"demographics", "needs", "context"}
 }
 
 test_m01_drops_a_trusted_contact_the_service_does_not_need if {
@@ -217,4 +217,8 @@ test_x01_any_other_clinical_content_is_not_score_only if {
 		d := decide(replaced(liaison_case({}), "referral", referral))
 		not "X-01" in deny_ids(d)
 	}
+}
+
+test_direct_care_may_carry_every_category if {
+	data.referral.purpose_categories["direct-care"] == {c | some c in data.referral.category_order}
 }

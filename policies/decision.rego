@@ -29,13 +29,19 @@
 # OUTPUT: data.referral.decision
 #
 #   {"allow": bool, "route": "consent" | override ground,
-#    "rules": [{"id", "effect", "message"}],          sorted by id, each id once
-#    "obligations": [{"type", "rule", "fields"?, "categories"?, "message"?}],
+#    "deny": {{"id", "message"}},          every failing rule; empty on an allow
+#    "satisfied": {{"id", "message"}},     every rule checked; empty on a deny
+#    "obligations": {{"type", "rule", "fields"?, "categories"?, "message"?}},
 #    "lawfulBases": {"article6", "article9", "dpaSchedule1"?},
-#    "dataCategories": [...], "recipient": {"service", "odsCode", "name"}}
+#    "dataCategories": {...}, "recipient": {"service", "odsCode", "name"}}
 #
-# A deny lists only the rules that failed; an allow lists every rule that was
-# checked (effect "allow", or "obligation" when the rule imposed one).
+# The document holds sets, as the rules make them. The gateway presents them
+# (gateway/opa, result.go): one entry per rule id in id order, its messages
+# joined with "; ", effect "deny", "allow" or "obligation" (a rule that
+# imposed an obligation); obligations sorted by rule then type; the data
+# categories in the vocabulary's order. Grouping and sorting are not sharing
+# rules, and in Rego they cost more than the rules themselves.
+#
 package referral
 
 import rego.v2
@@ -123,8 +129,9 @@ shown(x) := json.marshal(x) if x != null
 decision := {
 	"allow": allow,
 	"route": route,
-	"rules": rule_results,
-	"obligations": obligation_list,
+	"deny": deny,
+	"satisfied": satisfied_on_allow,
+	"obligations": obligations_on_allow,
 	"lawfulBases": lawful_bases,
 	"dataCategories": data_categories,
 	"recipient": recipient,
@@ -137,29 +144,15 @@ allow if {
 	count(deny) == 0
 }
 
-# A deny lists every failing rule once, its messages joined in order (an
-# object lists its keys in order, a set its members).
-rule_results := [{"id": id, "effect": "deny", "message": concat("; ", messages)} |
-	some id, messages in denials
-] if not allow
+# An allow lists every rule checked; a deny only the rules that failed.
+default satisfied_on_allow := set()
 
-# An allow lists every rule checked; a rule that imposed an obligation says so.
-rule_results := [{"id": id, "effect": object.get(obligated, id, "allow"), "message": concat("; ", messages)} |
-	some id, messages in passes
-] if allow
+satisfied_on_allow := satisfied if allow
 
-# The messages of each rule, grouped by rule id in one pass.
-denials[v.id] contains v.message if some v in deny
+# Obligations bind only an allow: on a deny nothing is sent.
+default obligations_on_allow := set()
 
-passes[v.id] contains v.message if some v in satisfied
-
-obligated := {o.rule: "obligation" | some o in obligation}
-
-# Obligations, sorted by rule id then type (as [rule, type, obligation]
-# triples sort); none on a deny, as nothing is sent.
-default obligation_list := []
-
-obligation_list := [entry[2] | some entry in sort({[o.rule, o.type, o] | some o in obligation})] if allow
+obligations_on_allow := obligation if allow
 
 # The lawful bases the share rests on (L-01); none on a deny.
 default lawful_bases := {}
@@ -174,11 +167,10 @@ lawful_bases := object.filter(override.lawfulBasis, {"article6", "article9", "dp
 	overriding
 }
 
-# The categories that will actually leave, in the vocabulary's order; none on
-# a deny.
-default data_categories := []
+# The categories that will actually leave; none on a deny.
+default data_categories := set()
 
-data_categories := [c | some c in category_order; c in sent_categories] if allow
+data_categories := sent_categories if allow
 
 recipient := {
 	"service": object.get(input, ["service", "id"], ""),

@@ -8,7 +8,7 @@ test_consent_record_is_allowed_with_the_whole_document if {
 	d.route == "consent"
 	rule_ids(d) == consent_rules
 	d.lawfulBases == {"article6": "6(1)(a)", "article9": "9(2)(a)"}
-	d.dataCategories == ["demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan"]
+	d.dataCategories == {"demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan"}
 	d.recipient == {"service": "u-cope", "odsCode": "RW4", "name": "U-COPE self-harm pathway"}
 }
 
@@ -21,32 +21,31 @@ test_override_record_is_allowed_with_the_whole_document if {
 	d.recipient.service == "liverpool-liaison"
 }
 
-test_rules_are_sorted_by_id_each_once if {
+test_allow_lists_satisfied_rules_and_no_deny if {
 	d := decide(consent_case({}))
-	ids := [r.id | some r in d.rules]
-	ids == sort(ids)
-	count(ids) == count(rule_ids(d))
+	d.deny == set()
+	{r.id | some r in d.satisfied} == consent_rules
 }
 
 test_allow_lists_allow_and_obligation_effects if {
 	d := decide(consent_case({}))
-	{r.effect | some r in d.rules} == {"allow", "obligation"}
+	{effect(d, id) | some id in rule_ids(d)} == {"allow", "obligation"}
 	effect(d, "M-01") == "obligation"
 	effect(d, "T-01") == "obligation"
 	effect(d, "C-01") == "allow"
 }
 
-test_obligations_are_sorted_by_rule_then_type if {
+test_obligations_name_their_rule_and_type if {
 	d := decide(consent_case({
 		"student": {"trustedContact": {"name": "Grace Okafor", "relationship": "parent"}},
 		"referral": {"riskAssessment": {"score": 14}},
 	}))
-	[[o.rule, o.type] | some o in d.obligations] == [
+	{[o.rule, o.type] | some o in d.obligations} == {
 		["C-04", "drop-trusted-contact"],
 		["M-01", "keep-categories"],
 		["T-01", "notify-student"],
 		["X-01", "strip-fields"],
-	]
+	}
 }
 
 test_deny_lists_every_failing_rule_once_with_every_message if {
@@ -56,8 +55,9 @@ test_deny_lists_every_failing_rule_once_with_every_message if {
 	}))
 	d.allow == false
 	d.route == "consent"
-	[r.id | some r in d.rules] == ["C-02", "E-01"]
-	{r.effect | some r in d.rules} == {"deny"}
+	deny_ids(d) == {"C-02", "E-01"}
+	effect(d, "E-01") == "deny"
+	d.satisfied == set()
 	contains(message(d, "C-02"), "consent.method")
 	contains(message(d, "C-02"), "consent.recordedBy")
 }
@@ -65,8 +65,8 @@ test_deny_lists_every_failing_rule_once_with_every_message if {
 test_deny_carries_no_obligations_categories_or_bases if {
 	d := decide(consent_case({"referral": {"priority": "emergency"}}))
 	d.allow == false
-	d.obligations == []
-	d.dataCategories == []
+	d.obligations == set()
+	d.dataCategories == set()
 	d.lawfulBases == {}
 	d.recipient.service == "u-cope"
 }
@@ -106,5 +106,5 @@ test_decision_needs_a_service if {
 test_missing_record_denies if {
 	d := decide({"service": u_cope, "at": decision_time})
 	d.allow == false
-	count(d.rules) > 0
+	count(d.deny) > 0
 }

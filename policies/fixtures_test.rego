@@ -182,20 +182,37 @@ decide(case) := d if {
 	d := referral.decision with input as case
 }
 
-rule_ids(d) := {r.id | some r in d.rules}
+# The decision holds sets (decision.rego); these read them as the gateway
+# presents them: one message per rule id, its messages joined with "; ".
+results(d) := d.deny | d.satisfied
 
-deny_ids(d) := {r.id | some r in d.rules; r.effect == "deny"}
+rule_ids(d) := {r.id | some r in results(d)}
 
-message(d, id) := m if {
-	some r in d.rules
-	r.id == id
-	m := r.message
+deny_ids(d) := {r.id | some r in d.deny}
+
+message(d, id) := concat("; ", messages) if {
+	messages := [r.message | some r in results(d); r.id == id]
+	count(messages) > 0
 }
 
-effect(d, id) := e if {
-	some r in d.rules
+effect(d, id) := "deny" if id in deny_ids(d)
+
+effect(d, id) := "obligation" if {
+	some r in d.satisfied
 	r.id == id
-	e := r.effect
+	some o in d.obligations
+	o.rule == id
+}
+
+effect(d, id) := "allow" if {
+	some r in d.satisfied
+	r.id == id
+	not obligated(d, id)
+}
+
+obligated(d, id) if {
+	some o in d.obligations
+	o.rule == id
 }
 
 # denied_for(case, id, field) holds when the case is denied by exactly the

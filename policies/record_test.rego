@@ -62,7 +62,7 @@ test_s01_a_referral_is_not_refused_for_optional_fields if {
 	d.allow == true
 	contains(message(d, "S-01"), "student.nhsNumber")
 	contains(message(d, "S-01"), "student.gpPractice")
-	d.dataCategories == ["demographics", "needs", "risk-formulation", "safety-plan"]
+	d.dataCategories == {"demographics", "needs", "risk-formulation", "safety-plan"}
 }
 
 test_s01_an_override_is_not_refused_for_optional_fields if {

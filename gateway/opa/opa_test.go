@@ -334,9 +334,9 @@ const minimalPolicy = `package referral
 
 decision := {
 	"allow": true, "route": "consent",
-	"rules": [{"id": "C-01", "effect": "allow", "message": "ok"}],
-	"obligations": [], "lawfulBases": {"article6": "6(1)(a)", "article9": "9(2)(a)"},
-	"dataCategories": ["needs"], "recipient": {"service": input.service.id, "odsCode": "RW4", "name": "n"},
+	"deny": set(), "satisfied": {{"id": "C-01", "message": "ok"}},
+	"obligations": set(), "lawfulBases": {"article6": "6(1)(a)", "article9": "9(2)(a)"},
+	"dataCategories": {"needs"}, "recipient": {"service": input.service.id, "odsCode": "RW4", "name": "n"},
 }
 `
 
@@ -393,13 +393,20 @@ func TestMalformedResults(t *testing.T) {
 		{"undefined", `decision := x if { x := 1; false }`},
 		{"not an object", `decision := true`},
 		{"allow not a boolean", `decision := object.union(ok, {"allow": "yes"})`},
-		{"allow with a deny", `decision := object.union(ok, {"rules": [{"id": "E-01", "effect": "deny", "message": "m"}]})`},
-		{"deny without a rule", `decision := object.union(ok, {"allow": false, "obligations": [], "dataCategories": []})`},
-		{"deny with obligations", `decision := object.union(ok, {"allow": false, "rules": [{"id": "E-01", "effect": "deny", "message": "m"}], "dataCategories": []})`},
-		{"unknown effect", `decision := object.union(ok, {"rules": [{"id": "E-01", "effect": "maybe", "message": "m"}]})`},
-		{"rule without an id", `decision := object.union(ok, {"rules": [{"effect": "allow", "message": "m"}]})`},
-		{"unknown obligation", `decision := object.union(ok, {"obligations": [{"type": "shred", "rule": "M-01"}]})`},
-		{"categories not strings", `decision := object.union(ok, {"dataCategories": [1]})`},
+		{"allow with a deny", `decision := object.union(ok, {"deny": {{"id": "E-01", "message": "m"}}})`},
+		{"allow with nothing satisfied", `decision := object.union(ok, {"satisfied": set()})`},
+		{"deny without a rule", `decision := object.union(ok, {"allow": false, "satisfied": set(), "obligations": set(), "dataCategories": set()})`},
+		{"deny with obligations", `decision := object.union(ok, {"allow": false, "deny": {{"id": "E-01", "message": "m"}}, "satisfied": set(), "dataCategories": set()})`},
+		{"deny with satisfied rules", `decision := object.union(ok, {"allow": false, "deny": {{"id": "E-01", "message": "m"}}, "obligations": set(), "dataCategories": set()})`},
+		{"deny not a set", `decision := object.union(ok, {"deny": "none"})`},
+		{"satisfied missing", `decision := object.remove(ok, {"satisfied"})`},
+		{"rule not an object", `decision := object.union(ok, {"satisfied": {"C-01"}})`},
+		{"rule without an id", `decision := object.union(ok, {"satisfied": {{"message": "m"}}})`},
+		{"rule with an empty id", `decision := object.union(ok, {"satisfied": {{"id": "", "message": "m"}}})`},
+		{"rule without a message", `decision := object.union(ok, {"satisfied": {{"id": "C-01"}}})`},
+		{"unknown obligation", `decision := object.union(ok, {"obligations": {{"type": "shred", "rule": "M-01"}}})`},
+		{"categories not strings", `decision := object.union(ok, {"dataCategories": {1}})`},
+		{"unknown category", `decision := object.union(ok, {"dataCategories": {"diary"}})`},
 		{"no lawful bases on an allow", `decision := object.union(object.remove(ok, {"lawfulBases"}), {"lawfulBases": {}})`},
 		{"no route", `decision := object.union(ok, {"route": ""})`},
 		{"missing recipient", `decision := object.remove(ok, {"recipient"})`},
@@ -408,10 +415,10 @@ func TestMalformedResults(t *testing.T) {
 	}
 	okDoc := `ok := {
 	"allow": true, "route": "consent",
-	"rules": [{"id": "C-01", "effect": "allow", "message": "ok"}],
-	"obligations": [{"type": "keep-categories", "rule": "M-01", "categories": ["needs"]}],
+	"deny": set(), "satisfied": {{"id": "C-01", "message": "ok"}},
+	"obligations": {{"type": "keep-categories", "rule": "M-01", "categories": ["needs"]}},
 	"lawfulBases": {"article6": "6(1)(a)", "article9": "9(2)(a)"},
-	"dataCategories": ["needs"], "recipient": {"service": input.service.id, "odsCode": "RW4", "name": "n"},
+	"dataCategories": {"needs"}, "recipient": {"service": input.service.id, "odsCode": "RW4", "name": "n"},
 }
 `
 	in := inputFor(t, "liverpool-u-cope", decisionTime)

@@ -262,6 +262,9 @@ func TestReloadLetsAnEvaluationFinishOnItsSet(t *testing.T) {
 		fmt.Fprint(w, `{"name": "a"}`)
 	}))
 	defer srv.Close()
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unblock() // before srv.Close, so that a failing test does not hang on the held handler
 	held := strings.Replace(minimalPolicy, `"name": "n"`, `"name": http.send({"method": "GET", "url": input.service.endpoint}).body.name`, 1)
 	d, err := New(context.Background(), fstest.MapFS{"a.rego": {Data: []byte(held)}})
 	if err != nil {
@@ -289,7 +292,7 @@ func TestReloadLetsAnEvaluationFinishOnItsSet(t *testing.T) {
 	if name, rev := decidedBy(t, d); name != "b" || rev != revB {
 		t.Errorf("a decision after the reload came from %q under %s; want b under %s", name, rev, revB)
 	}
-	close(release)
+	unblock()
 	r := <-done
 	if r.err != nil {
 		t.Fatalf("the held Decide: %v", r.err)

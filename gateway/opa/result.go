@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -35,13 +36,14 @@ func decisionOf(rs rego.ResultSet) (*gateway.Decision, error) {
 		return nil, fmt.Errorf("the decision is %s, not an object", ast.ValueName(t.Value))
 	}
 	r := reader{}
+	deny := r.results(doc, keyDeny, "deny")
+	satisfied := r.results(doc, keySatisfied, "satisfied")
 	d := &gateway.Decision{
 		Allow:          r.boolean(doc, keyAllow, at("allow")),
 		Route:          r.str(doc, keyRoute, at("route")),
-		Rules:          r.rules(doc),
 		Obligations:    r.obligations(doc),
 		LawfulBases:    r.lawfulBases(doc),
-		DataCategories: r.strings(doc, keyDataCategories, at("dataCategories")),
+		DataCategories: r.categories(doc),
 		Recipient:      r.recipient(doc),
 	}
 	if r.err != nil {
@@ -50,27 +52,72 @@ func decisionOf(rs rego.ResultSet) (*gateway.Decision, error) {
 	if d.Route == "" {
 		return nil, errors.New("route is empty")
 	}
-	denied := slices.ContainsFunc(d.Rules, func(rr gateway.RuleResult) bool { return rr.Effect == gateway.EffectDeny })
 	switch {
-	case d.Allow && denied:
+	case d.Allow && len(deny) > 0:
 		return nil, errors.New("allow is true but a rule denies")
-	case d.Allow && len(d.Rules) == 0:
+	case d.Allow && len(satisfied) == 0:
 		return nil, errors.New("allow is true but no rule allowed")
+	case !d.Allow && len(satisfied) > 0:
+		return nil, errors.New("a deny lists satisfied rules")
 	case d.Allow && (d.LawfulBases.Article6 == "" || d.LawfulBases.Article9 == ""):
 		return nil, errors.New("allow is true but the lawful bases are not named (L-01)")
-	case !d.Allow && !denied:
+	case !d.Allow && len(deny) == 0:
 		return nil, errors.New("allow is false but no rule denies")
 	case !d.Allow && (len(d.Obligations) > 0 || len(d.DataCategories) > 0):
 		return nil, errors.New("a deny carries obligations or data categories")
 	}
+	if d.Allow {
+		d.Rules = ruleList(satisfied, true, d.Obligations)
+	} else {
+		d.Rules = ruleList(deny, false, nil)
+	}
 	return d, nil
+}
+
+// result is one member of the policies' deny or satisfied set.
+type result struct{ id, message string }
+
+// ruleList presents a deny or satisfied set as the decision lists its rules:
+// one entry per rule id, in id order, its messages in order joined with "; ".
+// The effect is "deny" for a deny set, and for a satisfied set "obligation"
+// where one of the obligations names the rule, otherwise "allow".
+// Presentation only: which rules fail, hold or oblige is the policies' call.
+func ruleList(results []result, allow bool, obligations []gateway.Obligation) []gateway.RuleResult {
+	slices.SortFunc(results, func(a, b result) int {
+		if c := strings.Compare(a.id, b.id); c != 0 {
+			return c
+		}
+		return strings.Compare(a.message, b.message)
+	})
+	out := make([]gateway.RuleResult, 0, len(results))
+	for i := 0; i < len(results); {
+		j := i + 1
+		for j < len(results) && results[j].id == results[i].id {
+			j++
+		}
+		msgs := make([]string, 0, j-i)
+		for _, r := range results[i:j] {
+			msgs = append(msgs, r.message)
+		}
+		effect := gateway.EffectDeny
+		if allow {
+			effect = gateway.EffectAllow
+			if slices.ContainsFunc(obligations, func(o gateway.Obligation) bool { return o.Rule == results[i].id }) {
+				effect = gateway.EffectObligation
+			}
+		}
+		out = append(out, gateway.RuleResult{ID: results[i].id, Effect: effect, Message: strings.Join(msgs, "; ")})
+		i = j
+	}
+	return out
 }
 
 // The keys of the decision document, made once.
 var (
 	keyAllow          = ast.StringTerm("allow")
 	keyRoute          = ast.StringTerm("route")
-	keyRules          = ast.StringTerm("rules")
+	keyDeny           = ast.StringTerm("deny")
+	keySatisfied      = ast.StringTerm("satisfied")
 	keyObligations    = ast.StringTerm("obligations")
 	keyLawfulBases    = ast.StringTerm("lawfulBases")
 	keyDataCategories = ast.StringTerm("dataCategories")
@@ -203,27 +250,65 @@ func (r *reader) strings(obj ast.Object, key *ast.Term, p fieldPath) []string {
 	return out
 }
 
-var effects = []string{gateway.EffectAllow, gateway.EffectDeny, gateway.EffectObligation}
+// elems reads a collection of the decision: a set, as the policies make
+// them, or an array, in the order OPA's canonical order of terms gives.
+func (r *reader) elems(obj ast.Object, key *ast.Term, p fieldPath) []*ast.Term {
+	t := obj.Get(key)
+	if t != nil {
+		switch v := t.Value.(type) {
+		case ast.Set:
+			return v.Slice() // sorted
+		case *ast.Array:
+			out := make([]*ast.Term, 0, v.Len())
+			for i := range v.Len() {
+				out = append(out, v.Elem(i))
+			}
+			return out
+		}
+	}
+	r.fail(p, "a set", t)
+	return nil
+}
 
-func (r *reader) rules(doc ast.Object) []gateway.RuleResult {
-	a := r.array(doc, keyRules, at("rules"))
-	out := make([]gateway.RuleResult, 0, a.Len())
-	for i := range a.Len() {
-		p := fieldPath{parent: "rules", index: i}
-		o, ok := a.Elem(i).Value.(ast.Object)
+// results reads the deny or the satisfied set: {"id", "message"} objects.
+func (r *reader) results(doc ast.Object, key *ast.Term, name string) []result {
+	ts := r.elems(doc, key, at(name))
+	out := make([]result, 0, len(ts))
+	for i, t := range ts {
+		p := fieldPath{parent: name, index: i}
+		o, ok := t.Value.(ast.Object)
 		if !ok {
-			r.fail(p, "an object", a.Elem(i))
+			r.fail(p, "an object", t)
 			continue
 		}
-		rr := gateway.RuleResult{
-			ID:      r.str(o, keyID, p.with("id")),
-			Effect:  r.str(o, keyEffect, p.with("effect")),
-			Message: r.str(o, keyMessage, p.with("message")),
+		res := result{id: r.str(o, keyID, p.with("id")), message: r.str(o, keyMessage, p.with("message"))}
+		if r.err == nil && res.id == "" {
+			r.err = fmt.Errorf("%s has an empty id", p)
 		}
-		if r.err == nil && (rr.ID == "" || !slices.Contains(effects, rr.Effect)) {
-			r.err = fmt.Errorf("%s has id %q and effect %q", p, rr.ID, rr.Effect)
+		out = append(out, res)
+	}
+	return out
+}
+
+// categories reads the data categories that leave, in the order of the
+// contract's vocabulary; a category outside it is a broken policy.
+func (r *reader) categories(doc ast.Object) []string {
+	p := at("dataCategories")
+	ts := r.elems(doc, keyDataCategories, p)
+	seen := make(map[string]bool, len(ts))
+	for i, t := range ts {
+		s, ok := t.Value.(ast.String)
+		if !ok || !slices.Contains(gateway.DataCategories, string(s)) {
+			r.fail(fieldPath{parent: p.String(), index: i}, "a data category", t)
+			return nil
 		}
-		out = append(out, rr)
+		seen[string(s)] = true
+	}
+	out := make([]string, 0, len(seen))
+	for _, c := range gateway.DataCategories {
+		if seen[c] {
+			out = append(out, c)
+		}
 	}
 	return out
 }
@@ -234,13 +319,13 @@ var obligationTypes = []string{
 }
 
 func (r *reader) obligations(doc ast.Object) []gateway.Obligation {
-	a := r.array(doc, keyObligations, at("obligations"))
-	out := make([]gateway.Obligation, 0, a.Len())
-	for i := range a.Len() {
+	ts := r.elems(doc, keyObligations, at("obligations"))
+	out := make([]gateway.Obligation, 0, len(ts))
+	for i, t := range ts {
 		p := fieldPath{parent: "obligations", index: i}
-		o, ok := a.Elem(i).Value.(ast.Object)
+		o, ok := t.Value.(ast.Object)
 		if !ok {
-			r.fail(p, "an object", a.Elem(i))
+			r.fail(p, "an object", t)
 			continue
 		}
 		ob := gateway.Obligation{
@@ -259,6 +344,13 @@ func (r *reader) obligations(doc ast.Object) []gateway.Obligation {
 		}
 		out = append(out, ob)
 	}
+	// By rule, then type; the set's own order breaks ties.
+	slices.SortStableFunc(out, func(a, b gateway.Obligation) int {
+		if c := strings.Compare(a.Rule, b.Rule); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Type, b.Type)
+	})
 	return out
 }
 
