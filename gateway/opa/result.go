@@ -18,10 +18,11 @@ import (
 var errUndefined = errors.New("the decision is undefined")
 
 // decisionOf maps the policies' result to a gateway.Decision, checking its
-// shape strictly: every field present with the right type, known effects and
-// obligation types, an allow with no deny in it and a deny that names at
-// least one failing rule. Anything else is an error, so that a broken policy
-// can never let data out. The result holds the decision as an OPA term
+// shape strictly: every field present with the right type, rules with ids,
+// known obligation types and data categories, an allow with no deny and at
+// least one satisfied rule, and a deny that names at least one failing rule
+// and carries nothing to send. Anything else is an error, so that a broken
+// policy can never let data out. The result holds the decision as an OPA term
 // (rawTerm), read here without converting it to Go maps first.
 func decisionOf(rs rego.ResultSet) (*gateway.Decision, error) {
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
