@@ -188,7 +188,7 @@ func TestUIInBrowser(t *testing.T) {
 
 	// Filter to the refused decisions; the address holds no filter value.
 	must(t, ctx, "filter to refused", chromedp.SetValue(chromedp.ID("outcome"), "deny"), chromedp.Click(chromedp.CSS(`button[name="apply"]`)))
-	waitFor(t, ctx, "the filtered list", `location.search.startsWith('?q=')`)
+	waitFor(t, ctx, "the filtered list", `location.search.startsWith('?q=') && document.readyState === 'complete'`)
 	loc := eval[string](t, ctx, `location.href`)
 	if strings.Contains(loc, "deny") || strings.Contains(loc, "outcome") {
 		t.Errorf("the filter is in the address: %s", loc)
@@ -234,7 +234,10 @@ func TestUIInBrowser(t *testing.T) {
 	must(t, ctx, "filter to every override",
 		chromedp.Navigate(env.srv.URL+"/ui/decisions"), chromedp.WaitVisible(chromedp.ID("route")),
 		chromedp.SetValue(chromedp.ID("outcome"), ""), chromedp.SetValue(chromedp.ID("route"), "override"),
-		chromedp.Click(chromedp.CSS(`button[name="apply"]`)), chromedp.WaitVisible(chromedp.CSS(`table.decisions`)))
+		chromedp.Click(chromedp.CSS(`button[name="apply"]`)))
+	// The unfiltered page has a table too: wait for the filtered page (its
+	// address carries the opaque ?q=) to have loaded, not for any table.
+	waitFor(t, ctx, "the list of overrides", `location.search.startsWith('?q=') && document.readyState === 'complete' && document.querySelector('table.decisions') !== null`)
 	overrides := eval[string](t, ctx, `document.querySelector('table.decisions').innerText`)
 	for _, want := range []string{"Approved by", "Jo Whitfield (safeguarding lead)", "none recorded"} {
 		if !strings.Contains(overrides, want) {
