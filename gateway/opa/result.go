@@ -124,7 +124,6 @@ var (
 	keyDataCategories = ast.StringTerm("dataCategories")
 	keyRecipient      = ast.StringTerm("recipient")
 	keyID             = ast.StringTerm("id")
-	keyEffect         = ast.StringTerm("effect")
 	keyMessage        = ast.StringTerm("message")
 	keyType           = ast.StringTerm("type")
 	keyRule           = ast.StringTerm("rule")
