@@ -5,8 +5,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/open-policy-agent/opa/v1/rego"
 )
 
 // benchRecord is the record the benchmarks decide: an allowed consent-route
@@ -19,21 +17,28 @@ const benchRecord = "bristol-trusted-contact-not-consented"
 // machine disturbs less than the mean; run it on one core:
 //
 //	go test ./gateway/opa -run '^$' -bench Decide -benchmem -cpu 1
+//
+// It runs once per engine: engine=plan is what the gateway uses,
+// engine=topdown is OPA's own evaluator for comparison.
 func BenchmarkDecide(b *testing.B) {
-	d := decider(b)
 	in := inputFor(b, benchRecord, decisionTime)
 	ctx := context.Background()
-	b.ReportAllocs()
-	times := make([]time.Duration, 0, 1<<16)
-	for b.Loop() {
-		start := time.Now()
-		dec, err := d.Decide(ctx, in)
-		times = append(times, time.Since(start))
-		if err != nil || !dec.Allow {
-			b.Fatalf("Decide: %v, %+v", err, dec)
-		}
+	for _, engine := range []string{EnginePlan, EngineTopdown} {
+		b.Run("engine="+engine, func(b *testing.B) {
+			d := deciderWith(b, engine)
+			b.ReportAllocs()
+			times := make([]time.Duration, 0, 1<<16)
+			for b.Loop() {
+				start := time.Now()
+				dec, err := d.Decide(ctx, in)
+				times = append(times, time.Since(start))
+				if err != nil || !dec.Allow {
+					b.Fatalf("Decide: %v, %+v", err, dec)
+				}
+			}
+			reportPercentiles(b, times)
+		})
 	}
-	reportPercentiles(b, times)
 }
 
 // reportPercentiles adds the median and 99th percentile of per-operation
@@ -69,35 +74,39 @@ func BenchmarkInput(b *testing.B) {
 	}
 }
 
-// BenchmarkEval is the policy evaluation alone, on a ready input.
+// BenchmarkEval is the policy evaluation alone, on a ready input, per
+// engine.
 func BenchmarkEval(b *testing.B) {
-	q := decider(b).cur.Load().query
 	v, err := inputValue(inputFor(b, benchRecord, decisionTime))
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	b.ReportAllocs()
-	times := make([]time.Duration, 0, 1<<16)
-	for b.Loop() {
-		start := time.Now()
-		_, err := q.Eval(ctx, rego.EvalParsedInput(v))
-		times = append(times, time.Since(start))
-		if err != nil {
-			b.Fatal(err)
-		}
+	for _, engine := range []string{EnginePlan, EngineTopdown} {
+		b.Run("engine="+engine, func(b *testing.B) {
+			set := deciderWith(b, engine).cur.Load()
+			b.ReportAllocs()
+			times := make([]time.Duration, 0, 1<<16)
+			for b.Loop() {
+				start := time.Now()
+				_, err := set.decide(ctx, v)
+				times = append(times, time.Since(start))
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportPercentiles(b, times)
+		})
 	}
-	reportPercentiles(b, times)
 }
 
 // BenchmarkResult is the extraction of the decision from a ready result.
 func BenchmarkResult(b *testing.B) {
-	q := decider(b).cur.Load().query
 	v, err := inputValue(inputFor(b, benchRecord, decisionTime))
 	if err != nil {
 		b.Fatal(err)
 	}
-	rs, err := q.Eval(context.Background(), rego.EvalParsedInput(v))
+	rs, err := decider(b).cur.Load().decide(context.Background(), v)
 	if err != nil {
 		b.Fatal(err)
 	}

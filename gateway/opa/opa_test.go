@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -22,21 +23,38 @@ var update = flag.Bool("update", false, "rewrite the golden decisions under test
 // decisionTime is the instant every table case is decided at.
 var decisionTime = time.Date(2026, 11, 19, 14, 5, 0, 0, time.UTC)
 
-// newDecider compiles the embedded policy set once per test binary.
-var shared struct {
+// sharedDecider is the embedded policy set compiled for one engine.
+type sharedDecider struct {
 	d   *Decider
 	err error
 }
 
+var (
+	sharedMu sync.Mutex
+	shared   = map[string]*sharedDecider{}
+)
+
 func decider(t testing.TB) *Decider {
 	t.Helper()
-	if shared.d == nil && shared.err == nil {
-		shared.d, shared.err = New(context.Background(), nil)
+	return deciderWith(t, EnginePlan)
+}
+
+// deciderWith is the embedded policy set on one engine, compiled once per
+// test binary.
+func deciderWith(t testing.TB, engine string) *Decider {
+	t.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	s := shared[engine]
+	if s == nil {
+		s = &sharedDecider{}
+		s.d, s.err = New(context.Background(), nil, WithEngine(engine))
+		shared[engine] = s
 	}
-	if shared.err != nil {
-		t.Fatalf("New: %v", shared.err)
+	if s.err != nil {
+		t.Fatalf("New: %v", s.err)
 	}
-	return shared.d
+	return s.d
 }
 
 func loadRecord(t testing.TB, name string) *gateway.CaseRecord {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/student-mh-referrals/gateway/gateway"
 )
@@ -24,17 +23,13 @@ var errUndefined = errors.New("the decision is undefined")
 // and carries nothing to send. Anything else is an error, so that a broken
 // policy can never let data out. The result holds the decision as an OPA term
 // (rawTerm), read here without converting it to Go maps first.
-func decisionOf(rs rego.ResultSet) (*gateway.Decision, error) {
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+func decisionOf(v ast.Value) (*gateway.Decision, error) {
+	if v == nil {
 		return nil, errUndefined
 	}
-	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	doc, ok := v.(ast.Object)
 	if !ok {
-		return nil, fmt.Errorf("the decision is %T, not a term", rs[0].Expressions[0].Value)
-	}
-	doc, ok := t.Value.(ast.Object)
-	if !ok {
-		return nil, fmt.Errorf("the decision is %s, not an object", ast.ValueName(t.Value))
+		return nil, fmt.Errorf("the decision is %s, not an object", ast.ValueName(v))
 	}
 	r := reader{}
 	deny := r.results(doc, keyDeny, "deny")
