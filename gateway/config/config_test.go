@@ -63,7 +63,7 @@ func TestParseRejects(t *testing.T) {
 	}{
 		{"unknown key", "listen:", "lisen:", "unknown field"},
 		{"bad log level", "level: info", "level: loud", "log.level"},
-		{"unknown policy engine", "engine: plan", "engine: fast", "policies.engine"},
+		{"unknown policy engine", "  engine: plan\n", "  engine: fast\n", "policies.engine"},
 		{"unknown category", "dataCategories: [demographics, contact, gp, needs, risk-formulation, safety-plan, context]", "dataCategories: [demographics, shoe-size]", "unknown category"},
 		{"bad endpoint", "endpoint: http://127.0.0.1:8081/fhir\n    target: { system: https://fhir.nhs.uk/Id/dos-service-id, value: \"2000010001\" }", "endpoint: ftp://x\n    target: { system: https://fhir.nhs.uk/Id/dos-service-id, value: \"2000010001\" }", "endpoint"},
 		{"bad ODS code", "odsCode: RW4 }", "odsCode: rw4 }", "odsCode"},
