@@ -82,6 +82,9 @@ const (
 	opObjectInsertOnce
 	opSetAdd
 	opResultSetAdd
+	opArrayOf  // MakeArrayStmt and its appends, fused by compiler.literal
+	opObjectOf // MakeObjectStmt and its inserts
+	opSetOf    // MakeSetStmt and its adds
 )
 
 // operand is a local (local >= 0) or a constant term.
@@ -93,7 +96,7 @@ type operand struct {
 // stmt is one statement, with the fields its opcode uses.
 type stmt struct {
 	op      opcode
-	a, b, c operand // source, key or value, depending on op
+	a, b    operand // source, key or value, depending on op
 	target  int
 	target2 int // ScanStmt's value local
 	index   int // BreakStmt's index
@@ -296,14 +299,74 @@ func (c *compiler) operand(o ir.Operand) (operand, error) {
 
 func (c *compiler) block(b *ir.Block) (*block, error) {
 	out := &block{stmts: make([]stmt, 0, len(b.Stmts))}
-	for _, s := range b.Stmts {
-		cs, err := c.stmt(s)
+	for i := 0; i < len(b.Stmts); i++ {
+		if cs, n, err := c.literal(b.Stmts[i:]); err != nil {
+			return nil, err
+		} else if n > 0 {
+			out.stmts = append(out.stmts, cs)
+			i += n - 1
+			continue
+		}
+		cs, err := c.stmt(b.Stmts[i])
 		if err != nil {
 			return nil, err
 		}
 		out.stmts = append(out.stmts, cs)
 	}
 	return out, nil
+}
+
+// literal fuses a collection literal into one statement: the planner makes
+// `[a, b]`, `{"id": x, "message": m}` and `{a, b}` as a Make statement and
+// then one append, insert or add per element, and building the collection
+// at once costs one allocation instead of one per element. It returns how
+// many statements it fused, 0 when stmts does not start with a literal.
+// The elements are read when the literal is built, as the separate
+// statements would read them: nothing runs in between.
+func (c *compiler) literal(stmts []ir.Stmt) (stmt, int, error) {
+	var out stmt
+	var target ir.Local
+	switch s := stmts[0].(type) {
+	case *ir.MakeArrayStmt:
+		out.op, target = opArrayOf, s.Target
+	case *ir.MakeObjectStmt:
+		out.op, target = opObjectOf, s.Target
+	case *ir.MakeSetStmt:
+		out.op, target = opSetOf, s.Target
+	default:
+		return out, 0, nil
+	}
+	out.target = c.local(target)
+	n := 1
+	for _, s := range stmts[1:] {
+		var srcs []ir.Operand
+		switch s := s.(type) {
+		case *ir.ArrayAppendStmt:
+			if out.op == opArrayOf && s.Array == target {
+				srcs = []ir.Operand{s.Value}
+			}
+		case *ir.ObjectInsertStmt: // not InsertOnce: that one checks for conflicts
+			if out.op == opObjectOf && s.Object == target {
+				srcs = []ir.Operand{s.Key, s.Value}
+			}
+		case *ir.SetAddStmt:
+			if out.op == opSetOf && s.Set == target {
+				srcs = []ir.Operand{s.Value}
+			}
+		}
+		if srcs == nil {
+			break
+		}
+		for _, o := range srcs {
+			op, err := c.operand(o)
+			if err != nil {
+				return out, 0, err
+			}
+			out.args = append(out.args, op)
+		}
+		n++
+	}
+	return out, n, nil
 }
 
 func (c *compiler) stmt(s ir.Stmt) (stmt, error) {
@@ -460,7 +523,7 @@ func (p *Program) Eval(ctx context.Context, input, data ast.Value) ([]ast.Value,
 	clear(m.stack)
 	clear(m.memo)
 	clear(m.done)
-	m.results, m.ctx, m.out, m.slab = nil, nil, nil, nil
+	m.results, m.ctx, m.out, m.slab, m.calls = nil, nil, nil, nil, 0
 	m.bctx = topdown.BuiltinContext{}
 	p.pool.Put(m)
 	if err != nil {
@@ -498,7 +561,12 @@ type machine struct {
 	args    []*ast.Term // a built-in function's operands, reused
 	vals    []ast.Value // an inlined built-in function's operands, reused
 	slab    []ast.Term  // see term
+	calls   int         // functions run so far, for cancelEvery
 }
+
+// cancelEvery is how often, in function calls, an evaluation looks at its
+// context: a cancellable context takes a lock to say whether it is done.
+const cancelEvery = 32
 
 // Block exits. A block's run returns normal when it reaches its end, or the
 // index of a break: 0 leaves the block itself (what a statement that fails
@@ -554,7 +622,7 @@ func (m *machine) term(o *operand, frame []ast.Value) *ast.Term {
 }
 
 // slabSize is how many terms an evaluation allocates at once.
-const slabSize = 256
+const slabSize = 128
 
 // block runs b; see normal and returned for what it returns.
 func (m *machine) block(b *block, frame, rest []ast.Value) (int, error) {
@@ -657,6 +725,12 @@ func (m *machine) block(b *block, frame, rest []ast.Value) (int, error) {
 			if err != nil || brk != normal {
 				return brk, err
 			}
+		case opArrayOf, opObjectOf, opSetOf:
+			v := m.literal(s, frame)
+			if v == nil {
+				return 0, nil
+			}
+			frame[s.target] = v
 		case opMakeObject:
 			frame[s.target] = ast.NewObject()
 		case opMakeSet:
@@ -736,6 +810,28 @@ func (m *machine) block(b *block, frame, rest []ast.Value) (int, error) {
 	return normal, nil
 }
 
+// literal builds a fused collection literal; nil when an element is
+// undefined, as the statement appending it would fail.
+func (m *machine) literal(s *stmt, frame []ast.Value) ast.Value {
+	terms := make([]*ast.Term, len(s.args))
+	for i := range s.args {
+		if terms[i] = m.term(&s.args[i], frame); terms[i] == nil {
+			return nil
+		}
+	}
+	switch s.op {
+	case opArrayOf:
+		return ast.NewArray(terms...)
+	case opSetOf:
+		return ast.NewSet(terms...)
+	}
+	obj := ast.NewObjectWithCapacity(len(terms) / 2)
+	for i := 0; i < len(terms); i += 2 {
+		obj.Insert(terms[i], terms[i+1])
+	}
+	return obj
+}
+
 // dot is src[key] as the plan's DotStmt reads it: an object's value, an
 // array's element, a set's member; nil when there is none.
 func (m *machine) dot(src, key ast.Value) ast.Value {
@@ -813,7 +909,7 @@ func (m *machine) call(s *stmt, frame, rest []ast.Value) (ast.Value, error) {
 	if fn.memo >= 0 && m.done[fn.memo] {
 		return m.memo[fn.memo], nil
 	}
-	if err := m.ctx.Err(); err != nil {
+	if m.calls++; m.calls%cancelEvery == 0 && m.ctx.Err() != nil {
 		return nil, &topdown.Error{Code: topdown.CancelErr, Message: "caller cancelled query execution"}
 	}
 	callee := rest[:fn.frame]

@@ -168,9 +168,9 @@ func TestUnsupported(t *testing.T) {
 	}
 }
 
-// TestCancelled stops at the next call once the context is done.
+// TestCancelled stops within cancelEvery calls once the context is done.
 func TestCancelled(t *testing.T) {
-	_, prog := engines(t, "package p\nf(x) := x\nr := f(1)", map[string]any{}, "data.p.r")
+	_, prog := engines(t, "package p\nf(x) := x\nr := [y | some i in numbers.range(1, 100); y := f(i)]", map[string]any{}, "data.p.r")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := prog.Eval(ctx, ast.NewObject(), ast.NewObject())
