@@ -45,6 +45,8 @@ type Decider struct {
 	// reloading serialises Reload, so that two reloads cannot race to decide
 	// which set is in force.
 	reloading sync.Mutex
+	// services are the registry entries already converted for the policies.
+	services serviceValues
 }
 
 var _ gateway.Decider = (*Decider)(nil)
@@ -193,7 +195,7 @@ func (d *Decider) Decide(ctx context.Context, in gateway.DecisionInput) (*gatewa
 		return nil, gateway.Internal(fmt.Errorf("opa: decision input needs a record, a service and a time"))
 	}
 	set := d.cur.Load()
-	input, err := inputValue(in)
+	input, err := d.services.input(in)
 	if err != nil {
 		return nil, gateway.Internal(fmt.Errorf("opa: build input: %w", err))
 	}

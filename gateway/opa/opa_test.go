@@ -504,6 +504,16 @@ func TestInputValue(t *testing.T) {
 			if direct.Compare(viaJSON) != 0 {
 				t.Errorf("direct conversion differs from JSON:\n%v\n%v", direct, viaJSON)
 			}
+			var cache serviceValues
+			for range 2 { // converting the service, then from the cache
+				cached, err := cache.input(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cached.Compare(viaJSON) != 0 {
+					t.Errorf("the input with a cached service differs from JSON:\n%v\n%v", cached, viaJSON)
+				}
+			}
 		})
 	}
 }
