@@ -60,7 +60,7 @@ present_categories contains "trusted-contact" if student.trustedContact
 
 present_categories contains "context" if count(referral.currentSupport) > 0
 
-present_categories contains "context" if "underSecondaryCare" in object.keys(referral)
+present_categories contains "context" if has(referral, "underSecondaryCare")
 
 # What will actually be sent.
 sent_categories := allowed_categories & present_categories
@@ -138,9 +138,9 @@ deny contains {"id": "X-01", "message": msg} if {
 
 # The score and level fields the record holds (X-01 is the only rule that
 # looks at them, and only to strip them).
-risk_score_fields contains "referral.riskAssessment.level" if "level" in object.keys(referral.riskAssessment)
+risk_score_fields contains "referral.riskAssessment.level" if has(referral.riskAssessment, "level")
 
-risk_score_fields contains "referral.riskAssessment.score" if "score" in object.keys(referral.riskAssessment)
+risk_score_fields contains "referral.riskAssessment.score" if has(referral.riskAssessment, "score")
 
 # Clinical content other than a score or level.
 clinical_content if count(referral.presentingNeeds) > 0

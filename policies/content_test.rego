@@ -222,3 +222,11 @@ test_x01_any_other_clinical_content_is_not_score_only if {
 test_direct_care_may_carry_every_category if {
 	data.referral.purpose_categories["direct-care"] == {c | some c in data.referral.category_order}
 }
+
+test_context_is_present_when_secondary_care_is_recorded_even_as_false if {
+	case := json.remove(consent_case({}), ["record/referral/currentSupport"])
+	case.record.referral.underSecondaryCare == false
+	"context" in data.referral.present_categories with input as case
+	without := json.remove(case, ["record/referral/underSecondaryCare"])
+	not "context" in data.referral.present_categories with input as without
+}

@@ -97,6 +97,13 @@ filled(s) if {
 	trim_space(s) != ""
 }
 
+# has(obj, key) holds when obj has key, whatever its value (false and null
+# included), as `key in object.keys(obj)` does without building the set of
+# keys.
+has(obj, key) if {
+	_ = obj[key]
+}
+
 # valid_instant(s) holds for an RFC 3339 time.
 valid_instant(s) if {
 	is_string(s)

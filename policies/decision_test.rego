@@ -108,3 +108,10 @@ test_missing_record_denies if {
 	d.allow == false
 	count(d.deny) > 0
 }
+
+test_has_holds_for_a_key_whatever_its_value if {
+	data.referral.has({"a": false}, "a")
+	data.referral.has({"a": null}, "a")
+	data.referral.has({"a": 0}, "a")
+	not data.referral.has({"b": 1}, "a")
+}
