@@ -3,13 +3,12 @@ package mappings
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/mappings/jsonscan"
 )
 
 // EventServiceRequestResponse is the BaRS event of a receiver's answer to a
@@ -137,7 +136,7 @@ func checkInbound(body []byte) error {
 	if !utf8.Valid(body) {
 		return malformed("the body is not valid UTF-8; FHIR JSON is UTF-8 without a byte order mark")
 	}
-	if !json.Valid(body) {
+	if !jsonscan.Valid(body) {
 		return malformed("the body is not a JSON FHIR Bundle")
 	}
 	invalid := func(msg string) error {
@@ -145,61 +144,86 @@ func checkInbound(body []byte) error {
 			Severity: "error", Type: "structure", Message: msg,
 		}}}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	// stack holds one frame per open container; keys is nil for a list.
-	type frame struct {
-		keys    map[string]bool
-		wantKey bool
-	}
-	var stack []frame
-	// valueDone flips the enclosing object back to expecting a key.
-	valueDone := func() {
-		if n := len(stack); n > 0 && stack[n-1].keys != nil {
-			stack[n-1].wantKey = true
-		}
-	}
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return malformed("the body is not a JSON FHIR Bundle")
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if len(stack) >= maxInboundDepth {
-				return invalid("the message nests more than " + strconv.Itoa(maxInboundDepth) + " levels deep")
+	// One walk over the tokens (Decoder.Token allocated per token and was
+	// two thirds of a response's parse). keys holds the keys of the open
+	// objects, each object's after its start in starts; the first problem
+	// in document order is the one reported.
+	var (
+		keys    []string
+		starts  []int
+		sets    []map[string]bool // per open object once it has many keys, else nil
+		problem error
+	)
+	jsonscan.Walk(body, func(k jsonscan.Kind, start, end, depth int) bool {
+		switch k {
+		case jsonscan.BeginObject, jsonscan.BeginArray:
+			if depth >= maxInboundDepth {
+				problem = invalid("the message nests more than " + strconv.Itoa(maxInboundDepth) + " levels deep")
+				return false
 			}
-			f := frame{}
-			if tok == json.Delim('{') {
-				f = frame{keys: map[string]bool{}, wantKey: true}
+			if k == jsonscan.BeginObject {
+				starts, sets = append(starts, len(keys)), append(sets, nil)
 			}
-			stack = append(stack, f)
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			valueDone()
-			continue
-		}
-		top := len(stack) - 1
-		if top < 0 || !stack[top].wantKey {
-			valueDone()
-			continue
-		}
-		stack[top].wantKey = false
-		key, _ := tok.(string)
-		if stack[top].keys[key] {
-			return invalid("an object has the element " + strconv.Quote(clipName(key)) + " twice; send each element once")
-		}
-		stack[top].keys[key] = true
-		for _, name := range readElements {
-			if key != name && strings.EqualFold(key, name) {
-				return invalid("unknown element " + strconv.Quote(clipName(key)) + "; FHIR element names are case-sensitive (" + name + ")")
+		case jsonscan.EndObject:
+			n := len(starts) - 1
+			keys, starts, sets = keys[:starts[n]], starts[:n], sets[:n]
+		case jsonscan.Key:
+			key := unquoteKey(body[start:end])
+			n := len(starts) - 1
+			if seen(keys[starts[n]:], &sets[n], key) {
+				problem = invalid("an object has the element " + strconv.Quote(clipName(key)) + " twice; send each element once")
+				return false
+			}
+			keys = append(keys, key)
+			for _, name := range readElements {
+				if key != name && strings.EqualFold(key, name) {
+					problem = invalid("unknown element " + strconv.Quote(clipName(key)) + "; FHIR element names are case-sensitive (" + name + ")")
+					return false
+				}
 			}
 		}
+		return true
+	})
+	return problem
+}
+
+// manyKeys is how many keys an object has before checkInbound looks its
+// keys up in a map rather than in a list.
+const manyKeys = 16
+
+// seen reports whether key is among an object's keys so far (keys, and the
+// map *set once there are many of them), and adds it to *set when that is
+// in use.
+func seen(keys []string, set *map[string]bool, key string) bool {
+	if *set == nil && len(keys) < manyKeys {
+		for _, k := range keys {
+			if k == key {
+				return true
+			}
+		}
+		return false
 	}
+	if *set == nil {
+		*set = make(map[string]bool, 2*len(keys))
+		for _, k := range keys {
+			(*set)[k] = true
+		}
+	}
+	if (*set)[key] {
+		return true
+	}
+	(*set)[key] = true
+	return false
+}
+
+// unquoteKey is a key's name as encoding/json reads it.
+func unquoteKey(tok []byte) string {
+	if jsonscan.Plain(tok) {
+		return string(tok[1 : len(tok)-1])
+	}
+	var s string
+	_ = json.Unmarshal(tok, &s) // a valid string token: cannot fail
+	return s
 }
 
 // clipName shortens a client-supplied element name for a message.
