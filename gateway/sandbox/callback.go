@@ -57,7 +57,7 @@ func (rc *Receiver) respond(req request, accept bool, reason string) {
 	rc.mu.Lock()
 	rc.callbacks = append(rc.callbacks, cb)
 	rc.mu.Unlock()
-	body, info, err := responseMessage(req.body, accept, reason, rc.now())
+	body, info, err := responseTo(req.msg, req.mh, accept, reason, rc.now())
 	if err != nil {
 		rc.finish(cb, 0, "cannot build the response message: "+err.Error())
 		rc.log.Warn("no response message", zap.String("request_id", req.requestID), zap.Error(err))

@@ -176,6 +176,10 @@ type request struct {
 	requestID, correlationID, target string
 	bundleID, event, reason, status  string
 	body                             []byte
+	// msg and mh are the body as readMessage decoded it, for the response
+	// message.
+	msg message
+	mh  messageHeader
 }
 
 // processMessage is the receiver's $process-message.
@@ -307,13 +311,10 @@ func (rc *Receiver) read(w http.ResponseWriter, r *http.Request) (request, *prob
 
 // message is what the sandbox reads of a message Bundle.
 type message struct {
-	ResourceType string `json:"resourceType"`
-	ID           string `json:"id"`
-	Type         string `json:"type"`
-	Entry        []struct {
-		FullURL  string          `json:"fullUrl"`
-		Resource json.RawMessage `json:"resource"`
-	} `json:"entry"`
+	ResourceType string     `json:"resourceType"`
+	ID           string     `json:"id"`
+	Type         string     `json:"type"`
+	Entry        []rawEntry `json:"entry"`
 }
 
 type messageHeader struct {
@@ -365,6 +366,7 @@ func readMessage(req *request) *problem {
 		types[e.FullURL] = r.ResourceType
 	}
 	req.bundleID, req.event = b.ID, *mh.EventCoding.Code
+	req.msg, req.mh = b, mh
 	if mh.EventCoding.System == nil || *mh.EventCoding.System != EventSystem || req.event != "servicerequest-request" {
 		return &problem{http.StatusUnprocessableEntity, fhir.IssueTypeNotSupported, "REC_UNPROCESSABLE_ENTITY",
 			"the sandbox takes only " + EventSystem + "#servicerequest-request messages"}
