@@ -2,6 +2,8 @@ package opa
 
 import (
 	"context"
+	"os"
+	"runtime/debug"
 	"slices"
 	"testing"
 	"time"
@@ -20,7 +22,12 @@ const benchRecord = "bristol-trusted-contact-not-consented"
 //
 // It runs once per engine: engine=plan is what the gateway uses,
 // engine=topdown is OPA's own evaluator for comparison.
+//
+// Like `gateway serve`, it runs the garbage collector at GOGC 200 unless
+// GOGC is set in the environment (gcAsServe); GOGC=100 go test ... gives
+// Go's default.
 func BenchmarkDecide(b *testing.B) {
+	gcAsServe(b)
 	in := inputFor(b, benchRecord, decisionTime)
 	ctx := context.Background()
 	for _, engine := range []string{EnginePlan, EngineTopdown} {
@@ -39,6 +46,22 @@ func BenchmarkDecide(b *testing.B) {
 			reportPercentiles(b, times)
 		})
 	}
+}
+
+// serveGCPercent is the GOGC that `gateway serve` sets unless the operator
+// sets GOGC (cmd/gateway, tuneGC): decisions are measured as the gateway
+// makes them. A benchmark process holds far less live memory than a serving
+// gateway, so Go's default would collect several times more often per
+// decision than the gateway does.
+const serveGCPercent = 200
+
+// gcAsServe sets GOGC as `gateway serve` does for the rest of the benchmark.
+func gcAsServe(b *testing.B) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	old := debug.SetGCPercent(serveGCPercent)
+	b.Cleanup(func() { debug.SetGCPercent(old) })
 }
 
 // reportPercentiles adds the median and 99th percentile of per-operation
@@ -116,4 +139,42 @@ func BenchmarkResult(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkEngines alternates decisions between the two engines in one
+// process, so that both see the same machine, and reports each engine's
+// median and their ratio (plan/topdown): the figure to compare on a shared,
+// noisy machine, where a plain BenchmarkDecide moves with the load.
+//
+//	go test ./gateway/opa -run '^$' -bench Engines -cpu 1
+func BenchmarkEngines(b *testing.B) {
+	gcAsServe(b)
+	in := inputFor(b, benchRecord, decisionTime)
+	ctx := context.Background()
+	plan, topdown := deciderWith(b, EnginePlan), deciderWith(b, EngineTopdown)
+	var tp, tt []time.Duration
+	for b.Loop() {
+		for _, d := range []*Decider{plan, topdown} {
+			start := time.Now()
+			dec, err := d.Decide(ctx, in)
+			took := time.Since(start)
+			if err != nil || !dec.Allow {
+				b.Fatalf("Decide: %v, %+v", err, dec)
+			}
+			if d == plan {
+				tp = append(tp, took)
+			} else {
+				tt = append(tt, took)
+			}
+		}
+	}
+	slices.Sort(tp)
+	slices.Sort(tt)
+	if len(tp) == 0 {
+		return
+	}
+	p, t := tp[len(tp)/2], tt[len(tt)/2]
+	b.ReportMetric(float64(p.Nanoseconds()), "plan-p50-ns")
+	b.ReportMetric(float64(t.Nanoseconds()), "topdown-p50-ns")
+	b.ReportMetric(float64(p)/float64(t), "plan/topdown")
 }
