@@ -25,6 +25,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+	"github.com/open-policy-agent/opa/v1/util"
 )
 
 // Program is a plan made ready to run: functions resolved, constants built,
@@ -64,6 +65,7 @@ const (
 	opNop
 	opNot
 	opDot
+	opDotData // a DotStmt that reads a base document, see dataPaths
 	opLen
 	opEqual
 	opNotEqual
@@ -111,6 +113,9 @@ type stmt struct {
 type builtinFunc struct {
 	name string
 	f    topdown.BuiltinFunc
+	// relation is a built-in function with any number of outputs (walk):
+	// the plan scans its result, the collection of all of them.
+	relation bool
 	// inline, when set, is the same function on values, called without
 	// boxing the operands into terms (see inline.go); nil means undefined.
 	inline func(m *machine, args []ast.Value) ast.Value
@@ -128,7 +133,6 @@ func Compile(policy *ir.Policy, entrypoint string) (*Program, error) {
 		funcs:    map[string]*function{},
 		builtins: map[string]*builtinFunc{},
 		strings:  make([]*ast.Term, len(policy.Static.Strings)),
-		pending:  map[*function]*ir.Func{},
 	}
 	for i, s := range policy.Static.Strings {
 		c.strings[i] = ast.StringTerm(s.Value)
@@ -141,10 +145,11 @@ func Compile(policy *ir.Policy, entrypoint string) (*Program, error) {
 		// Functions that reach outside the evaluation (the network, the
 		// clock, randomness, the runtime) need state topdown keeps per query;
 		// a policy that calls one stays on topdown.
-		if decl, ok := ast.BuiltinMap[b.Name]; !ok || decl.Nondeterministic {
+		decl, ok := ast.BuiltinMap[b.Name]
+		if !ok || decl.Nondeterministic {
 			return nil, fmt.Errorf("%w: built-in function %s", ErrUnsupported, b.Name)
 		}
-		c.builtins[b.Name] = &builtinFunc{name: b.Name, f: f, inline: inlined[b.Name]}
+		c.builtins[b.Name] = &builtinFunc{name: b.Name, f: f, inline: inlined[b.Name], relation: decl.Relation}
 	}
 	p := &Program{metrics: metrics.New()}
 	if policy.Funcs != nil {
@@ -155,13 +160,14 @@ func Compile(policy *ir.Policy, entrypoint string) (*Program, error) {
 				p.memoized++
 			}
 			c.funcs[f.Name] = fn
-			c.pending[fn] = f
 			p.funcs = append(p.funcs, fn)
 		}
-	}
-	for fn, f := range c.pending {
-		if err := c.function(fn, f.Blocks); err != nil {
-			return nil, fmt.Errorf("%s: %w", f.Name, err)
+		// In the plan's order, so that a plan refused for more than one
+		// reason is always refused for the same one.
+		for i, f := range policy.Funcs.Funcs {
+			if err := c.function(p.funcs[i], f.Blocks); err != nil {
+				return nil, fmt.Errorf("%s: %w", f.Name, err)
+			}
 		}
 	}
 	if policy.Plans != nil {
@@ -240,8 +246,8 @@ type compiler struct {
 	funcs    map[string]*function
 	builtins map[string]*builtinFunc
 	strings  []*ast.Term
-	pending  map[*function]*ir.Func
 	frame    int
+	data     map[ir.Local]bool // the function's data paths, see dataPaths
 }
 
 func (c *compiler) function(fn *function, blocks []*ir.Block) error {
@@ -252,6 +258,7 @@ func (c *compiler) function(fn *function, blocks []*ir.Block) error {
 	if fn.ret >= 0 {
 		c.use(fn.ret)
 	}
+	c.data = dataPaths(fn.params, blocks)
 	bs, err := c.blocks(blocks)
 	if err != nil {
 		return err
@@ -429,6 +436,9 @@ func (c *compiler) stmt(s ir.Stmt) (stmt, error) {
 		out.block, err = c.block(s.Block)
 	case *ir.DotStmt:
 		out.op, out.target = opDot, c.local(s.Target)
+		if l, ok := s.Source.Value.(ir.Local); ok && c.data[l] {
+			out.op = opDotData
+		}
 		ops(&out.a, &out.b)(s.Source, s.Key)
 	case *ir.LenStmt:
 		out.op, out.target = opLen, c.local(s.Target)
@@ -639,6 +649,16 @@ func (m *machine) block(b *block, frame, rest []ast.Value) (int, error) {
 				return 0, nil
 			}
 			frame[s.target] = v
+		case opDotData:
+			src, key := m.read(&s.a, frame), m.read(&s.b, frame)
+			if src == nil || key == nil {
+				return 0, nil
+			}
+			v := m.dotData(src, key)
+			if v == nil {
+				return 0, nil
+			}
+			frame[s.target] = v
 		case opEqual, opNotEqual:
 			a, b := m.read(&s.a, frame), m.read(&s.b, frame)
 			if a == nil || b == nil {
@@ -665,17 +685,14 @@ func (m *machine) block(b *block, frame, rest []ast.Value) (int, error) {
 				continue
 			}
 			frame[s.target] = v
-		case opCall:
-			v, err := m.call(s, frame, rest)
-			if err != nil {
-				return 0, err
+		case opCall, opCallBuiltin:
+			var v ast.Value
+			var err error
+			if s.op == opCall {
+				v, err = m.call(s, frame, rest)
+			} else {
+				v, err = m.builtin(s, frame)
 			}
-			if v == nil {
-				return 0, nil
-			}
-			frame[s.target] = v
-		case opCallBuiltin:
-			v, err := m.builtin(s, frame)
 			if err != nil {
 				return 0, err
 			}
@@ -855,6 +872,130 @@ func (m *machine) dot(src, key ast.Value) ast.Value {
 	return out
 }
 
+// dotData is src[key] where src is a base document (data, or a value read
+// from it by a chain of refs): topdown reads such a ref from its store, by
+// a path of strings, so a number key finds an object's key written as that
+// number (data.users[7] is the key "7"), a string key finds an array's
+// element at the index it spells (data.list["1"]), and keys of other types
+// find nothing. Everywhere else, dot applies.
+func (m *machine) dotData(src, key ast.Value) ast.Value {
+	switch k := key.(type) {
+	case ast.Number:
+		if obj, ok := src.(ast.Object); ok {
+			return m.dot(obj, ast.String(k.String()))
+		}
+	case ast.String:
+		if arr, ok := src.(*ast.Array); ok {
+			i, ok := util.Atoi(string(k))
+			if !ok || i < 0 || i >= arr.Len() {
+				return nil
+			}
+			return arr.Elem(i).Value
+		}
+	default:
+		if _, ok := src.(ast.Set); !ok {
+			return nil
+		}
+	}
+	return m.dot(src, key)
+}
+
+// dataPaths are the locals of a function (with params, blocks) that hold a
+// base document the way a ref names it: data itself, what a DotStmt reads
+// from a data path, and the values a ScanStmt visits in one (data.a[_].b is
+// a scan of data.a and a dot on each value). dotData reads from them, as
+// topdown reads the ref from its store. A local that anything else writes
+// (an assignment: x := data.a; x[1] is a lookup in a value) is not one.
+func dataPaths(params []int, blocks []*ir.Block) map[ir.Local]bool {
+	if len(params) < 2 || params[1] != int(ir.Data) {
+		return nil
+	}
+	type read struct{ src, dst ir.Local }
+	var reads []read
+	other := map[ir.Local]bool{}
+	for _, p := range params {
+		if p != int(ir.Data) {
+			other[ir.Local(p)] = true
+		}
+	}
+	var walk func(bs []*ir.Block)
+	walk = func(bs []*ir.Block) {
+		for _, b := range bs {
+			for _, s := range b.Stmts {
+				switch s := s.(type) {
+				case *ir.DotStmt:
+					if l, ok := s.Source.Value.(ir.Local); ok {
+						reads = append(reads, read{l, s.Target})
+					} else {
+						other[s.Target] = true
+					}
+				case *ir.ScanStmt:
+					reads = append(reads, read{s.Source, s.Value})
+					other[s.Key] = true
+					walk([]*ir.Block{s.Block})
+				case *ir.BlockStmt:
+					walk(s.Blocks)
+				case *ir.NotStmt:
+					walk([]*ir.Block{s.Block})
+				case *ir.WithStmt:
+					other[s.Local] = true
+					walk([]*ir.Block{s.Block})
+				case *ir.CallStmt:
+					other[s.Result] = true
+				case *ir.CallDynamicStmt:
+					other[s.Result] = true
+				case *ir.AssignVarStmt:
+					other[s.Target] = true
+				case *ir.AssignVarOnceStmt:
+					other[s.Target] = true
+				case *ir.AssignIntStmt:
+					other[s.Target] = true
+				case *ir.LenStmt:
+					other[s.Target] = true
+				case *ir.MakeNullStmt:
+					other[s.Target] = true
+				case *ir.MakeNumberIntStmt:
+					other[s.Target] = true
+				case *ir.MakeNumberRefStmt:
+					other[s.Target] = true
+				case *ir.MakeArrayStmt:
+					other[s.Target] = true
+				case *ir.MakeObjectStmt:
+					other[s.Target] = true
+				case *ir.MakeSetStmt:
+					other[s.Target] = true
+				case *ir.ArrayAppendStmt:
+					other[s.Array] = true
+				case *ir.ObjectInsertStmt:
+					other[s.Object] = true
+				case *ir.ObjectInsertOnceStmt:
+					other[s.Object] = true
+				case *ir.ObjectMergeStmt:
+					other[s.Target] = true
+				case *ir.SetAddStmt:
+					other[s.Set] = true
+				}
+			}
+		}
+	}
+	walk(blocks)
+	// Start from every local a read writes, and drop those that something
+	// else writes or that a read from a non-path writes, until none drops.
+	paths := map[ir.Local]bool{ir.Data: !other[ir.Data]}
+	for _, r := range reads {
+		paths[r.dst] = !other[r.dst]
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, r := range reads {
+			if paths[r.dst] && !paths[r.src] {
+				paths[r.dst], changed = false, true
+			}
+		}
+	}
+	return paths
+}
+
 // scan runs the block of s once for each element of its source.
 func (m *machine) scan(s *stmt, frame, rest []ast.Value) (int, error) {
 	out := normal
@@ -914,12 +1055,11 @@ func (m *machine) call(s *stmt, frame, rest []ast.Value) (ast.Value, error) {
 	}
 	callee := rest[:fn.frame]
 	clear(callee)
+	// An undefined argument is passed on undefined, as the Wasm compiler
+	// passes it: a rule is called with the input even when there is none,
+	// and only the statements that read it fail.
 	for i, p := range fn.params {
-		v := m.read(&s.args[i], frame)
-		if v == nil {
-			return nil, nil
-		}
-		callee[p] = v
+		callee[p] = m.read(&s.args[i], frame)
 	}
 	v, err := m.run(fn, callee, rest[fn.frame:])
 	if err != nil {
@@ -957,9 +1097,17 @@ func (m *machine) builtin(s *stmt, frame []ast.Value) (ast.Value, error) {
 		args = append(args, t)
 	}
 	m.out = nil
-	err := s.bi.f(m.bctx, args, m.iter)
-	out := m.out
-	m.out = nil
+	var err error
+	var out ast.Value
+	if s.bi.relation {
+		var outs []*ast.Term
+		err = s.bi.f(m.bctx, args, func(t *ast.Term) error { outs = append(outs, t); return nil })
+		out = ast.NewArray(outs...)
+	} else {
+		err = s.bi.f(m.bctx, args, m.iter)
+		out = m.out
+		m.out = nil
+	}
 	clear(args)
 	m.args = args
 	if err != nil {

@@ -70,8 +70,12 @@ func both(t *testing.T, pq rego.PreparedEvalQuery, prog *Program, input ast.Valu
 // on several inputs each; the plan must give topdown's answer, undefined and
 // errors included.
 func TestAgreesWithTopdown(t *testing.T) {
-	data := map[string]any{"roles": map[string]any{"alice": []any{"admin", "dev"}, "bob": []any{"dev"}}, "limit": 3}
+	data := map[string]any{
+		"roles": map[string]any{"alice": []any{"admin", "dev"}, "bob": []any{"dev"}}, "limit": 3,
+		"byid": map[string]any{"2": "two", "3": "three", "5": "five"}, "list": []any{"zero", "one", "two"},
+	}
 	inputs := []string{
+		``, // no input at all
 		`{}`,
 		`{"user": "alice", "n": 2, "tags": ["a", "b", "a"], "obj": {"x": 1, "y": [1, 2]}}`,
 		`{"user": "bob", "n": 5, "tags": [], "obj": {"x": "s"}}`,
@@ -123,12 +127,40 @@ r := data.limit - count(data.roles[input.user])`},
 r := {"u": upper(input.user), "t": trim_space(" x "), "n": input.n + 1, "c": input.n < 4, "e": input.n == 3}`},
 		{"type tests", `package p
 r := [is_string(input.user), is_number(input.n), is_array(input.tags), is_object(input.obj), is_null(input.obj), is_set(input.tags), is_boolean(true)]`},
+		// Regression: a rule was undefined when the query had no input, as
+		// its call passed the undefined input on as a failure.
+		{"rules called without input", `package p
+default r := "none"
+r := data.limit + 1 if not input.user
+r := "user" if input.user`},
+		// Regression: walk, the one built-in function with many outputs,
+		// was undefined; the plan scans the collection of its outputs.
+		{"walk", `package p
+r := {"paths": {p | walk(input.obj, [p, _])}, "values": [v | walk(input.tags, [_, v])], "pairs": [x | walk(input.n, x)]}`},
+		// Regression: topdown reads a ref into a base document from its
+		// store, by a path of strings: a number key finds an object's key
+		// spelling it, a string key an array's index. A value bound to a
+		// variable is looked up as a value.
+		{"base document refs with number and string keys", `package p
+f(x) := data.byid[x]
+r := {
+	"num": [v | v := data.byid[input.n]],
+	"float": [v | v := data.byid[3.0]],
+	"index": [v | v := data.list["1"]],
+	"iter": [v | some k; v := data.roles[k]["0"]],
+	"var": [v | x := data.byid; v := x[input.n]],
+	"in": [v | some x in data.roles; v := x["0"]],
+	"fn": [v | v := f(input.n)],
+}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			pq, prog := engines(t, tc.module, data, "data.p.r")
 			for _, in := range inputs {
-				input := ast.MustParseTerm(in).Value
+				var input ast.Value
+				if in != "" {
+					input = ast.MustParseTerm(in).Value
+				}
 				want, got, werr, gerr := both(t, pq, prog, input, data)
 				if (werr == nil) != (gerr == nil) {
 					t.Errorf("input %s: topdown error %v, plan error %v", in, werr, gerr)
