@@ -23,7 +23,7 @@ const benchRecord = "bristol-trusted-contact-not-consented"
 // It runs once per engine: engine=plan is what the gateway uses,
 // engine=topdown is OPA's own evaluator for comparison.
 //
-// Like `gateway serve`, it runs the garbage collector at GOGC 200 unless
+// Like `gateway serve`, it runs the garbage collector at GOGC 400 unless
 // GOGC is set in the environment (gcAsServe); GOGC=100 go test ... gives
 // Go's default.
 func BenchmarkDecide(b *testing.B) {
@@ -53,7 +53,7 @@ func BenchmarkDecide(b *testing.B) {
 // makes them. A benchmark process holds far less live memory than a serving
 // gateway, so Go's default would collect several times more often per
 // decision than the gateway does.
-const serveGCPercent = 200
+const serveGCPercent = 400
 
 // gcAsServe sets GOGC as `gateway serve` does for the rest of the benchmark.
 func gcAsServe(b *testing.B) {
