@@ -220,3 +220,25 @@ func TestRunLoadIsBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestDrainPoll polls slowly while much is queued and quickly near the end.
+func TestDrainPoll(t *testing.T) {
+	tests := []struct {
+		name         string
+		left, queued float64
+		since        time.Duration
+		want         time.Duration
+	}{
+		{"nothing drained yet", 3000, 3000, 0, 100 * time.Millisecond},
+		{"much left", 2000, 3000, 2 * time.Second, 100 * time.Millisecond}, // 4 s to go at 500/s
+		{"a quarter second left", 100, 3000, 5800 * time.Millisecond, 10 * time.Millisecond},
+		{"stalled", 3000, 3000, 5 * time.Second, 100 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := drainPoll(tt.left, tt.queued, tt.since); got != tt.want {
+				t.Errorf("drainPoll(%v, %v, %v) = %v, want %v", tt.left, tt.queued, tt.since, got, tt.want)
+			}
+		})
+	}
+}
