@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -259,8 +260,18 @@ func TestBackup(t *testing.T) {
 	}
 	cp := openAt(t, backup, Options{})
 	for i := 0; i < 20; i++ {
-		if _, err := cp.LatestReferral(ctx, storetest.InstA, fmt.Sprintf("C%d", i)); err != nil {
+		got, err := cp.LatestReferral(ctx, storetest.InstA, fmt.Sprintf("C%d", i))
+		if err != nil {
 			t.Fatalf("backup lacks referral %d: %v", i, err)
+		}
+		// The backup carries the content too, not only the rows.
+		want := storetest.NewAcceptRequest(storetest.InstA, fmt.Sprintf("C%d", i), "a", "", storetest.T0)
+		if !bytes.Equal(got.Record, want.Record) || !bytes.Equal(got.Bundle, want.Bundle) {
+			t.Fatalf("backup of referral %d: record %q, bundle %q", i, got.Record, got.Bundle)
+		}
+		ms, err := cp.Message(ctx, gateway.DeriveID("message", string(gateway.KindNew), got.ID))
+		if err != nil || !bytes.Equal(ms.Body, want.Bundle) {
+			t.Fatalf("backup of message %d: %q, %v", i, ms.Body, err)
 		}
 	}
 	v, err := cp.Verify(ctx, storetest.InstA)
