@@ -10,11 +10,11 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 )
 
-// Plan has OPA plan query for the modules compiler holds, the same plan
-// OPA's Wasm target is built from. OPA hands plans out only to target
-// plugins, so Plan registers one (once, under the target name "irvm") that
-// keeps the plan it is given. compiler must be one of its own: planning
-// switches a compiler to OPA's IR evaluation mode.
+// Plan asks OPA's planner for its plan of query over the modules compiler
+// holds: the same plan OPA's Wasm target is built from. OPA hands plans out
+// only to target plugins, so Plan registers one (once, under the target name
+// "irvm") that keeps the plan it is given. compiler must be one of its own:
+// planning switches a compiler to OPA's IR evaluation mode.
 func Plan(ctx context.Context, query string, compiler *ast.Compiler, opts ...func(*rego.Rego)) (*ir.Policy, error) {
 	registerOnce.Do(func() { rego.RegisterPlugin(target, capture{}) })
 	var got planHolder
