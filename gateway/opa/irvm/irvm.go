@@ -101,7 +101,7 @@ type stmt struct {
 	a, b    operand // source, key or value, depending on op
 	target  int
 	target2 int // ScanStmt's value local
-	index   int // BreakStmt's index
+	index   int // BreakStmt's index, MakeArrayStmt's capacity
 	fn      *function
 	bi      *builtinFunc
 	args    []operand
