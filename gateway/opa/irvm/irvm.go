@@ -639,22 +639,17 @@ func (m *machine) block(b *block, frame, rest []ast.Value) (int, error) {
 	for i := range b.stmts {
 		s := &b.stmts[i]
 		switch s.op {
-		case opDot:
+		case opDot, opDotData:
 			src, key := m.read(&s.a, frame), m.read(&s.b, frame)
 			if src == nil || key == nil {
 				return 0, nil
 			}
-			v := m.dot(src, key)
-			if v == nil {
-				return 0, nil
+			var v ast.Value
+			if s.op == opDot {
+				v = m.dot(src, key)
+			} else {
+				v = m.dotData(src, key)
 			}
-			frame[s.target] = v
-		case opDotData:
-			src, key := m.read(&s.a, frame), m.read(&s.b, frame)
-			if src == nil || key == nil {
-				return 0, nil
-			}
-			v := m.dotData(src, key)
 			if v == nil {
 				return 0, nil
 			}
