@@ -132,22 +132,19 @@ func TestEnginesDisagreeingFallsBack(t *testing.T) {
 			"a_test.rego": {Data: []byte(passingTest)},
 		}
 	}
-	srcA, err := load(withTest("a"))
-	if err != nil {
-		t.Fatal(err)
+	compiled := func(name string) (*source, *policySet) {
+		src, err := load(withTest(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := compile(ctx, src, true, EnginePlan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src, set
 	}
-	setA, err := compile(ctx, srcA, true, EnginePlan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srcB, err := load(withTest("b"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	setB, err := compile(ctx, srcB, true, EnginePlan)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srcA, setA := compiled("a")
+	_, setB := compiled("b")
 	if setA.plan == nil || setB.plan == nil {
 		t.Fatal("the minimal policies do not run on the plan")
 	}

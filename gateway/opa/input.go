@@ -26,14 +26,15 @@ func newPolicyInput(in gateway.DecisionInput) policyInput {
 	return policyInput{Record: in.Record, Service: in.Service, At: in.At.UTC().Format(time.RFC3339Nano)}
 }
 
-// inputValue converts the decision input straight into an OPA value. It walks
-// the Go types with the same rules encoding/json follows (json tags,
-// omitempty), so the policies see exactly the JSON that gateway.CaseRecord
-// marshals to, without the bytes in between: BenchmarkInput measures it
-// against the JSON round trip (inputValueJSON), and TestInputValue holds the
-// two equal.
+// inputValue converts the decision input straight into an OPA value, as
+// Decide does but without the cache of registry entries. It walks the Go
+// types with the same rules encoding/json follows (json tags, omitempty), so
+// the policies see exactly the JSON that gateway.CaseRecord marshals to,
+// without the bytes in between: BenchmarkInput measures it against the JSON
+// round trip (inputValueJSON), and TestInputValue holds the two equal.
 func inputValue(in gateway.DecisionInput) (ast.Value, error) {
-	return toValue(reflect.ValueOf(newPolicyInput(in)), &termSlab{})
+	var fresh serviceValues
+	return fresh.input(in)
 }
 
 // keyRecord and keyAt are keys of the input document, made once; keyService
