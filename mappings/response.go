@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/mappings/jsonscan"
+	"github.com/student-mh-referrals/gateway/gateway/jsonscan"
 )
 
 // EventServiceRequestResponse is the BaRS event of a receiver's answer to a

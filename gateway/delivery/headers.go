@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/mappings/jsonscan"
+	"github.com/student-mh-referrals/gateway/gateway/jsonscan"
 )
 
 // Media types of a BaRS post. BaRS asks senders to name the version of

@@ -4,7 +4,10 @@
 // need to find a few elements of a large document, or to check its keys,
 // where encoding/json's byte-at-a-time state machine (and Decoder.Token's
 // allocation per token) cost several times the work itself: the delivery
-// worker locating a Bundle's sender, and the inbound response checks.
+// worker locating a Bundle's sender, the inbound response checks, and the
+// stores' check that what they write is JSON (Valid is about five times
+// json.Valid's speed, BenchmarkValid). It lives under gateway, beside the
+// domain, because the domain and every adapter use it and it uses nothing.
 package jsonscan
 
 // Kind is the kind of a token.
