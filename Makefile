@@ -46,7 +46,8 @@ fmt: opa
 # bench: the stage benchmarks (decode and validate the case record, decide,
 # map, validate the Bundle, the whole evaluation, intake with SQLite, the HTTP
 # handler), then the load generator's scenarios against spawned gateways:
-# SQLite flat out and at 500 req/s, PostgreSQL flat out (BENCH_DSN; skipped
+# SQLite flat out (intake alone with the receiver frozen, then delivering
+# meanwhile) and at 500 req/s, PostgreSQL flat out (BENCH_DSN; skipped
 # when unreachable), the outbox drain and the time to ready. Results go to
 # build/bench-go.txt and build/bench.json; docs/performance.md explains them.
 BENCH_PKGS     := ./gateway ./gateway/opa ./mappings ./conformance ./cmd/gateway

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -240,5 +242,22 @@ func TestDrainPoll(t *testing.T) {
 				t.Errorf("drainPoll(%v, %v, %v) = %v, want %v", tt.left, tt.queued, tt.since, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestReceiverPausedNeedsSpawn: only a sandbox the load generator started
+// itself can be frozen, so --receiver-paused against --target is refused
+// before anything is sent.
+func TestReceiverPausedNeedsSpawn(t *testing.T) {
+	o, err := parseOptions([]string{"--receiver-paused", "--target", "http://127.0.0.1:1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.paused {
+		t.Fatal("--receiver-paused was not parsed")
+	}
+	_, err = loadScenario(context.Background(), o, "load", o.driver, o.rate, o.spawn, o.paused, "")
+	if err == nil || !strings.Contains(err.Error(), "needs --spawn") {
+		t.Fatalf("got %v, want the refusal of --receiver-paused without --spawn", err)
 	}
 }

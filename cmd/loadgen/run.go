@@ -56,6 +56,7 @@ type options struct {
 	readyRuns   int
 	drainDrv    string
 	workers     int
+	paused      bool
 }
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
@@ -84,6 +85,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.drainN, "drain-n", 3000, "referrals queued before the outbox drain is timed")
 	fs.IntVar(&o.readyRuns, "ready-runs", 5, "starts timed by the ready scenario")
 	fs.StringVar(&o.drainDrv, "suite-drain", "sqlite", "comma-separated stores whose drain the suite times")
+	fs.BoolVar(&o.paused, "receiver-paused", false, "with --spawn, freeze the sandbox receiver (SIGSTOP) for the whole load run, so that the run measures intake alone and the outbox fills")
 	fs.IntVar(&o.workers, "delivery-workers", 0, "with --spawn, set delivery.workers (default: the example configuration's 4)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -150,7 +152,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep := &Report{Started: time.Now().UTC().Truncate(time.Second), CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
 	switch o.scenario {
 	case "load":
-		sc, err := loadScenario(ctx, o, "load", o.driver, o.rate, o.spawn, "")
+		sc, err := loadScenario(ctx, o, "load", o.driver, o.rate, o.spawn, o.paused, "")
 		if err != nil {
 			return err
 		}
@@ -193,7 +195,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// suite runs what make bench reports: SQLite flat out and at 500 req/s,
+// suite runs what make bench reports: SQLite flat out (intake alone, then
+// delivering meanwhile) and at 500 req/s,
 // PostgreSQL flat out, the outbox drain and the time to ready. A scenario
 // that fails is reported as not met, with why, and the others still run.
 func suite(ctx context.Context, o *options, rep *Report, stderr io.Writer) error {
@@ -219,15 +222,23 @@ func suite(ctx context.Context, o *options, rep *Report, stderr io.Writer) error
 		rep.Scenarios = append(rep.Scenarios, *sc)
 		fmt.Fprintf(stderr, "loadgen: %s done\n", name)
 	}
-	step("sqlite flat out", "sqlite", func() (*Scenario, error) {
-		return loadScenario(ctx, o, "sqlite flat out", "sqlite", 0, true, "≥ 2000 accepted/s")
+	// Flat out twice: intake alone, with the receiver frozen so that the
+	// outbox fills (what the gateway can accept), and with the gateway
+	// delivering to the sandbox meanwhile on the same two CPUs (what the
+	// whole loop sustains; the drain target, 1000 messages/s, is half the
+	// intake target, so the issue asks for the two apart).
+	step("sqlite flat out, intake", "sqlite", func() (*Scenario, error) {
+		return loadScenario(ctx, o, "sqlite flat out, intake", "sqlite", 0, true, true, "≥ 2000 accepted/s")
+	})
+	step("sqlite flat out, delivering", "sqlite", func() (*Scenario, error) {
+		return loadScenario(ctx, o, "sqlite flat out, delivering", "sqlite", 0, true, false, "≥ 2000 accepted/s")
 	})
 	step("sqlite 500 req/s", "sqlite", func() (*Scenario, error) {
-		return loadScenario(ctx, o, "sqlite 500 req/s", "sqlite", 500, true, "p99 ≤ 25 ms")
+		return loadScenario(ctx, o, "sqlite 500 req/s", "sqlite", 500, true, false, "p99 ≤ 25 ms")
 	})
 	if pg {
 		step("postgres flat out", "postgres", func() (*Scenario, error) {
-			return loadScenario(ctx, o, "postgres flat out", "postgres", 0, true, "")
+			return loadScenario(ctx, o, "postgres flat out", "postgres", 0, true, false, "")
 		})
 	}
 	for _, d := range strings.Split(o.drainDrv, ",") {

@@ -37,8 +37,13 @@ func (o *options) generate(mix Mix) ([]*Variant, error) {
 }
 
 // loadScenario posts referrals at rate (0: flat out) to a spawned gateway
-// or to --target.
-func loadScenario(ctx context.Context, o *options, name, driver string, rate float64, spawn bool, target string) (*Scenario, error) {
+// or to --target. With paused, the spawned sandbox receiver is frozen for
+// the whole run: the gateway accepts and queues, its delivery workers wait
+// on unanswered posts, and the run measures intake alone.
+func loadScenario(ctx context.Context, o *options, name, driver string, rate float64, spawn, paused bool, target string) (*Scenario, error) {
+	if paused && !spawn {
+		return nil, errors.New("--receiver-paused needs --spawn: only a spawned sandbox can be frozen")
+	}
 	vs, err := o.generate(DefaultMix)
 	if err != nil {
 		return nil, err
@@ -71,6 +76,13 @@ func loadScenario(ctx context.Context, o *options, name, driver string, rate flo
 			return nil, err
 		}
 		lo.Target = env.API
+		if paused {
+			if err := env.FreezeSandbox(true); err != nil {
+				return nil, err
+			}
+			// Thawed before Close stops it.
+			defer func() { _ = env.FreezeSandbox(false) }()
+		}
 	}
 	var before ProcStats
 	var warm chan struct{}
