@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -145,32 +143,24 @@ func (r *recorder) add(d time.Duration, outcome string, sample string) {
 	}
 }
 
-// post sends request n and classifies the answer: accepted (202 for an
+// post sends request n on k and classifies the answer: accepted (202 for an
 // allowed case), denied (403 for a case the rules refuse), or an error.
-func post(ctx context.Context, hc *http.Client, o *LoadOptions, n uint64) (outcome, sample string) {
+func post(ctx context.Context, k *conn, o *LoadOptions, n uint64) (outcome, sample string) {
 	v := o.Variants[n%uint64(len(o.Variants))]
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.Target+"/v1/referrals", bytes.NewReader(v.Body(newCaseID(o.Run, n))))
+	status, body, err := k.post(ctx, "/v1/referrals", "Bearer "+o.Tokens[v.Institution], v.Body(newCaseID(o.Run, n)), 64<<10)
 	if err != nil {
 		return "error", err.Error()
 	}
-	req.Header.Set("Authorization", "Bearer "+o.Tokens[v.Institution])
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "error", err.Error()
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
 	switch {
-	case resp.StatusCode == http.StatusAccepted && v.Expect == expectAllow:
+	case status == http.StatusAccepted && v.Expect == expectAllow:
 		return "accepted", ""
-	case resp.StatusCode == http.StatusForbidden && v.Expect == expectDeny:
+	case status == http.StatusForbidden && v.Expect == expectDeny:
 		return "denied", ""
 	}
 	if len(body) > 300 {
 		body = body[:300]
 	}
-	return "error", fmt.Sprintf("%s case (%s, %s): status %d: %s", v.Kind, v.Institution, v.Service, resp.StatusCode, body)
+	return "error", fmt.Sprintf("%s case (%s, %s): status %d: %s", v.Kind, v.Institution, v.Service, status, body)
 }
 
 // RunLoad posts referrals as the options say and measures the answers.
@@ -194,8 +184,16 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Warmup+o.Duration+30*time.Second)
 	defer cancel()
-	hc := newClient(o.Concurrency)
-	defer hc.CloseIdleConnections()
+	// A connection per client, each used by its goroutine alone.
+	conns := make([]*conn, o.Concurrency)
+	for i := range conns {
+		k, err := newConn(o.Target, 30*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		conns[i] = k
+		defer k.close()
+	}
 	rec := &recorder{}
 	start := time.Now()
 	measureFrom := start.Add(o.Warmup)
@@ -203,7 +201,7 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 	var wg sync.WaitGroup
 	if o.Rate <= 0 {
 		var next atomic.Uint64
-		for range o.Concurrency {
+		for _, k := range conns {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -213,7 +211,7 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 					if n > uint64(o.MaxRequests) || !t0.Before(end) {
 						return
 					}
-					outcome, sample := post(ctx, hc, &o, n)
+					outcome, sample := post(ctx, k, &o, n)
 					if !t0.Before(measureFrom) {
 						rec.add(time.Since(t0), outcome, sample)
 					}
@@ -224,7 +222,7 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 		interval := time.Duration(float64(time.Second) / o.Rate)
 		total := min(int((o.Warmup+o.Duration)/interval), o.MaxRequests)
 		due := make(chan uint64, total)
-		for range o.Concurrency {
+		for _, k := range conns {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -235,7 +233,7 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 						rec.late++
 						rec.mu.Unlock()
 					}
-					outcome, sample := post(ctx, hc, &o, n)
+					outcome, sample := post(ctx, k, &o, n)
 					if !at.Before(measureFrom) {
 						rec.add(time.Since(at), outcome, sample)
 					}

@@ -54,6 +54,10 @@ func printTable(w io.Writer, rep *Report) {
 			notes = append(notes, fmt.Sprintf("%d queued in %.1f s, drained in %.2f s, %d received by the sandbox; CPU per message: gateway %.2f ms, sandbox %.2f ms",
 				sc.Drain.Queued, sc.Drain.QueueSecs, sc.Drain.Seconds, sc.Drain.Delivered, sc.Drain.GatewayCPUMs, sc.Drain.SandboxCPUMs))
 		}
+		if sc.Load != nil && (sc.SandboxCPUMsPerRequest > 0 || sc.LoadgenCPUMsPerRequest > 0) {
+			notes = append(notes, fmt.Sprintf("CPU per request on the same CPUs: sandbox %.2f ms, load generator %.2f ms",
+				sc.SandboxCPUMsPerRequest, sc.LoadgenCPUMsPerRequest))
+		}
 		if sc.Load != nil && sc.Load.Late > 0 {
 			notes = append(notes, fmt.Sprintf("%d requests started over 10 ms late", sc.Load.Late))
 		}

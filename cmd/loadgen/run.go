@@ -136,9 +136,14 @@ type Scenario struct {
 	// its user+system CPU time per request in the measured window.
 	PeakRSSMB       float64 `json:"peakRSSMB,omitempty"`
 	CPUMsPerRequest float64 `json:"cpuMsPerRequest,omitempty"`
-	Target          string  `json:"target,omitempty"`
-	Met             *bool   `json:"met,omitempty"`
-	Note            string  `json:"note,omitempty"`
+	// SandboxCPUMsPerRequest and LoadgenCPUMsPerRequest are what the
+	// sandbox receiver and the load generator itself spent per request in
+	// the same window, on the same CPUs as the gateway.
+	SandboxCPUMsPerRequest float64 `json:"sandboxCpuMsPerRequest,omitempty"`
+	LoadgenCPUMsPerRequest float64 `json:"loadgenCpuMsPerRequest,omitempty"`
+	Target                 string  `json:"target,omitempty"`
+	Met                    *bool   `json:"met,omitempty"`
+	Note                   string  `json:"note,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

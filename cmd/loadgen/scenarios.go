@@ -84,7 +84,8 @@ func loadScenario(ctx context.Context, o *options, name, driver string, rate flo
 			defer func() { _ = env.FreezeSandbox(false) }()
 		}
 	}
-	var before ProcStats
+	var before, sbBefore ProcStats
+	var selfBefore time.Duration
 	var warm chan struct{}
 	if env != nil {
 		// CPU is counted from the end of the warm-up.
@@ -94,6 +95,8 @@ func loadScenario(ctx context.Context, o *options, name, driver string, rate flo
 			select {
 			case <-time.After(o.warmup):
 				before, _ = env.GatewayStats()
+				sbBefore, _ = env.SandboxStats()
+				selfBefore = selfCPU()
 			case <-ctx.Done():
 			}
 		}()
@@ -109,9 +112,14 @@ func loadScenario(ctx context.Context, o *options, name, driver string, rate flo
 		if err != nil {
 			return nil, err
 		}
+		sbAfter, _ := env.SandboxStats()
+		self := selfCPU()
 		sc.PeakRSSMB = after.PeakRSSMB
-		if res.Requests > 0 {
-			sc.CPUMsPerRequest = round3(float64(after.CPU-before.CPU) / float64(time.Millisecond) / float64(res.Requests))
+		if n := res.Requests; n > 0 {
+			perReq := func(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond) / float64(n)) }
+			sc.CPUMsPerRequest = perReq(after.CPU - before.CPU)
+			sc.SandboxCPUMsPerRequest = perReq(sbAfter.CPU - sbBefore.CPU)
+			sc.LoadgenCPUMsPerRequest = perReq(self - selfBefore)
 		}
 	}
 	sc.LoadAvg[1] = loadAvg()

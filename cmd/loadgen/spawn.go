@@ -340,6 +340,15 @@ func procStats(pid int) (ProcStats, error) {
 	return st, nil
 }
 
+// selfCPU is the load generator's own user+system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // StopGateway ends the gateway with SIGTERM (it drains and stops) and
 // waits; after 20 s it is killed.
 func (e *Env) StopGateway() error {
