@@ -5,6 +5,7 @@
 package http
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 
@@ -92,11 +93,14 @@ func MarshalDocument(v any) ([]byte, error) {
 	var buf jsonBuffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return buf.b, nil
+	// Encode ends the compact value with a newline; the indented copy
+	// keeps it, as the encoder's own indentation does.
+	compact := bytes.TrimSuffix(buf.b, []byte("\n"))
+	out := indentCompact(make([]byte, 0, len(compact)+len(compact)/2), compact)
+	return append(out, '\n'), nil
 }
 
 type jsonBuffer struct{ b []byte }
