@@ -58,6 +58,12 @@ type MessageInput struct {
 	// Revoke builds the cancellation: the ServiceRequest again with status
 	// "revoked".
 	Revoke bool
+	// ContentHash is ContentHash(Record) when the caller has it already
+	// (the intake hashes every record it is posted); empty, the mapping
+	// computes it. It names the Bundle (when no obligation strips fields,
+	// which changes the record sent and so its hash), and encoding a record
+	// again for it was a tenth of the mapping's time.
+	ContentHash string
 }
 
 // Mapper turns an allowed case record into the FHIR message Bundle, carrying
@@ -159,7 +165,7 @@ func (e *Evaluator) evaluate(ctx context.Context, rec *CaseRecord, hash string, 
 	if !d.Allow {
 		return ev, nil
 	}
-	b, err := e.Mapper.Message(ctx, MessageInput{Record: rec, Decision: d, Service: svc, Source: e.Source, At: at, Update: update})
+	b, err := e.Mapper.Message(ctx, MessageInput{Record: rec, Decision: d, Service: svc, Source: e.Source, At: at, Update: update, ContentHash: hash})
 	if err != nil {
 		return nil, err
 	}

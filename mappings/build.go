@@ -33,7 +33,7 @@ func newBuilder(in gateway.MessageInput, rec *gateway.CaseRecord, cats []string)
 		b.cats[c] = true
 	}
 	ukprn, caseID := rec.Institution.UKPRN, rec.CaseID
-	b.bundleID, b.headerID = messageIDs(rec, in.Service, cats, in.Update, in.Revoke)
+	b.bundleID, b.headerID = messageIDs(rec, in.ContentHash, in.Service, cats, in.Update, in.Revoke)
 	b.srID = ServiceRequestID(ukprn, caseID)
 	b.patientID = PatientID(ukprn, caseID)
 	b.consentID = gateway.DeriveID("Consent", ukprn, caseID)

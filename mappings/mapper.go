@@ -82,6 +82,11 @@ func (m *Mapper) Message(ctx context.Context, in gateway.MessageInput) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
+	if rec != in.Record {
+		// The Bundle is named by the hash of the record it carries, which
+		// is the stripped copy, not the record the caller hashed.
+		in.ContentHash = ""
+	}
 	b := newBuilder(in, rec, sentCategories(in.Decision))
 	return b.message()
 }
@@ -157,8 +162,11 @@ func sentCategories(d *gateway.Decision) []string {
 // categories, or an update or cancellation) is a new message that a receiver
 // will not drop as a duplicate, and a re-sent identical case is the same
 // message. The content hash is of the record as mapped, after strip-fields.
-func messageIDs(rec *gateway.CaseRecord, svc *gateway.Service, cats []string, update, revoke bool) (bundleID, headerID string) {
-	bundleID = gateway.DeriveID("Bundle", gateway.ContentHash(rec), svc.ID,
+func messageIDs(rec *gateway.CaseRecord, hash string, svc *gateway.Service, cats []string, update, revoke bool) (bundleID, headerID string) {
+	if hash == "" {
+		hash = gateway.ContentHash(rec)
+	}
+	bundleID = gateway.DeriveID("Bundle", hash, svc.ID,
 		strings.Join(cats, ","), strconv.FormatBool(update), strconv.FormatBool(revoke))
 	return bundleID, gateway.DeriveID("MessageHeader", bundleID)
 }

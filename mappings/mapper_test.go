@@ -236,6 +236,16 @@ func TestDeterminism(t *testing.T) {
 	}
 	b0, h0, sr0, p0 := ids(first)
 
+	t.Run("a given content hash changes nothing", func(t *testing.T) {
+		for _, name := range allowCases(t) {
+			in := input(t, name)
+			want := message(t, in)
+			in.ContentHash = gateway.ContentHash(in.Record)
+			if got := message(t, in); !bytes.Equal(got, want) {
+				t.Fatalf("%s: the Bundle differs when the caller gives the record's hash", name)
+			}
+		}
+	})
 	t.Run("same input, same bytes", func(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			if got := message(t, cloneInput(t, base)); !bytes.Equal(got, first) {
