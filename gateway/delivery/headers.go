@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/jsonscan"
+	"github.com/student-mh-referrals/gateway/gateway/bundlescan"
 )
 
 // Media types of a BaRS post. BaRS asks senders to name the version of
@@ -108,7 +108,7 @@ func encode(v any) string {
 //
 // It runs on every delivery attempt, and decoding the whole Bundle for it
 // (senderDecode) was a tenth of the drain's CPU time: it now walks the
-// Bundle once (jsonscan: validating it as encoding/json would) to find the
+// Bundle once (bundlescan, validating it as encoding/json would) to find the
 // entries, and decodes only the MessageHeader and the entry it references.
 // Where the Bundle holds anything encoding/json might read differently from
 // that walk (an escaped or differently cased element name, a repeated one,
@@ -146,144 +146,25 @@ type entry struct {
 	resource []byte
 }
 
-// bundleEntries validates bundle and finds its entries with one walk. ok is
-// false when the bundle is not plainly a JSON object whose entry element is
-// a list of objects, each with one string fullUrl and one object resource
-// (senderDecode then decides). A valid object without entries gives nil and
-// true; invalid JSON gives nil and false.
+// bundleEntries validates bundle and finds its entries with one walk
+// (bundlescan). ok is false when the bundle is not plainly a JSON object
+// whose entry element is a list of objects, each with one string fullUrl
+// and one object resource (senderDecode then decides). A valid object
+// without entries gives nil and true; invalid JSON gives nil and false.
 func bundleEntries(bundle []byte) (out []entry, ok bool) {
-	const (
-		top      = iota // in the Bundle, outside entry
-		list            // in entry's list, between entries
-		inEntry         // in an entry object
-		resource        // inside the resource of an entry
-	)
-	var (
-		state      = top
-		want       string // the element whose value comes next ("" for one not read)
-		sawEntry   bool
-		cur        entry
-		sawURL     bool
-		resStart   = -1
-		bad, first = false, true
-	)
-	valid, _ := jsonscan.Walk(bundle, func(k jsonscan.Kind, start, end, depth int) bool {
-		if first {
-			first = false
-			if k != jsonscan.BeginObject {
-				bad = true
-				return false
-			}
-			return true
-		}
-		switch state {
-		case top:
-			if depth != 1 {
-				return true
-			}
-			if k == jsonscan.Key {
-				want = ""
-				name := bundle[start:end]
-				if !jsonscan.Plain(name) {
-					bad = true
-					return false
-				}
-				if n := string(name[1 : len(name)-1]); strings.EqualFold(n, "entry") {
-					if n != "entry" || sawEntry {
-						bad = true
-						return false
-					}
-					sawEntry, want = true, "entry"
-				}
-				return true
-			}
-			if want == "entry" {
-				if k != jsonscan.BeginArray {
-					bad = true
-					return false
-				}
-				out, state = []entry{}, list
-			}
-			want = ""
-		case list:
-			switch k {
-			case jsonscan.EndArray:
-				state = top
-			case jsonscan.BeginObject:
-				cur, sawURL, resStart, state = entry{}, false, -1, inEntry
-			default:
-				bad = true
-				return false
-			}
-		case inEntry:
-			if depth == 2 { // the entry's end
-				if k != jsonscan.EndObject || !sawURL || resStart < 0 {
-					bad = true
-					return false
-				}
-				out, state = append(out, cur), list
-				return true
-			}
-			if depth != 3 {
-				return true // inside an element that is not read
-			}
-			switch k {
-			case jsonscan.EndObject, jsonscan.EndArray:
-				return true // the end of an element that is not read
-			case jsonscan.Key:
-				want = ""
-				name := bundle[start:end]
-				if !jsonscan.Plain(name) {
-					bad = true
-					return false
-				}
-				n := string(name[1 : len(name)-1])
-				for _, w := range [...]string{"fullUrl", "resource"} {
-					if strings.EqualFold(n, w) {
-						if n != w || (w == "fullUrl" && sawURL) || (w == "resource" && resStart >= 0) {
-							bad = true
-							return false
-						}
-						want = w
-					}
-				}
-				return true
-			}
-			switch want {
-			case "fullUrl":
-				if k != jsonscan.String {
-					bad = true
-					return false
-				}
-				s := bundle[start:end]
-				if jsonscan.Plain(s) {
-					cur.fullURL = string(s[1 : len(s)-1])
-				} else if json.Unmarshal(s, &cur.fullURL) != nil {
-					bad = true
-					return false
-				}
-				sawURL = true
-			case "resource":
-				if k != jsonscan.BeginObject {
-					bad = true
-					return false
-				}
-				resStart, state = start, resource
-			}
-			want = ""
-		case resource:
-			if k == jsonscan.EndObject && depth == 3 {
-				cur.resource = bundle[resStart:end]
-				state = inEntry
-			}
-		}
-		return true
-	})
-	if bad || !valid {
+	b, ok := bundlescan.Scan(bundle)
+	if !ok {
 		return nil, false
 	}
-	if len(out) == 0 {
+	if len(b.Entries) == 0 {
 		return nil, true
+	}
+	out = make([]entry, 0, len(b.Entries))
+	for _, e := range b.Entries {
+		if !e.HasFullURL {
+			return nil, false
+		}
+		out = append(out, entry{fullURL: e.FullURL, resource: e.Resource})
 	}
 	return out, true
 }
