@@ -99,8 +99,9 @@ func checkLoopback(target string) error {
 	return nil
 }
 
-// newClient is an HTTP client that keeps one connection per concurrent
-// client alive.
+// newClient is a net/http client for the load generator's own reads of the
+// gateway and the sandbox (/metrics, /sandbox/messages), keeping conc
+// connections alive; the load itself goes over conns (conn.go).
 func newClient(conc int) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
