@@ -267,7 +267,7 @@ func conformanceReceiver(ctx context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	client, err := delivery.NewClient(a.cfg.Transports()[svc.ID], *timeout)
+	client, err := delivery.NewClient(deliveryTransport(a.cfg.Transports()[svc.ID]), *timeout)
 	if err != nil {
 		return err
 	}

@@ -532,18 +532,16 @@ func faultReceiver(t *testing.T, onFirstPost func()) (*sandbox.Receiver, *httpte
 func deliverAll(t *testing.T, a *app, store, view gateway.Store, rc *sandbox.Receiver, rcURL string, cases []string,
 	during func(*observer.ObservedLogs)) *observer.ObservedLogs {
 	t.Helper()
-	services := append([]config.Service(nil), a.cfg.Services...)
+	services := deliveryServices(a.cfg.Services)
 	for i := range services {
 		services[i].Endpoint = rcURL + "/fhir"
 	}
 	core, logs := observer.New(zap.InfoLevel)
 	w, err := delivery.New(delivery.Options{
 		Outbox: store, Services: services, Source: a.evaluator.Source, Logger: zap.New(core),
-		Settings: config.Delivery{
-			Workers: 4, MaxAttempts: 50, MaxAge: config.Duration(time.Hour),
-			BaseBackoff: config.Duration(50 * time.Millisecond), MaxBackoff: config.Duration(500 * time.Millisecond),
-			Timeout: config.Duration(2 * time.Second), Lease: config.Duration(10 * time.Second),
-			PollInterval: config.Duration(20 * time.Millisecond),
+		Settings: delivery.Settings{
+			Workers: 4, MaxAttempts: 50, MaxAge: time.Hour, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+			Timeout: 2 * time.Second, Lease: 10 * time.Second, PollInterval: 20 * time.Millisecond,
 		},
 	})
 	if err != nil {

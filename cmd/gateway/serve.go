@@ -89,8 +89,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	worker, err := delivery.New(delivery.Options{
 		Outbox:   store,
-		Services: a.cfg.Services,
-		Settings: a.cfg.Delivery,
+		Services: deliveryServices(a.cfg.Services),
+		Settings: deliverySettings(a.cfg.Delivery),
 		Source:   a.evaluator.Source,
 		Logger:   a.log.With(zap.String("component", "delivery")),
 		Metrics:  metrics,
@@ -303,4 +303,35 @@ func (a *app) server(store gateway.Store, key []byte) (*gwhttp.Server, *promethe
 		CapabilityStatement: mappings.CapabilityStatement(version),
 		Ready:               store.Ping,
 	}, metrics
+}
+
+// deliveryServices are the configured services as the delivery worker
+// takes them.
+func deliveryServices(cs []config.Service) []delivery.Service {
+	out := make([]delivery.Service, len(cs))
+	for i, s := range cs {
+		out[i] = delivery.Service{Service: s.Service, Transport: deliveryTransport(s.Transport)}
+	}
+	return out
+}
+
+// deliveryTransport is one configured transport as the delivery worker
+// takes it.
+func deliveryTransport(t config.Transport) delivery.Transport {
+	out := delivery.Transport{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
+	if o := t.OAuth2; o != nil {
+		out.OAuth2 = &delivery.OAuth2{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecretFile: o.ClientSecretFile, Scopes: o.Scopes}
+	}
+	return out
+}
+
+// deliverySettings are the configured delivery settings (with their
+// defaults) as the delivery worker takes them.
+func deliverySettings(d config.Delivery) delivery.Settings {
+	d = d.WithDefaults()
+	return delivery.Settings{
+		Workers: d.Workers, MaxAttempts: d.MaxAttempts, MaxAge: d.MaxAge.D(),
+		BaseBackoff: d.BaseBackoff.D(), MaxBackoff: d.MaxBackoff.D(),
+		Timeout: d.Timeout.D(), Lease: d.Lease.D(), PollInterval: d.PollInterval.D(),
+	}
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/student-mh-referrals/gateway/conformance"
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/delivery"
 )
 
 // BaRSHeaders are the headers the gateway sends with every message and a
@@ -119,7 +118,7 @@ func ExampleMessage(ctx context.Context, ev *gateway.Evaluator, scenarios []Scen
 		m := gateway.OutboxMessage{
 			RequestID: uuid.NewString(), Body: e.Bundle, Institution: s.Institution, ServiceID: svc.ID,
 		}
-		h := delivery.Headers(m, *svc, ev.Source)
+		h := gateway.Headers(m, *svc, ev.Source)
 		return Message{Bundle: e.Bundle, Header: h, Service: svc.ID, Scenario: s.Name}, nil
 	}
 	slices.Sort(with)

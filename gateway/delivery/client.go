@@ -13,9 +13,31 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
-
-	"github.com/student-mh-referrals/gateway/gateway/config"
 )
+
+// Transport is how the worker reaches one receiver: which CAs to trust, the
+// client certificate for mTLS, and OAuth2 client credentials. Every field
+// is optional; the zero value is HTTPS with the system's roots (or plain
+// HTTP to a sandbox on a loopback address). cmd/gateway fills it from the
+// configuration, which checks it against the endpoint.
+type Transport struct {
+	// CAFile is a PEM bundle of the CAs that sign the receiver's
+	// certificate; empty trusts the system's roots.
+	CAFile string
+	// CertFile and KeyFile are the gateway's client certificate and key
+	// (PEM) for a receiver that requires mTLS.
+	CertFile, KeyFile string
+	// OAuth2, when set, gets a bearer token by the client-credentials grant
+	// and sends it with every message.
+	OAuth2 *OAuth2
+}
+
+// OAuth2 is the client-credentials grant for one receiver. The secret is
+// read from a file so that it never sits in the configuration.
+type OAuth2 struct {
+	TokenURL, ClientID, ClientSecretFile string
+	Scopes                               []string
+}
 
 // Client posts to one receiver: an HTTP client with the receiver's TLS
 // settings (TLS 1.2 at least, its CAs, the gateway's client certificate for
@@ -30,7 +52,7 @@ type Client struct {
 // each request (and each token request). Files are read now, so a missing
 // certificate or secret stops the gateway at start, not at the first
 // referral.
-func NewClient(t config.Transport, timeout time.Duration) (*Client, error) {
+func NewClient(t Transport, timeout time.Duration) (*Client, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/config"
 )
 
 // leafCert is a server certificate for 127.0.0.1 signed by ca, valid from an
@@ -93,7 +92,7 @@ func TestBadCertificateThenFixed(t *testing.T) {
 			srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 			srv.StartTLS()
 			defer srv.Close()
-			h := newHarness(t, settings(), svc("u-cope", srv.URL, "2000010001", config.Transport{CAFile: caFile}))
+			h := newHarness(t, settings(), svc("u-cope", srv.URL, "2000010001", Transport{CAFile: caFile}))
 			m := queue(t, h.store, "CASE-1", "u-cope", target("2000010001"), t0)
 
 			for i := range 2 { // still bad on the retry
@@ -147,7 +146,7 @@ func TestRecordWhileStoreUnavailable(t *testing.T) {
 		answer(200, nil, "")(w, r)
 	}))
 	defer srv.Close()
-	h := newHarness(t, settings(), svc("u-cope", srv.URL, "2000010001", config.Transport{}))
+	h := newHarness(t, settings(), svc("u-cope", srv.URL, "2000010001", Transport{}))
 	flaky := &flakyOutbox{Outbox: h.store}
 	flaky.down.Store(4)
 	h.worker.outbox = flaky

@@ -23,7 +23,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/config"
 	"github.com/student-mh-referrals/gateway/gateway/sqlite"
 	"github.com/student-mh-referrals/gateway/gateway/storetest"
 )
@@ -129,7 +128,7 @@ func message(caseID string, tgt gateway.Identifier) []byte {
 			}},
 			map[string]any{"fullUrl": urn("university"), "resource": map[string]any{
 				"resourceType": "Organization", "id": id("university"),
-				"identifier": []any{map[string]any{"system": UKPRNSystem, "value": institution}},
+				"identifier": []any{map[string]any{"system": gateway.UKPRNSystem, "value": institution}},
 				"name":       "The University of Manchester",
 			}},
 			map[string]any{"fullUrl": urn("trust"), "resource": map[string]any{
@@ -158,19 +157,19 @@ func queue(t testing.TB, s gateway.Store, caseID, service string, tgt gateway.Id
 }
 
 // settings are fast, deterministic delivery settings for tests.
-func settings() config.Delivery {
-	return config.Delivery{
+func settings() Settings {
+	return Settings{
 		Workers: 2, MaxAttempts: 5,
-		MaxAge:      config.Duration(24 * time.Hour),
-		BaseBackoff: config.Duration(10 * time.Second), MaxBackoff: config.Duration(time.Hour),
-		Timeout: config.Duration(2 * time.Second), Lease: config.Duration(time.Minute),
-		PollInterval: config.Duration(10 * time.Millisecond),
+		MaxAge:      24 * time.Hour,
+		BaseBackoff: 10 * time.Second, MaxBackoff: time.Hour,
+		Timeout: 2 * time.Second, Lease: time.Minute,
+		PollInterval: 10 * time.Millisecond,
 	}
 }
 
 // svc is a service at endpoint with the given target value and transport.
-func svc(id, endpoint, targetValue string, tr config.Transport) config.Service {
-	return config.Service{Service: gateway.Service{
+func svc(id, endpoint, targetValue string, tr Transport) Service {
+	return Service{Service: gateway.Service{
 		ID: id, Name: id, Endpoint: endpoint, Target: target(targetValue),
 		Organization: gateway.Organization{Name: "Trust", ODSCode: "RXV"},
 	}, Transport: tr}
@@ -186,7 +185,7 @@ type harness struct {
 	worker  *Worker
 }
 
-func newHarness(t *testing.T, set config.Delivery, services ...config.Service) *harness {
+func newHarness(t *testing.T, set Settings, services ...Service) *harness {
 	t.Helper()
 	h := &harness{store: openStore(t), clock: newClock(), metrics: &metrics{}}
 	core, logs := observer.New(zap.DebugLevel)

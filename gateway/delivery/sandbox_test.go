@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/config"
 	"github.com/student-mh-referrals/gateway/gateway/sandbox"
 )
 
@@ -52,15 +51,15 @@ func TestExactlyOnceThroughFaults(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			services := []config.Service{
-				svc("u-cope", srv.URL+"/fhir", "2000010001", config.Transport{}),
-				svc("gm-student-mhs", srv.URL+"/fhir", "2000010002", config.Transport{}),
+			services := []Service{
+				svc("u-cope", srv.URL+"/fhir", "2000010001", Transport{}),
+				svc("gm-student-mhs", srv.URL+"/fhir", "2000010002", Transport{}),
 			}
-			set := config.Delivery{
-				Workers: 4, MaxAttempts: 30, MaxAge: config.Duration(time.Hour),
-				BaseBackoff: config.Duration(10 * time.Millisecond), MaxBackoff: config.Duration(80 * time.Millisecond),
-				Timeout: config.Duration(250 * time.Millisecond), Lease: config.Duration(3 * time.Second),
-				PollInterval: config.Duration(10 * time.Millisecond),
+			set := Settings{
+				Workers: 4, MaxAttempts: 30, MaxAge: time.Hour,
+				BaseBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond,
+				Timeout: 250 * time.Millisecond, Lease: 3 * time.Second,
+				PollInterval: 10 * time.Millisecond,
 			}
 			path := filepath.Join(t.TempDir(), "gateway.db")
 			first := openStoreAt(t, path)

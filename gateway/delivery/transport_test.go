@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/config"
 )
 
 func TestTLS(t *testing.T) {
@@ -22,22 +21,22 @@ func TestTLS(t *testing.T) {
 	tests := []struct {
 		name      string
 		server    func(*tls.Config)
-		transport config.Transport
+		transport Transport
 		state     gateway.MessageState
 		errHas    string
 		clientCN  string // the client certificate the receiver saw
 	}{
-		{"CA from caFile", nil, config.Transport{CAFile: p.caFile}, gateway.MessageDelivered, "", ""},
-		{"system roots do not know the CA", nil, config.Transport{}, gateway.MessagePending, "certificate", ""},
-		{"another CA", nil, config.Transport{CAFile: p.otherCAFile}, gateway.MessagePending, "certificate", ""},
+		{"CA from caFile", nil, Transport{CAFile: p.caFile}, gateway.MessageDelivered, "", ""},
+		{"system roots do not know the CA", nil, Transport{}, gateway.MessagePending, "certificate", ""},
+		{"another CA", nil, Transport{CAFile: p.otherCAFile}, gateway.MessagePending, "certificate", ""},
 		{"receiver offers only TLS 1.1", func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11 },
-			config.Transport{CAFile: p.caFile}, gateway.MessagePending, "protocol version", ""},
+			Transport{CAFile: p.caFile}, gateway.MessagePending, "protocol version", ""},
 		{"mTLS with a client certificate", func(c *tls.Config) { c.ClientAuth, c.ClientCAs = tls.RequireAndVerifyClientCert, p.pool },
-			config.Transport{CAFile: p.caFile, CertFile: p.certFile, KeyFile: p.keyFile}, gateway.MessageDelivered, "", "student-mh-referral-gateway"},
+			Transport{CAFile: p.caFile, CertFile: p.certFile, KeyFile: p.keyFile}, gateway.MessageDelivered, "", "student-mh-referral-gateway"},
 		// With TLS 1.3 the refusal may reach the client as a broken
 		// connection rather than a handshake alert.
 		{"mTLS without one", func(c *tls.Config) { c.ClientAuth, c.ClientCAs = tls.RequireAndVerifyClientCert, p.pool },
-			config.Transport{CAFile: p.caFile}, gateway.MessagePending, "transport error", ""},
+			Transport{CAFile: p.caFile}, gateway.MessagePending, "transport error", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,7 +163,7 @@ func TestOAuth2(t *testing.T) {
 			rs := httptest.NewServer(rcv)
 			defer rs.Close()
 			secret := writeFile(t, t.TempDir(), "secret", []byte("s3cret\n"))
-			h := newHarness(t, settings(), svc("u-cope", rs.URL, "2000010001", config.Transport{OAuth2: &config.OAuth2{
+			h := newHarness(t, settings(), svc("u-cope", rs.URL, "2000010001", Transport{OAuth2: &OAuth2{
 				TokenURL: ts.URL, ClientID: "gateway", ClientSecretFile: secret, Scopes: []string{"bars", "referrals"},
 			}}))
 			n := 0
@@ -226,9 +225,9 @@ func TestOAuth2OverMTLS(t *testing.T) {
 	rs := mtls(rcv)
 	defer rs.Close()
 	secret := writeFile(t, t.TempDir(), "secret", []byte("s3cret"))
-	h := newHarness(t, settings(), svc("u-cope", rs.URL, "2000010001", config.Transport{
+	h := newHarness(t, settings(), svc("u-cope", rs.URL, "2000010001", Transport{
 		CAFile: p.caFile, CertFile: p.certFile, KeyFile: p.keyFile,
-		OAuth2: &config.OAuth2{TokenURL: ts.URL + "/oauth2/token", ClientID: "gateway", ClientSecretFile: secret},
+		OAuth2: &OAuth2{TokenURL: ts.URL + "/oauth2/token", ClientID: "gateway", ClientSecretFile: secret},
 	}))
 	m := queue(t, h.store, "CASE-1", "u-cope", target("2000010001"), t0)
 	h.once(t)

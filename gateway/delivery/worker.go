@@ -34,7 +34,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/config"
 )
 
 // Metrics is told of each recorded attempt; *prometheus.Metrics implements
@@ -47,12 +46,10 @@ type Metrics interface {
 type Options struct {
 	// Outbox is the queue (the gateway's Store).
 	Outbox gateway.Outbox
-	// Services are the receiving services with their transports, as
-	// configured (config.Config.Services).
-	Services []config.Service
-	// Settings tune the worker (config.Config.Delivery); zero fields take
-	// the configuration's defaults.
-	Settings config.Delivery
+	// Services are the receiving services with their transports.
+	Services []Service
+	// Settings tune the worker.
+	Settings Settings
 	// Source names the gateway in NHSD-Requesting-Software (the same
 	// gateway.Source the mapping puts in MessageHeader.source).
 	Source gateway.Source
@@ -66,11 +63,38 @@ type Options struct {
 	Rand func() float64
 }
 
+// Service is one receiving service as the worker posts to it: the
+// registry's entry and how to reach it.
+type Service struct {
+	gateway.Service
+	Transport Transport
+}
+
+// Settings tune the worker. cmd/gateway fills them from the configuration,
+// which gives each its default and checks them; New refuses settings that
+// would make a worker that never posts or posts twice at once.
+type Settings struct {
+	// Workers is how many messages one process posts at once.
+	Workers int
+	// MaxAttempts and MaxAge bound the tries of one message: then it is
+	// dead lettered.
+	MaxAttempts int
+	MaxAge      time.Duration
+	// BaseBackoff and MaxBackoff bound the exponential backoff between
+	// attempts; a receiver's Retry-After wins when it asks for longer.
+	BaseBackoff, MaxBackoff time.Duration
+	// Timeout bounds one attempt; Lease, how long a claimed message stays
+	// with its worker, must exceed it.
+	Timeout, Lease time.Duration
+	// PollInterval is how often an idle worker looks for due messages.
+	PollInterval time.Duration
+}
+
 // Worker delivers outbox messages. Build it with New; Run it, or call
 // DeliverOnce from tests.
 type Worker struct {
 	outbox    gateway.Outbox
-	set       config.Delivery
+	set       Settings
 	source    gateway.Source
 	owner     string
 	log       *zap.Logger
@@ -109,9 +133,12 @@ func New(o Options) (*Worker, error) {
 	if o.Outbox == nil {
 		return nil, errors.New("delivery: an outbox is required")
 	}
-	set := o.Settings.WithDefaults()
-	if err := set.Validate(); err != nil {
-		return nil, err
+	set := o.Settings
+	switch {
+	case set.Workers < 1 || set.MaxAttempts < 1 || set.MaxAge <= 0 || set.PollInterval <= 0 || set.BaseBackoff > set.MaxBackoff:
+		return nil, fmt.Errorf("delivery: settings out of range: %+v", set)
+	case set.Lease <= set.Timeout || set.Timeout <= 0:
+		return nil, fmt.Errorf("delivery: the lease %s must exceed the timeout %s, or a message could be claimed again while its post is in flight", set.Lease, set.Timeout)
 	}
 	w := &Worker{
 		outbox: o.Outbox, set: set, source: o.Source, owner: o.Owner, log: o.Logger, metrics: o.Metrics,
@@ -134,7 +161,7 @@ func New(o Options) (*Worker, error) {
 		w.rand = rand.Float64
 	}
 	for _, s := range o.Services {
-		c, err := NewClient(s.Transport, set.Timeout.D())
+		c, err := NewClient(s.Transport, set.Timeout)
 		if err != nil {
 			return nil, fmt.Errorf("services (%s): %w", s.ID, err)
 		}
@@ -174,7 +201,7 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 func (w *Worker) loop(ctx context.Context, owner string) {
-	poll := w.set.PollInterval.D()
+	poll := w.set.PollInterval
 	for ctx.Err() == nil {
 		n, err := w.deliverBatch(ctx, owner, 1)
 		if err != nil && ctx.Err() == nil {
@@ -203,7 +230,7 @@ func (w *Worker) DeliverOnce(ctx context.Context) (int, error) {
 }
 
 func (w *Worker) deliverBatch(ctx context.Context, owner string, max int) (int, error) {
-	msgs, err := w.outbox.Claim(ctx, owner, max, w.now(), w.set.Lease.D())
+	msgs, err := w.outbox.Claim(ctx, owner, max, w.now(), w.set.Lease)
 	if err != nil {
 		return 0, err
 	}
@@ -271,7 +298,7 @@ func (w *Worker) record(ctx context.Context, log *zap.Logger, m gateway.OutboxMe
 // (0 when there was none).
 func (w *Worker) attempt(ctx context.Context, m gateway.OutboxMessage) (gateway.Attempt, int) {
 	now := w.now()
-	maxAttempts, maxAge := w.set.MaxAttempts, w.set.MaxAge.D()
+	maxAttempts, maxAge := w.set.MaxAttempts, w.set.MaxAge
 	dead := func(reason string) gateway.Attempt {
 		return gateway.Attempt{Result: gateway.AttemptDeadLettered, At: now, Error: reason}
 	}
@@ -292,9 +319,9 @@ func (w *Worker) attempt(ctx context.Context, m gateway.OutboxMessage) (gateway.
 	}
 	// Post only within the lease, with a margin for recording the outcome,
 	// so that no other worker can claim the message while it is in flight.
-	budget := w.set.Timeout.D()
+	budget := w.set.Timeout
 	if !m.DueAt.IsZero() {
-		budget = min(budget, m.DueAt.Sub(now)-min(w.set.Lease.D()/10, 5*time.Second))
+		budget = min(budget, m.DueAt.Sub(now)-min(w.set.Lease/10, 5*time.Second))
 	}
 	if budget <= 0 {
 		return w.retryOrDead(m, now, Verdict{Result: gateway.AttemptRetry, Error: "the lease ran out before the post"}), 0
@@ -318,15 +345,15 @@ func (w *Worker) attempt(ctx context.Context, m gateway.OutboxMessage) (gateway.
 // retryOrDead schedules the next attempt, or dead letters the message when
 // this was its last attempt or the next would come after its maximum age.
 func (w *Worker) retryOrDead(m gateway.OutboxMessage, at time.Time, v Verdict) gateway.Attempt {
-	wait := max(Backoff(m.Attempts, w.set.BaseBackoff.D(), w.set.MaxBackoff.D(), w.rand()), v.RetryAfter)
+	wait := max(Backoff(m.Attempts, w.set.BaseBackoff, w.set.MaxBackoff, w.rand()), v.RetryAfter)
 	next := at.Add(wait)
 	switch {
 	case m.Attempts >= w.set.MaxAttempts:
 		return gateway.Attempt{Result: gateway.AttemptDeadLettered, At: at,
 			Error: fmt.Sprintf("gave up after %d attempts: %s", m.Attempts, v.Error)}
-	case !m.CreatedAt.IsZero() && next.Sub(m.CreatedAt) >= w.set.MaxAge.D():
+	case !m.CreatedAt.IsZero() && next.Sub(m.CreatedAt) >= w.set.MaxAge:
 		return gateway.Attempt{Result: gateway.AttemptDeadLettered, At: at,
-			Error: fmt.Sprintf("gave up: the next attempt would come after %s in the queue: %s", w.set.MaxAge.D(), v.Error)}
+			Error: fmt.Sprintf("gave up: the next attempt would come after %s in the queue: %s", w.set.MaxAge, v.Error)}
 	}
 	return gateway.Attempt{Result: gateway.AttemptRetry, At: at, RetryAt: next, Error: v.Error}
 }
@@ -337,7 +364,7 @@ func (w *Worker) post(ctx context.Context, rc *receiver, m gateway.OutboxMessage
 	if err != nil {
 		return ClassifyError(err)
 	}
-	for k, vs := range Headers(m, rc.svc, w.source) {
+	for k, vs := range gateway.Headers(m, rc.svc, w.source) {
 		req.Header[k] = vs
 	}
 	resp, err := rc.client.Do(req)

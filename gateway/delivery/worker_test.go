@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/config"
 )
 
 // hijackReset answers by resetting the connection.
@@ -94,8 +93,8 @@ func TestDeliveryOutcomes(t *testing.T) {
 			}))
 			defer srv.Close()
 			set := settings()
-			set.Timeout = config.Duration(300 * time.Millisecond)
-			h := newHarness(t, set, svc("u-cope", srv.URL+"/fhir/", "2000010001", config.Transport{}))
+			set.Timeout = 300 * time.Millisecond
+			h := newHarness(t, set, svc("u-cope", srv.URL+"/fhir/", "2000010001", Transport{}))
 			service := tt.service
 			if service == "" {
 				service = "u-cope"
@@ -153,7 +152,7 @@ func TestSameRequestIDOnEveryRetry(t *testing.T) {
 		answer(200, nil, "")(w, r)
 	}))
 	defer srv.Close()
-	h := newHarness(t, settings(), svc("u-cope", srv.URL, "2000010001", config.Transport{}))
+	h := newHarness(t, settings(), svc("u-cope", srv.URL, "2000010001", Transport{}))
 	m := queue(t, h.store, "CASE-1", "u-cope", target("2000010001"), t0)
 	for attempt := 1; attempt <= 3; attempt++ {
 		if n := h.once(t); n != 1 {
@@ -183,20 +182,20 @@ func TestDeadLetter(t *testing.T) {
 		// edit changes the settings; handler answers; advance is how far
 		// the clock moves between attempts; start is how long after
 		// queueing the first attempt comes.
-		edit    func(*config.Delivery)
+		edit    func(*Settings)
 		handler http.HandlerFunc
 		start   time.Duration
 		advance time.Duration
 		posts   int // posts the receiver gets in all
 		errHas  string
 	}{
-		{"after max attempts", func(s *config.Delivery) { s.MaxAttempts = 3 }, answer(500, nil, ""), 0, time.Hour, 3, "gave up after 3 attempts: receiver answered 500"},
+		{"after max attempts", func(s *Settings) { s.MaxAttempts = 3 }, answer(500, nil, ""), 0, time.Hour, 3, "gave up after 3 attempts: receiver answered 500"},
 		{"after max age in the queue", nil, answer(200, nil, ""), 25 * time.Hour, 0, 0, "queued for longer than 24h0m0s"},
-		{"when the next try would be too old", func(s *config.Delivery) { s.MaxAge = config.Duration(time.Hour) },
+		{"when the next try would be too old", func(s *Settings) { s.MaxAge = time.Hour },
 			answer(429, map[string]string{"Retry-After": "7200"}, ""), 0, 0, 1, "the next attempt would come after 1h0m0s"},
-		{"after backoff reaches max age", func(s *config.Delivery) {
-			s.MaxAge = config.Duration(time.Minute)
-			s.BaseBackoff = config.Duration(40 * time.Second)
+		{"after backoff reaches max age", func(s *Settings) {
+			s.MaxAge = time.Minute
+			s.BaseBackoff = 40 * time.Second
 		}, answer(503, nil, ""), 0, 30 * time.Second, 2, "the next attempt would come after 1m0s"},
 	}
 	for _, tt := range tests {
@@ -211,7 +210,7 @@ func TestDeadLetter(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(&set)
 			}
-			h := newHarness(t, set, svc("u-cope", srv.URL, "2000010001", config.Transport{}))
+			h := newHarness(t, set, svc("u-cope", srv.URL, "2000010001", Transport{}))
 			m := queue(t, h.store, "CASE-1", "u-cope", target("2000010001"), t0)
 			h.clock.Advance(tt.start)
 			for range 10 {
@@ -249,7 +248,7 @@ func TestDeadLetterWhenWorkersKeepDying(t *testing.T) {
 	defer srv.Close()
 	set := settings()
 	set.MaxAttempts = 2
-	h := newHarness(t, set, svc("u-cope", srv.URL, "2000010001", config.Transport{}))
+	h := newHarness(t, set, svc("u-cope", srv.URL, "2000010001", Transport{}))
 	m := queue(t, h.store, "CASE-1", "u-cope", target("2000010001"), t0)
 	for range 2 { // two workers claim it and die
 		if ms, err := h.store.Claim(context.Background(), "doomed", 1, h.clock.Now(), time.Minute); err != nil || len(ms) != 1 {
@@ -281,7 +280,7 @@ func TestLeaseLost(t *testing.T) {
 		answer(200, nil, "")(w, r)
 	}))
 	defer srv.Close()
-	h = newHarness(t, settings(), svc("u-cope", srv.URL, "2000010001", config.Transport{}))
+	h = newHarness(t, settings(), svc("u-cope", srv.URL, "2000010001", Transport{}))
 	m := queue(t, h.store, "CASE-1", "u-cope", target("2000010001"), t0)
 	if h.once(t) != 1 {
 		t.Fatal("not claimed")
@@ -311,7 +310,7 @@ func TestRunStopsCleanly(t *testing.T) {
 	defer srv.Close()
 	store := openStore(t)
 	m := queue(t, store, "CASE-1", "u-cope", target("2000010001"), time.Now())
-	w, err := New(Options{Outbox: store, Services: []config.Service{svc("u-cope", srv.URL, "2000010001", config.Transport{})}, Settings: settings()})
+	w, err := New(Options{Outbox: store, Services: []Service{svc("u-cope", srv.URL, "2000010001", Transport{})}, Settings: settings()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,16 +336,19 @@ func TestRunStopsCleanly(t *testing.T) {
 
 func TestNewRefuses(t *testing.T) {
 	store := openStore(t)
+	lease := settings()
+	lease.Lease = lease.Timeout
 	tests := []struct {
 		name string
 		opt  Options
 		want string
 	}{
 		{"no outbox", Options{}, "outbox"},
-		{"lease not above timeout", Options{Outbox: store, Settings: config.Delivery{Timeout: config.Duration(time.Minute), Lease: config.Duration(time.Minute)}}, "delivery.lease"},
-		{"missing CA file", Options{Outbox: store, Services: []config.Service{svc("x", "https://127.0.0.1", "1", config.Transport{CAFile: "/nonexistent/ca.pem"})}}, "caFile"},
-		{"missing client key", Options{Outbox: store, Services: []config.Service{svc("x", "https://127.0.0.1", "1", config.Transport{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/k.pem"})}}, "certFile"},
-		{"missing secret", Options{Outbox: store, Services: []config.Service{svc("x", "https://127.0.0.1", "1", config.Transport{OAuth2: &config.OAuth2{TokenURL: "https://127.0.0.1/token", ClientID: "c", ClientSecretFile: "/nonexistent/secret"}})}}, "clientSecretFile"},
+		{"lease not above timeout", Options{Outbox: store, Settings: lease}, "lease"},
+		{"no settings", Options{Outbox: store}, "settings out of range"},
+		{"missing CA file", Options{Outbox: store, Settings: settings(), Services: []Service{svc("x", "https://127.0.0.1", "1", Transport{CAFile: "/nonexistent/ca.pem"})}}, "caFile"},
+		{"missing client key", Options{Outbox: store, Settings: settings(), Services: []Service{svc("x", "https://127.0.0.1", "1", Transport{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/k.pem"})}}, "certFile"},
+		{"missing secret", Options{Outbox: store, Settings: settings(), Services: []Service{svc("x", "https://127.0.0.1", "1", Transport{OAuth2: &OAuth2{TokenURL: "https://127.0.0.1/token", ClientID: "c", ClientSecretFile: "/nonexistent/secret"}})}}, "clientSecretFile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

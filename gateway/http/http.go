@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/logging"
 )
 
 // Media types the API speaks.
@@ -57,13 +56,13 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	e := gateway.AsError(err)
 	if e.Code == gateway.EINTERNAL {
 		ref := RequestID(r.Context())
-		logging.FromContext(r.Context()).Error("internal error", zap.Error(e.Err), zap.String("ref", ref))
+		logFrom(r.Context()).Error("internal error", zap.Error(e.Err), zap.String("ref", ref))
 		e = &gateway.Error{Code: gateway.EINTERNAL, Message: "internal error", Ref: ref}
 	}
 	if e.Code == gateway.EUNAVAILABLE && e.Err != nil {
 		// The operator needs the cause (a full disk, a refused connection);
 		// the client gets only the code and the message.
-		logging.FromContext(r.Context()).Warn("unavailable", zap.Error(e.Err))
+		logFrom(r.Context()).Warn("unavailable", zap.Error(e.Err))
 	}
 	if e.Code == gateway.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gateway"`)

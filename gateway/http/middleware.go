@@ -13,10 +13,20 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/logging"
 )
 
 type requestIDKey struct{}
+
+type loggerKey struct{}
+
+// logFrom returns the logger of the request being served (withRequest's,
+// which names the request), or a no-op logger.
+func logFrom(ctx context.Context) *zap.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*zap.Logger); ok {
+		return l
+	}
+	return zap.NewNop()
+}
 
 // RequestID returns the id of the request being served.
 func RequestID(ctx context.Context) string {
@@ -42,7 +52,7 @@ func withRequest(base *zap.Logger, obs Observer, next http.Handler) http.Handler
 		route := &routeHolder{name: "unmatched"}
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		ctx = context.WithValue(ctx, routeKey{}, route)
-		ctx = logging.WithLogger(ctx, log)
+		ctx = context.WithValue(ctx, loggerKey{}, log)
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}

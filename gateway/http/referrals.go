@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/logging"
 )
 
 // ReferralView is a referral as its university sees it: where it stands and
@@ -60,7 +59,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ev := sub.Evaluation; ev != nil {
-		LogEvaluation(logging.FromContext(r.Context()), ev, false)
+		LogEvaluation(logFrom(r.Context()), ev, false)
 		s.observer().ObserveEvaluation(ev, false)
 		w.Header().Set("X-Decision-Id", ev.Decision.ID)
 		if ev.Outcome == gateway.OutcomeDeny {
@@ -136,7 +135,7 @@ func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.Ready != nil {
 		if err := s.Ready(r.Context()); err != nil {
-			logging.FromContext(r.Context()).Warn("not ready", zap.Error(err))
+			logFrom(r.Context()).Warn("not ready", zap.Error(err))
 			Error(w, r, &gateway.Error{Code: gateway.EUNAVAILABLE, Message: "not ready", Issues: []gateway.Issue{{
 				Severity: "error", Type: "transient", Message: "the gateway is not ready (store or policies unavailable); try again shortly",
 			}}})

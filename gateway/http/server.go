@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/logging"
 )
 
 // Server is the gateway's HTTP API. Its fields are its dependencies; the
@@ -186,7 +185,7 @@ func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	LogEvaluation(logging.FromContext(r.Context()), ev, true)
+	LogEvaluation(logFrom(r.Context()), ev, true)
 	s.observer().ObserveEvaluation(ev, true)
 	status := http.StatusOK
 	if ev.Outcome == gateway.OutcomeInvalid {

@@ -22,7 +22,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/logging"
 )
 
 // The web page for IG leads at /ui/: rendered on the server with
@@ -325,7 +324,7 @@ type page struct {
 func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	var buf bytes.Buffer
 	if err := uiTemplates[name].ExecuteTemplate(&buf, "layout", p); err != nil {
-		logging.FromContext(r.Context()).Error("render page", zap.String("page", name), zap.Error(err))
+		logFrom(r.Context()).Error("render page", zap.String("page", name), zap.Error(err))
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -391,7 +390,7 @@ func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 	id, _ := u.sessions.create(*client, u.s.now())
 	u.setCookie(w, r, sessionCookie, id, 0)
 	u.setCookie(w, r, loginCookie, "", -1)
-	logging.FromContext(r.Context()).Info("ui sign-in", zap.String("client", client.ID))
+	logFrom(r.Context()).Info("ui sign-in", zap.String("client", client.ID))
 	http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
 }
 
@@ -568,7 +567,7 @@ func (u *ui) handleFilter(w http.ResponseWriter, r *http.Request, sess *uiSessio
 func (u *ui) failed(w http.ResponseWriter, r *http.Request, sess *uiSession, err error) {
 	e := gateway.AsError(err)
 	if e.Code == gateway.EINTERNAL {
-		logging.FromContext(r.Context()).Error("internal error", zap.Error(e.Err), zap.String("ref", RequestID(r.Context())))
+		logFrom(r.Context()).Error("internal error", zap.Error(e.Err), zap.String("ref", RequestID(r.Context())))
 		u.renderError(w, r, sess, http.StatusInternalServerError, "Something went wrong on the gateway (reference "+RequestID(r.Context())+").")
 		return
 	}

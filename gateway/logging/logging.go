@@ -1,6 +1,5 @@
-// Package logging builds the gateway's structured JSON logger and carries a
-// request-scoped logger through a context, so that every line written while
-// serving a request names that request's id.
+// Package logging builds the gateway's structured JSON logger. (The HTTP
+// adapter gives each request a logger that names the request's id.)
 //
 // What may be logged is deliberately narrow: ids the gateway derives (request,
 // decision, referral), rule ids, service ids, outcomes, counts, paths of
@@ -10,7 +9,6 @@
 package logging
 
 import (
-	"context"
 	"fmt"
 	"io"
 
@@ -31,20 +29,4 @@ func New(w io.Writer, level string) (*zap.Logger, error) {
 	enc.MessageKey = "msg"
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), lvl)
 	return zap.New(core, zap.ErrorOutput(zapcore.AddSync(w))), nil
-}
-
-type ctxKey struct{}
-
-// WithLogger returns a context carrying l.
-func WithLogger(ctx context.Context, l *zap.Logger) context.Context {
-	return context.WithValue(ctx, ctxKey{}, l)
-}
-
-// FromContext returns the logger in ctx, or a no-op logger, so that code
-// deep in the domain can log without being handed a logger.
-func FromContext(ctx context.Context) *zap.Logger {
-	if l, ok := ctx.Value(ctxKey{}).(*zap.Logger); ok {
-		return l
-	}
-	return zap.NewNop()
 }

@@ -1,12 +1,10 @@
-package delivery
+package gateway
 
 import (
 	"encoding/base64"
 	"encoding/json"
 	"reflect"
 	"testing"
-
-	"github.com/student-mh-referrals/gateway/gateway"
 )
 
 func decodeHeader(t *testing.T, v string) map[string]any {
@@ -23,12 +21,16 @@ func decodeHeader(t *testing.T, v string) map[string]any {
 }
 
 func TestHeaders(t *testing.T) {
-	m := gateway.OutboxMessage{
+	const institution, targetSys = "10007798", "https://fhir.nhs.uk/Id/dos-service-id"
+	m := OutboxMessage{
 		RequestID: "6f1e4a52-3c1b-4f3e-9a53-0d0b7c2f1a10", CorrelationID: "9562466f-c982-4bd5-bb0e-255e9f5e6689",
-		Institution: institution, Body: message("CASE-1", target("2000010003")),
+		Institution: institution, Body: []byte(`{"resourceType": "Bundle", "type": "message", "entry": [
+			{"fullUrl": "urn:uuid:h", "resource": {"resourceType": "MessageHeader", "sender": {"reference": "urn:uuid:u"}}},
+			{"fullUrl": "urn:uuid:u", "resource": {"resourceType": "Organization", "name": "The University of Manchester",
+				"identifier": [{"system": "` + UKPRNSystem + `", "value": "` + institution + `"}]}}]}`),
 	}
-	svc := gateway.Service{Target: target("2000010003")}
-	src := gateway.Source{Software: "student-mh-referral-gateway", Version: "1.2.3"}
+	svc := Service{Target: Identifier{System: targetSys, Value: "2000010003"}}
+	src := Source{Software: "student-mh-referral-gateway", Version: "1.2.3"}
 	h := Headers(m, svc, src)
 	for name, want := range map[string]string{
 		"Content-Type":     "application/fhir+json",
@@ -96,7 +98,7 @@ func TestOrganisationHeader(t *testing.T) {
 }
 
 func TestSoftwareHeaderWithoutVersion(t *testing.T) {
-	dev := decodeHeader(t, SoftwareHeader(gateway.Source{}))
+	dev := decodeHeader(t, SoftwareHeader(Source{}))
 	if _, ok := dev["version"]; ok || dev["deviceName"] == nil {
 		t.Errorf("device %v: want a name and no version", dev)
 	}

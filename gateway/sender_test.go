@@ -1,4 +1,4 @@
-package delivery
+package gateway
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 // goldenBundles are the mapping's golden Bundles: what the gateway sends.
 func goldenBundles(t testing.TB) [][]byte {
 	t.Helper()
-	files, err := filepath.Glob("../../mappings/testdata/golden/*.bundle.json")
+	files, err := filepath.Glob("../mappings/testdata/golden/*.bundle.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden bundles (%v)", err)
 	}

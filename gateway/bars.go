@@ -1,4 +1,4 @@
-package delivery
+package gateway
 
 import (
 	"encoding/base64"
@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/bundlescan"
 )
 
@@ -19,18 +18,18 @@ const (
 
 // UKPRNSystem is the identifier system of a UK Provider Reference Number in
 // what the gateway emits.
-const UKPRNSystem = gateway.FHIRBase + "/Id/ukprn"
+const UKPRNSystem = FHIRBase + "/Id/ukprn"
 
 // DeviceSystem is the identifier system of the gateway as requesting
 // software (NHSD-Requesting-Software).
-const DeviceSystem = gateway.FHIRBase + "/Id/software"
+const DeviceSystem = FHIRBase + "/Id/software"
 
 // Headers returns the BaRS headers of one post of m to svc: the request
 // and correlation ids fixed when the message was queued (the same on every
 // retry, so that the receiver drops duplicates), the target, the sending
 // university and the gateway as software. The header values are base64 of
 // JSON, as BaRS defines them.
-func Headers(m gateway.OutboxMessage, svc gateway.Service, src gateway.Source) http.Header {
+func Headers(m OutboxMessage, svc Service, src Source) http.Header {
 	h := http.Header{}
 	h.Set("Content-Type", ContentType)
 	h.Set("Accept", Accept)
@@ -54,7 +53,7 @@ func Headers(m gateway.OutboxMessage, svc gateway.Service, src gateway.Source) h
 }
 
 // TargetHeader is NHSD-Target-Identifier: base64 of {"system", "value"}.
-func TargetHeader(id gateway.Identifier) string {
+func TargetHeader(id Identifier) string {
 	return encode(map[string]string{"system": id.System, "value": id.Value})
 }
 
@@ -73,7 +72,7 @@ func OrganisationHeader(bundle []byte, institution string) string {
 			org["name"] = name
 		}
 	} else {
-		org["identifier"] = []gateway.Identifier{{System: UKPRNSystem, Value: institution}}
+		org["identifier"] = []Identifier{{System: UKPRNSystem, Value: institution}}
 	}
 	return encode(org)
 }
@@ -82,14 +81,14 @@ func OrganisationHeader(bundle []byte, institution string) string {
 // naming the gateway and its version. (The BaRS example writes deviceName
 // and version as single objects; R4 has them as lists, and a receiver that
 // reads the header as a Device gets them as lists.)
-func SoftwareHeader(src gateway.Source) string {
+func SoftwareHeader(src Source) string {
 	name := src.Software
 	if name == "" {
 		name = "student-mh-referral-gateway"
 	}
 	dev := map[string]any{
 		"resourceType": "Device",
-		"identifier":   []gateway.Identifier{{System: DeviceSystem, Value: name}},
+		"identifier":   []Identifier{{System: DeviceSystem, Value: name}},
 		"deviceName":   []map[string]string{{"name": name, "type": "manufacturer-name"}},
 	}
 	if src.Version != "" {
@@ -114,7 +113,7 @@ func encode(v any) string {
 // that walk (an escaped or differently cased element name, a repeated one,
 // an element of another type), it decodes as before, so the header is the
 // same as senderDecode's for every body (FuzzSender holds the two equal).
-func sender(bundle []byte) ([]gateway.Identifier, string, bool) {
+func sender(bundle []byte) ([]Identifier, string, bool) {
 	entries, ok := bundleEntries(bundle)
 	if !ok {
 		return senderDecode(bundle)
@@ -179,12 +178,12 @@ type messageHeader struct {
 
 // senderOrg reads one entry as the sender's Organization: found when it is
 // an Organization that ref names, ok when it also has identifiers or a name.
-func senderOrg(fullURL string, resource []byte, ref string) (ids []gateway.Identifier, name string, ok, found bool) {
+func senderOrg(fullURL string, resource []byte, ref string) (ids []Identifier, name string, ok, found bool) {
 	var org struct {
-		ResourceType string               `json:"resourceType"`
-		ID           string               `json:"id"`
-		Identifier   []gateway.Identifier `json:"identifier"`
-		Name         string               `json:"name"`
+		ResourceType string       `json:"resourceType"`
+		ID           string       `json:"id"`
+		Identifier   []Identifier `json:"identifier"`
+		Name         string       `json:"name"`
 	}
 	if json.Unmarshal(resource, &org) != nil || org.ResourceType != "Organization" {
 		return nil, "", false, false
@@ -202,7 +201,7 @@ func senderOrg(fullURL string, resource []byte, ref string) (ids []gateway.Ident
 
 // senderDecode is sender by decoding the whole Bundle, as it was done
 // before: the reference for bodies that bundleEntries leaves to it.
-func senderDecode(bundle []byte) ([]gateway.Identifier, string, bool) {
+func senderDecode(bundle []byte) ([]Identifier, string, bool) {
 	var b struct {
 		Entry []struct {
 			FullURL  string          `json:"fullUrl"`
@@ -219,10 +218,10 @@ func senderDecode(bundle []byte) ([]gateway.Identifier, string, bool) {
 	ref := mh.Sender.Reference
 	for _, e := range b.Entry[1:] {
 		var org struct {
-			ResourceType string               `json:"resourceType"`
-			ID           string               `json:"id"`
-			Identifier   []gateway.Identifier `json:"identifier"`
-			Name         string               `json:"name"`
+			ResourceType string       `json:"resourceType"`
+			ID           string       `json:"id"`
+			Identifier   []Identifier `json:"identifier"`
+			Name         string       `json:"name"`
 		}
 		if json.Unmarshal(e.Resource, &org) != nil || org.ResourceType != "Organization" {
 			continue
@@ -230,7 +229,7 @@ func senderDecode(bundle []byte) ([]gateway.Identifier, string, bool) {
 		if e.FullURL != ref && (org.ID == "" || ref != "Organization/"+org.ID) {
 			continue
 		}
-		var ids []gateway.Identifier
+		var ids []Identifier
 		for _, id := range org.Identifier {
 			if id.System != "" && id.Value != "" {
 				ids = append(ids, id)
