@@ -23,7 +23,7 @@ import (
 )
 
 const conformanceUsage = `usage:
-  gateway conformance run [--target URL --token [UKPRN=]TOKEN ...] [--scenarios DIR] [--run REGEXP]
+  gateway conformance run [--target URL --token UKPRN=TOKEN ...] [--scenarios DIR] [--run REGEXP]
                           [--junit FILE] [--testreport FILE] [--config FILE]
   gateway conformance receiver [--endpoint URL] [--token TOKEN] [--service ID]
                           [--junit FILE] [--testreport FILE] [--config FILE]
@@ -43,8 +43,8 @@ func cmdConformance(ctx context.Context, args []string, stdout, stderr io.Writer
 	return conformanceReceiver(ctx, args[1:], stdout, stderr)
 }
 
-// tokenFlag collects --token values: TOKEN for every institution, or
-// UKPRN=TOKEN for one.
+// tokenFlag collects --token values: UKPRN=TOKEN for one institution, or a
+// bare TOKEN for the scenarios of the one institution left without one.
 type tokenFlag struct {
 	def    string
 	byInst map[string]string
@@ -65,6 +65,28 @@ func (f *tokenFlag) Set(v string) error {
 }
 
 func (f *tokenFlag) given() bool { return f.def != "" || len(f.byInst) > 0 }
+
+// check refuses a bare TOKEN that would serve scenarios of several
+// institutions: a submitter client belongs to one institution, so the
+// token would be refused for every other one's scenarios.
+func (f *tokenFlag) check(scenarios []suite.Scenario) error {
+	if f.def == "" {
+		return nil
+	}
+	var insts []string
+	for _, s := range scenarios {
+		if _, ok := f.byInst[s.Institution]; !ok {
+			insts = append(insts, s.Institution)
+		}
+	}
+	slices.Sort(insts)
+	if insts = slices.Compact(insts); len(insts) < 2 {
+		return nil
+	}
+	return fmt.Errorf("--token TOKEN: a submitter's token belongs to one institution, and the scenarios it would serve are of %d institutions (%s); "+
+		"give --token UKPRN=TOKEN for each institution (one without a token has its scenarios skipped), or narrow the scenarios to one institution with --run",
+		len(insts), strings.Join(insts, ", "))
+}
 
 // lookup is the token of an institution's client, if one was given.
 func (f *tokenFlag) lookup(inst string) (string, bool) {
@@ -138,7 +160,7 @@ func conformanceRun(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs := newFlags("conformance run", stderr)
 	target := fs.String("target", "", "base `URL` of a running gateway (default: an in-process gateway with the configuration and a temporary store)")
 	var tokens tokenFlag
-	fs.Var(&tokens, "token", "bearer `token` of a submitter client, for every institution or, as UKPRN=TOKEN, for one; scenarios of an institution without a token are skipped (with --target)")
+	fs.Var(&tokens, "token", "bearer `token` of a submitter client, as UKPRN=TOKEN (repeat it for each institution; scenarios of an institution without a token are skipped), or bare when the scenarios are all of one institution (with --target)")
 	cfgPath := fs.String("config", "", "configuration `file` of the in-process gateway (default: the embedded gateway.example.yaml)")
 	only := fs.String("run", "", "run only the scenarios whose name matches `regexp`")
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit of each request")
@@ -171,6 +193,9 @@ func conformanceRun(ctx context.Context, args []string, stdout, stderr io.Writer
 		if len(scenarios) == 0 {
 			return &exitStatus{code: exitFailure, err: fmt.Errorf("--run %q matches no scenario", *only)}
 		}
+	}
+	if err := tokens.check(scenarios); err != nil {
+		return &exitStatus{code: exitFailure, err: err}
 	}
 	t := suite.Target{URL: *target, Client: &http.Client{Timeout: *timeout}, Token: tokens.lookup}
 	if *target == "" {

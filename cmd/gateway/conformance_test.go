@@ -119,6 +119,10 @@ func TestConformanceUsage(t *testing.T) {
 		{"an unknown subcommand", []string{"conformance", "walk"}, "usage:"},
 		{"a target without a token", []string{"conformance", "run", "--target", "http://127.0.0.1:1"}, "--target needs --token"},
 		{"a token without a target", []string{"conformance", "run", "--token", "t"}, "--token goes with --target"},
+		{"a bare token for several institutions", []string{"conformance", "run", "--target", "http://127.0.0.1:1", "--token", "t"},
+			"give --token UKPRN=TOKEN for each institution"},
+		{"a bare token for the institutions left without one", []string{"conformance", "run", "--target", "http://127.0.0.1:1",
+			"--token", "10006842=t", "--token", "t", "--run", "^allow-(u-cope|bristol-awp|sheffield.*)$"}, "of 2 institutions (10007157, 10007164)"},
 		{"a filter that matches nothing", []string{"conformance", "run", "--run", "^nothing$"}, "matches no scenario"},
 		{"an unknown service", []string{"conformance", "receiver", "--service", "nope"}, "u-cope, liverpool-liaison"},
 		{"a scenario directory that is not there", []string{"conformance", "run", "--scenarios", "no/such/dir"}, "no scenario files"},
@@ -130,6 +134,21 @@ func TestConformanceUsage(t *testing.T) {
 				t.Errorf("exit %d, stderr %q (stdout %q); want 1 and %q", code, errOut, out, tt.want)
 			}
 		})
+	}
+}
+
+// TestConformanceBareToken: a bare --token serves the scenarios of one
+// institution (here they reach no gateway, so they fail rather than being
+// refused as a usage error).
+func TestConformanceBareToken(t *testing.T) {
+	for _, args := range [][]string{
+		{"--token", "t", "--run", "^allow-u-cope$"},
+		{"--token", "t", "--token", "10007164=t2", "--run", "^allow-(u-cope|bristol-awp)$"},
+	} {
+		out, errOut, code := runCLI(t, append([]string{"conformance", "run", "--target", "http://127.0.0.1:1", "--timeout", "2s"}, args...)...)
+		if code != exitFailure || !strings.Contains(out, "FAIL allow-u-cope") || strings.Contains(errOut, "UKPRN=TOKEN") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want the scenarios run", args, code, out, errOut)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -25,7 +27,7 @@ func cmdOutbox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fs := newFlags("outbox "+args[0], stderr)
 	cfgPath := fs.String("config", "", "configuration `file`")
-	state := fs.String("state", "pending", "list messages in this `state` (pending, leased, delivered, failed, dead, dropped)")
+	state := fs.String("state", "pending", "list messages in this `state` ("+strings.Join(messageStateNames(), ", ")+")")
 	limit := fs.Int("limit", 100, "list at most `N` messages")
 	asJSON := fs.Bool("json", false, "print JSON")
 	reason := fs.String("reason", "", "why (recorded with the action)")
@@ -33,6 +35,9 @@ func cmdOutbox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
+	}
+	if !slices.Contains(messageStates, gateway.MessageState(*state)) {
+		return &exitStatus{code: exitFailure, err: fmt.Errorf("outbox %s --state %q: use one of %s", args[0], *state, strings.Join(messageStateNames(), ", "))}
 	}
 	_, store, err := configStore(ctx, *cfgPath)
 	if err != nil {
@@ -77,6 +82,18 @@ func cmdOutbox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, use)
 		return &exitStatus{code: exitFailure}
 	}
+}
+
+// messageStates are the states `outbox list --state` takes.
+var messageStates = []gateway.MessageState{gateway.MessagePending, gateway.MessageLeased, gateway.MessageDelivered,
+	gateway.MessageFailed, gateway.MessageDead, gateway.MessageDropped}
+
+func messageStateNames() []string {
+	out := make([]string, len(messageStates))
+	for i, s := range messageStates {
+		out[i] = string(s)
+	}
+	return out
 }
 
 // operator names who acts: the flag, else the operating-system user.
