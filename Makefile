@@ -27,8 +27,14 @@ run: build
 
 test: lint fhircheck test-go fuzz
 
+# test-go runs every Go test, then lists the tests that skipped and why.
+# The PostgreSQL tests use GATEWAY_TEST_POSTGRES_DSN, the local test database
+# by default, and skip when it does not answer (set it empty to skip them).
+GATEWAY_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+export GATEWAY_TEST_POSTGRES_DSN
+
 test-go:
-	$(GO) test -count=1 ./...
+	set -o pipefail; $(GO) test -count=1 -json ./... | $(GO) run .ci/testsummary.go
 
 # lint: gofmt, go vet, and the standard OPA tools over the policy set.
 lint: opa
