@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -84,16 +85,17 @@ func startProcess(t *testing.T, bin, addr string, args ...string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+	up := eventually(20*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
 			resp.Body.Close()
-			return cmd
 		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil
+	})
+	if !up {
+		t.Fatalf("%v did not come up on %s", args, addr)
 	}
-	t.Fatalf("%v did not come up on %s", args, addr)
-	return nil
+	return cmd
 }
 
 // caseWithID is the Liverpool example under another case id.
@@ -101,20 +103,46 @@ func caseWithID(t *testing.T, id string) []byte {
 	return bytes.Replace(readCase(t, "allow-liverpool-u-cope"), []byte("UOL-SS-2026-04417"), []byte(id), 1)
 }
 
-// submitStream posts referrals from workers goroutines until stop closes or
-// the gateway stops answering, and returns the ids that got a 202.
-func submitStream(t *testing.T, api, prefix string, workers int, stop <-chan struct{}) []string {
+// stream posts referrals to a gateway from several goroutines until it is
+// stopped or the gateway stops answering, counting the 202s as they come.
+type stream struct {
+	stop     chan struct{}
+	done     chan []string
+	accepted atomic.Int64
+}
+
+// startStream starts workers goroutines posting referrals to api.
+func startStream(t *testing.T, api, prefix string, workers int) *stream {
+	s := &stream{stop: make(chan struct{}), done: make(chan []string, 1)}
+	go func() { s.done <- s.submit(t, api, prefix, workers) }()
+	return s
+}
+
+// waitAccepted waits until the gateway has accepted at least n referrals,
+// failing the test if that takes more than 30 s.
+func (s *stream) waitAccepted(t *testing.T, n int64) {
+	t.Helper()
+	if !eventually(30*time.Second, func() bool { return s.accepted.Load() >= n }) {
+		t.Fatalf("only %d referrals accepted in 30 s, %d wanted", s.accepted.Load(), n)
+	}
+}
+
+// end stops the stream and returns the ids that got a 202.
+func (s *stream) end() []string {
+	close(s.stop)
+	return <-s.done
+}
+
+func (s *stream) submit(t *testing.T, api, prefix string, workers int) []string {
 	var mu sync.Mutex
 	var accepted []string
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 10 * time.Second}
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
+	for w := range workers {
+		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
-				case <-stop:
+				case <-s.stop:
 					return
 				default:
 				}
@@ -136,12 +164,41 @@ func submitStream(t *testing.T, api, prefix string, workers int, stop <-chan str
 					mu.Lock()
 					accepted = append(accepted, ans.ID)
 					mu.Unlock()
+					s.accepted.Add(1)
 				}
 			}
-		}(w)
+		})
 	}
 	wg.Wait()
 	return accepted
+}
+
+// eventually polls cond every 50 ms until it holds (true) or timeout
+// passes (false).
+func eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}
+
+// delivered reports whether every referral of ids is delivered (or
+// acknowledged), keeping in *pending those that are not yet.
+func delivered(t *testing.T, api string, pending *[]string) bool {
+	var still []string
+	for _, id := range *pending {
+		switch referralStatus(t, api, id) {
+		case "delivered", "acknowledged":
+		default:
+			still = append(still, id)
+		}
+	}
+	*pending = still
+	return len(still) == 0
 }
 
 func referralStatus(t *testing.T, api, id string) string {
@@ -177,38 +234,22 @@ func testCrashSafety(t *testing.T, bin, driver string) {
 	startProcess(t, bin, sbx, "sandbox-receiver", "--config", cfg)
 	gw := startProcess(t, bin, api, "serve", "--config", cfg)
 
-	stop := make(chan struct{})
-	done := make(chan []string)
-	go func() { done <- submitStream(t, api, "CRASH", 4, stop) }()
-	time.Sleep(1500 * time.Millisecond)
+	// The kill comes while referrals are being posted and delivered, once
+	// enough are in for the test to prove something.
+	st := startStream(t, api, "CRASH", 4)
+	st.waitAccepted(t, 50)
+	if !eventually(30*time.Second, func() bool { return len(receivedOnce(t, sbx)) > 0 }) {
+		t.Fatal("the receiver got nothing in 30 s")
+	}
 	if err := gw.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = gw.Process.Wait()
-	close(stop)
-	accepted := <-done
-	if len(accepted) < 10 {
-		t.Fatalf("only %d referrals accepted before the kill; the test proves little", len(accepted))
-	}
+	accepted := st.end()
 
 	startProcess(t, bin, api, "serve", "--config", cfg)
-	deadline := time.Now().Add(90 * time.Second)
 	pending := accepted
-	for len(pending) > 0 && time.Now().Before(deadline) {
-		var still []string
-		for _, id := range pending {
-			switch referralStatus(t, api, id) {
-			case "delivered", "acknowledged":
-			default:
-				still = append(still, id)
-			}
-		}
-		pending = still
-		if len(pending) > 0 {
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-	if len(pending) > 0 {
+	if !eventually(90*time.Second, func() bool { return delivered(t, api, &pending) }) {
 		t.Fatalf("%d of %d accepted referrals were not delivered after the restart, e.g. %s is %s",
 			len(pending), len(accepted), pending[0], referralStatus(t, api, pending[0]))
 	}
@@ -233,10 +274,8 @@ func TestGracefulStop(t *testing.T) {
 	dir := t.TempDir()
 	cfg, api, _ := processConfig(t, dir, testStore(t, "sqlite"))
 	gw := startProcess(t, bin, api, "serve", "--sandbox", "--config", cfg)
-	stop := make(chan struct{})
-	done := make(chan []string)
-	go func() { done <- submitStream(t, api, "TERM", 4, stop) }()
-	time.Sleep(500 * time.Millisecond)
+	st := startStream(t, api, "TERM", 4)
+	st.waitAccepted(t, 20)
 	if err := gw.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -250,11 +289,7 @@ func TestGracefulStop(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("gateway did not stop within 20 s of SIGTERM")
 	}
-	close(stop)
-	accepted := <-done
-	if len(accepted) == 0 {
-		t.Fatal("nothing was accepted before SIGTERM")
-	}
+	accepted := st.end()
 	// Every 202 the clients saw is in the store: restart and read them back.
 	startProcess(t, bin, api, "serve", "--config", cfg)
 	for _, id := range accepted {
@@ -290,38 +325,20 @@ func TestTwoGatewaysOnePostgres(t *testing.T) {
 	}
 	startProcess(t, bin, apiB, "serve", "--config", cfgB)
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var accepted []string
-	var mu sync.Mutex
+	var streams []*stream
 	for _, api := range []string{apiA, apiB} {
-		wg.Add(1)
-		go func(api string) {
-			defer wg.Done()
-			ids := submitStream(t, api, "TWO-"+api[strings.LastIndex(api, ":")+1:], 2, stop)
-			mu.Lock()
-			accepted = append(accepted, ids...)
-			mu.Unlock()
-		}(api)
+		streams = append(streams, startStream(t, api, "TWO-"+api[strings.LastIndex(api, ":")+1:], 2))
 	}
-	time.Sleep(2 * time.Second)
-	close(stop)
-	wg.Wait()
-	if len(accepted) < 10 {
-		t.Fatalf("only %d referrals accepted", len(accepted))
+	var accepted []string
+	for _, st := range streams {
+		st.waitAccepted(t, 20)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for _, id := range accepted {
-		for {
-			s := referralStatus(t, apiA, id)
-			if s == "delivered" || s == "acknowledged" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("referral %s is %s, not delivered", id, s)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+	for _, st := range streams {
+		accepted = append(accepted, st.end()...)
+	}
+	pending := accepted
+	if !eventually(60*time.Second, func() bool { return delivered(t, apiA, &pending) }) {
+		t.Fatalf("%d of %d referrals were not delivered, e.g. %s is %s", len(pending), len(accepted), pending[0], referralStatus(t, apiA, pending[0]))
 	}
 	seen := receivedOnce(t, sbx)
 	if len(seen) != len(accepted) {
