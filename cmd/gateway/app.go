@@ -50,7 +50,7 @@ func newApp(ctx context.Context, path string, logOut io.Writer, logLevel string)
 		return nil, err
 	}
 	var fsys fs.FS = policies.FS
-	opts := []opa.Option{opa.WithLogger(log.With(zap.String("component", "policies"))), opa.WithEngine(cfg.Policies.Engine)}
+	opts := []opa.Option{opa.WithLogger(log.With(zap.String("component", "policies")))}
 	if cfg.Policies.Dir != "" {
 		// An operator's directory is compiled strictly and must pass its
 		// own tests, at start and at every reload.
