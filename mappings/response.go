@@ -133,15 +133,15 @@ func checkInbound(body []byte) error {
 			Severity: "error", Type: "structure", Message: msg,
 		}}}
 	}
-	loose := []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+	dups := jsontext.AllowDuplicateNames(true) // reported below, as EINVALID
 	switch {
 	case bytes.HasPrefix(body, []byte("\xef\xbb\xbf")):
 		return malformed("the body starts with a byte order mark; send UTF-8 JSON without one")
 	case !utf8.Valid(body):
 		return malformed("the body is not valid UTF-8; FHIR JSON is UTF-8 without a byte order mark")
-	case !jsontext.Value(body).IsValid(loose...):
+	case !jsontext.Value(body).IsValid(dups, jsontext.AllowInvalidUTF8(true)):
 		return malformed("the body is not a JSON FHIR Bundle")
-	case !jsontext.Value(body).IsValid(loose[0]):
+	case !jsontext.Value(body).IsValid(dups):
 		return malformed("a string escapes a lone UTF-16 surrogate (such as \\ud800), which is not valid UTF-8 text")
 	}
 	invalid := func(msg string) error {
