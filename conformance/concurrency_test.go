@@ -9,7 +9,7 @@ import (
 
 // TestConcurrentValidate validates the cases from several goroutines at
 // once with one Validator (run with -race): a Validator is shared by the
-// gateway's request handlers, and parsers are pooled between calls.
+// gateway's request handlers.
 func TestConcurrentValidate(t *testing.T) {
 	cases := readCases(t)
 	want := make([]string, len(cases))

@@ -36,9 +36,7 @@ func (v *Validator) ValidateFile(name string) (Result, error) {
 
 // ValidateWith is Validate with options.
 func (v *Validator) ValidateWith(data []byte, opts Options) Result {
-	p := getParser()
-	defer putParser(p)
-	root, dups, err := p.parse(data)
+	root, dups, err := parseJSON(data)
 	if err != nil {
 		return Result{Issues: []Issue{{Severity: SeverityError, Code: "structure", Rule: "json", Message: err.Error()}}}
 	}

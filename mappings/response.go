@@ -3,12 +3,14 @@ package mappings
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/jsonscan"
 )
 
 // EventServiceRequestResponse is the BaRS event of a receiver's answer to a
@@ -119,111 +121,61 @@ var readElements = []string{
 	"response", "focus", "reference", "status", "identifier", "system", "value",
 }
 
-// checkInbound refuses what encoding/json would read ambiguously or keep
-// verbatim: bodies that are not UTF-8 JSON (EMALFORMED), and objects with a
-// duplicate key (the decoder would silently keep the last: {"code":
-// "fatal-error","code":"ok"} must not read as ok), a read element name in the
-// wrong case, or nesting deeper than maxInboundDepth (EINVALID).
+// checkInbound refuses what encoding/json would read ambiguously or change:
+// bodies that are not UTF-8 JSON or escape a lone UTF-16 surrogate ("\ud800",
+// which encoding/json would silently turn into U+FFFD) (EMALFORMED), and
+// objects with a duplicate key (the decoder would silently keep the last:
+// {"code":"fatal-error","code":"ok"} must not read as ok), a read element
+// name in the wrong case, or nesting deeper than maxInboundDepth (EINVALID).
 func checkInbound(body []byte) error {
 	malformed := func(msg string) error {
 		return &gateway.Error{Code: gateway.EMALFORMED, Message: "the body is not JSON", Issues: []gateway.Issue{{
 			Severity: "error", Type: "structure", Message: msg,
 		}}}
 	}
-	if bytes.HasPrefix(body, []byte("\xef\xbb\xbf")) {
+	dups := jsontext.AllowDuplicateNames(true) // reported below, as EINVALID
+	switch {
+	case bytes.HasPrefix(body, []byte("\xef\xbb\xbf")):
 		return malformed("the body starts with a byte order mark; send UTF-8 JSON without one")
-	}
-	if !utf8.Valid(body) {
+	case !utf8.Valid(body):
 		return malformed("the body is not valid UTF-8; FHIR JSON is UTF-8 without a byte order mark")
-	}
-	if !jsonscan.Valid(body) {
+	case !jsontext.Value(body).IsValid(dups, jsontext.AllowInvalidUTF8(true)):
 		return malformed("the body is not a JSON FHIR Bundle")
+	case !jsontext.Value(body).IsValid(dups):
+		return malformed("a string escapes a lone UTF-16 surrogate (such as \\ud800), which is not valid UTF-8 text")
 	}
 	invalid := func(msg string) error {
 		return &gateway.Error{Code: gateway.EINVALID, Message: "not a BaRS response message", Issues: []gateway.Issue{{
 			Severity: "error", Type: "structure", Message: msg,
 		}}}
 	}
-	// One walk over the tokens (Decoder.Token allocated per token and was
-	// two thirds of a response's parse). keys holds the keys of the open
-	// objects, each object's after its start in starts; the first problem
-	// in document order is the one reported.
-	var (
-		keys    []string
-		starts  []int
-		sets    []map[string]bool // per open object once it has many keys, else nil
-		problem error
-	)
-	jsonscan.Walk(body, func(k jsonscan.Kind, start, end, depth int) bool {
-		switch k {
-		case jsonscan.BeginObject, jsonscan.BeginArray:
-			if depth >= maxInboundDepth {
-				problem = invalid("the message nests more than " + strconv.Itoa(maxInboundDepth) + " levels deep")
-				return false
-			}
-			if k == jsonscan.BeginObject {
-				starts, sets = append(starts, len(keys)), append(sets, nil)
-			}
-		case jsonscan.EndObject:
-			n := len(starts) - 1
-			keys, starts, sets = keys[:starts[n]], starts[:n], sets[:n]
-		case jsonscan.Key:
-			key := unquoteKey(body[start:end])
-			n := len(starts) - 1
-			if seen(keys[starts[n]:], &sets[n], key) {
-				problem = invalid("an object has the element " + strconv.Quote(clipName(key)) + " twice; send each element once")
-				return false
-			}
-			keys = append(keys, key)
+	// The body is valid JSON, so the only error the walk can meet is a
+	// duplicate key; the first problem in document order is reported.
+	d := jsontext.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := d.ReadToken()
+		var se *jsontext.SyntacticError
+		switch {
+		case err == io.EOF:
+			return nil
+		case errors.As(err, &se) && errors.Is(err, jsontext.ErrDuplicateName):
+			return invalid("an object has the element " + strconv.Quote(clipName(se.JSONPointer.LastToken())) + " twice; send each element once")
+		case err != nil:
+			return malformed("the body is not a JSON FHIR Bundle")
+		}
+		depth := d.StackDepth()
+		switch kind, n := d.StackIndex(depth); {
+		case (tok.Kind() == '{' || tok.Kind() == '[') && depth > maxInboundDepth:
+			return invalid("the message nests more than " + strconv.Itoa(maxInboundDepth) + " levels deep")
+		case tok.Kind() == '"' && kind == '{' && n%2 == 1: // an object's key
+			key := tok.String()
 			for _, name := range readElements {
 				if key != name && strings.EqualFold(key, name) {
-					problem = invalid("unknown element " + strconv.Quote(clipName(key)) + "; FHIR element names are case-sensitive (" + name + ")")
-					return false
+					return invalid("unknown element " + strconv.Quote(clipName(key)) + "; FHIR element names are case-sensitive (" + name + ")")
 				}
 			}
 		}
-		return true
-	})
-	return problem
-}
-
-// manyKeys is how many keys an object has before checkInbound looks its
-// keys up in a map rather than in a list.
-const manyKeys = 16
-
-// seen reports whether key is among an object's keys so far (keys, and the
-// map *set once there are many of them), and adds it to *set when that is
-// in use.
-func seen(keys []string, set *map[string]bool, key string) bool {
-	if *set == nil && len(keys) < manyKeys {
-		for _, k := range keys {
-			if k == key {
-				return true
-			}
-		}
-		return false
 	}
-	if *set == nil {
-		*set = make(map[string]bool, 2*len(keys))
-		for _, k := range keys {
-			(*set)[k] = true
-		}
-	}
-	if (*set)[key] {
-		return true
-	}
-	(*set)[key] = true
-	return false
-}
-
-// unquoteKey is a key's name as encoding/json reads it.
-func unquoteKey(tok []byte) string {
-	if jsonscan.Plain(tok) {
-		return string(tok[1 : len(tok)-1])
-	}
-	var s string
-	_ = json.Unmarshal(tok, &s) // a valid string token: cannot fail
-	return s
 }
 
 // clipName shortens a client-supplied element name for a message.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/student-mh-referrals/gateway/gateway"
 )
 
@@ -53,7 +54,8 @@ func responseFiles(t testing.TB) []string {
 // what ParseResponse made of it with testdata/responses.golden.json (go test
 // ./mappings -run TestParseResponse -update to rewrite after review). Among
 // them: duplicate keys, element names in the wrong case, a byte order mark,
-// UTF-16, broken UTF-8 and deep nesting, each refused with a 4xx code.
+// UTF-16, broken UTF-8, a lone surrogate escape and deep nesting, each
+// refused with a 4xx code.
 func TestParseResponse(t *testing.T) {
 	got := map[string]responseResult{}
 	for _, file := range responseFiles(t) {
@@ -106,7 +108,7 @@ func TestParseResponse(t *testing.T) {
 	for name, code := range map[string]string{
 		"duplicate-code": gateway.EINVALID, "key-case": gateway.EINVALID, "deep-nesting": gateway.EINVALID,
 		"bom": gateway.EMALFORMED, "utf16": gateway.EMALFORMED, "invalid-utf8": gateway.EMALFORMED,
-		"wrong-json-type": gateway.EINVALID,
+		"wrong-json-type": gateway.EINVALID, "lone-surrogate": gateway.EMALFORMED,
 	} {
 		if got[name].Code != code {
 			t.Errorf("%s: code %q, want %q", name, got[name].Code, code)
@@ -151,8 +153,8 @@ func FuzzParseResponse(f *testing.F) {
 		if !gateway.ValidUKPRN(resp.Institution) || resp.CaseID == "" {
 			t.Fatalf("accepted a response without a case: %+v", resp)
 		}
-		if !bytes.Equal(resp.Message, body) || !utf8.Valid(body) || !json.Valid(body) {
-			t.Fatal("the kept message is not the body as posted, or not UTF-8 JSON")
+		if !bytes.Equal(resp.Message, body) || !jsontext.Value(body).IsValid() {
+			t.Fatal("the kept message is not the body as posted, or not UTF-8 JSON with unique keys")
 		}
 		again, err := ParseResponse(body)
 		if err != nil || again.Accepted != resp.Accepted || again.CaseID != resp.CaseID {

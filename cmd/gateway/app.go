@@ -45,12 +45,15 @@ func newApp(ctx context.Context, path string, logOut io.Writer, logLevel string)
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration: " + w)
+	}
 	reg, err := cfg.Registry()
 	if err != nil {
 		return nil, err
 	}
 	var fsys fs.FS = policies.FS
-	opts := []opa.Option{opa.WithLogger(log.With(zap.String("component", "policies"))), opa.WithEngine(cfg.Policies.Engine)}
+	opts := []opa.Option{opa.WithLogger(log.With(zap.String("component", "policies")))}
 	if cfg.Policies.Dir != "" {
 		// An operator's directory is compiled strictly and must pass its
 		// own tests, at start and at every reload.

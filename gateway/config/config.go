@@ -120,11 +120,19 @@ type Policies struct {
 	// Dir, when set, loads policies from that directory instead of the
 	// embedded set.
 	Dir string `json:"dir"`
-	// Engine runs the decisions: "plan" (the default) executes OPA's plan of
-	// the policies, several times faster than OPA's own evaluator; "topdown"
-	// is OPA's own evaluator, which the plan is checked against
-	// (policies/README.md, "Engines").
-	Engine string `json:"engine"`
+	// Engine is accepted and ignored: decisions run on OPA's own evaluator.
+	// A configuration that sets it still loads, and Warnings names it.
+	Engine string `json:"engine,omitempty"`
+}
+
+// Warnings lists the settings of c that are accepted but have no effect, for
+// the gateway to log at start.
+func (c *Config) Warnings() []string {
+	var out []string
+	if c.Policies.Engine != "" {
+		out = append(out, "policies.engine is ignored: decisions run on OPA's own evaluator")
+	}
+	return out
 }
 
 // Limits bounds what a client may send.
@@ -178,9 +186,6 @@ func (c *Config) defaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
-	if c.Policies.Engine == "" {
-		c.Policies.Engine = "plan"
-	}
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = 256 << 10
 	}
@@ -195,9 +200,6 @@ func (c *Config) defaults() {
 // Validate checks what decoding cannot: that every service is complete and
 // uses the contract's vocabularies.
 func (c *Config) Validate() error {
-	if !slices.Contains([]string{"plan", "topdown"}, c.Policies.Engine) {
-		return fmt.Errorf("policies.engine %q: use plan or topdown", c.Policies.Engine)
-	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		return fmt.Errorf("log.level %q: use debug, info, warn or error", c.Log.Level)
 	}

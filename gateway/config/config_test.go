@@ -63,7 +63,6 @@ func TestParseRejects(t *testing.T) {
 	}{
 		{"unknown key", "listen:", "lisen:", "unknown field"},
 		{"bad log level", "level: info", "level: loud", "log.level"},
-		{"unknown policy engine", "  engine: plan\n", "  engine: fast\n", "policies.engine"},
 		{"unknown category", "dataCategories: [demographics, contact, gp, needs, risk-formulation, safety-plan, context]", "dataCategories: [demographics, shoe-size]", "unknown category"},
 		{"bad endpoint", "endpoint: http://127.0.0.1:8081/fhir\n    target: { system: https://fhir.nhs.uk/Id/dos-service-id, value: \"2000010001\" }", "endpoint: ftp://x\n    target: { system: https://fhir.nhs.uk/Id/dos-service-id, value: \"2000010001\" }", "endpoint"},
 		{"bad ODS code", "odsCode: RW4 }", "odsCode: rw4 }", "odsCode"},
@@ -109,4 +108,27 @@ func TestClientsRejected(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEngineIgnored: a configuration that still names a policy engine loads,
+// whatever the engine, and the setting comes back as a warning.
+func TestEngineIgnored(t *testing.T) {
+	if w := mustParse(t, string(Example)).Warnings(); len(w) != 0 {
+		t.Errorf("the example gives warnings %q", w)
+	}
+	for _, engine := range []string{"plan", "topdown", "fast"} {
+		c := mustParse(t, strings.Replace(string(Example), "  dir: \"\"\n", "  dir: \"\"\n  engine: "+engine+"\n", 1))
+		if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "policies.engine is ignored") {
+			t.Errorf("engine %s: warnings %q; want one about policies.engine", engine, w)
+		}
+	}
+}
+
+func mustParse(t *testing.T, yaml string) *Config {
+	t.Helper()
+	c, err := Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

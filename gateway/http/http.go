@@ -89,19 +89,12 @@ func writeJSON(w http.ResponseWriter, status int, mediaType string, v any) {
 // a trailing newline and no HTML escaping. `gateway evaluate` prints exactly
 // these bytes.
 func MarshalDocument(v any) ([]byte, error) {
-	var buf jsonBuffer
+	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	// Encode ends the compact value with a newline; the indented copy
-	// keeps it, as the encoder's own indentation does.
-	compact := bytes.TrimSuffix(buf.b, []byte("\n"))
-	out := indentCompact(make([]byte, 0, len(compact)+len(compact)/2), compact)
-	return append(out, '\n'), nil
+	return buf.Bytes(), nil
 }
-
-type jsonBuffer struct{ b []byte }
-
-func (j *jsonBuffer) Write(p []byte) (int, error) { j.b = append(j.b, p...); return len(p), nil }

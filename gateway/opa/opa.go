@@ -4,11 +4,8 @@
 // case record. No sharing rule lives here; this package only moves a record
 // into the policies and their decision back out, and refuses to turn a
 // missing or malformed policy result into anything but an internal error.
-//
-// Two engines evaluate the same compiled policies: OPA's plan of them, run
-// by package irvm (the default, several times faster), and OPA's own
-// evaluator, topdown, which is the reference the plan is checked against
-// (engines.go).
+// Decisions run on OPA's own evaluator (package rego), with the query
+// prepared once per policy set.
 //
 // The policy set in force can be replaced while the gateway runs (Reload,
 // Watch): a new set serves only once it compiles and its own tests pass, and
@@ -45,8 +42,6 @@ type Decider struct {
 	// reloading serialises Reload, so that two reloads cannot race to decide
 	// which set is in force.
 	reloading sync.Mutex
-	// services are the registry entries already converted for the policies.
-	services serviceValues
 }
 
 var _ gateway.Decider = (*Decider)(nil)
@@ -55,26 +50,11 @@ var _ gateway.Decider = (*Decider)(nil)
 type Option func(*config)
 
 type config struct {
-	engine   string
 	strict   bool
 	tests    bool
 	log      *zap.Logger
 	onReload func(old, new string, err error)
 }
-
-// The engines that evaluate a policy set (WithEngine).
-const (
-	// EnginePlan runs OPA's plan of the policies (package irvm), falling
-	// back to topdown for a set whose plan uses what irvm does not run.
-	EnginePlan = "plan"
-	// EngineTopdown is OPA's own tree-walking evaluator.
-	EngineTopdown = "topdown"
-)
-
-// WithEngine chooses the engine that makes decisions, EnginePlan (the
-// default) or EngineTopdown. Both evaluate the same compiled policies; the
-// tests hold their decisions equal (policies/README.md, "Engines").
-func WithEngine(name string) Option { return func(c *config) { c.engine = name } }
 
 // WithStrict compiles the policies in OPA's strict mode (unused variables,
 // imports and arguments are errors), as `opa check --strict` does in CI. Use
@@ -118,13 +98,6 @@ func New(ctx context.Context, fsys fs.FS, opts ...Option) (*Decider, error) {
 	if d.cfg.log == nil {
 		d.cfg.log = zap.NewNop()
 	}
-	switch d.cfg.engine {
-	case "":
-		d.cfg.engine = EnginePlan
-	case EnginePlan, EngineTopdown:
-	default:
-		return nil, policyError(fmt.Sprintf("unknown policy engine %q: use %s or %s", d.cfg.engine, EnginePlan, EngineTopdown), nil)
-	}
 	if fsys == nil {
 		fsys = policies.FS
 	}
@@ -132,52 +105,17 @@ func New(ctx context.Context, fsys fs.FS, opts ...Option) (*Decider, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, err := compile(ctx, src, d.cfg.strict, d.cfg.engine)
+	set, err := compile(ctx, src, d.cfg.strict)
 	if err != nil {
 		return nil, err
 	}
 	if d.cfg.tests {
-		if _, err := d.vet(ctx, src, set); err != nil {
+		if _, err := testSet(ctx, src); err != nil {
 			return nil, err
 		}
 	}
-	d.logEngine(set)
 	d.cur.Store(set)
 	return d, nil
-}
-
-// vet runs the set's own tests. For a set on the plan it also decides every
-// input those tests evaluate with both engines; a plan that disagrees with
-// topdown on any of them is dropped, and the set serves on topdown.
-func (d *Decider) vet(ctx context.Context, src *source, set *policySet) (int, error) {
-	var inputs *inputCollector
-	if set.plan != nil {
-		inputs = newInputCollector()
-	}
-	ran, err := testSet(ctx, src, inputs)
-	if err != nil {
-		return ran, err
-	}
-	if inputs != nil {
-		if err := checkEngines(ctx, set, inputs.inputs); err != nil {
-			set.plan, set.planErr = nil, err
-		}
-	}
-	return ran, nil
-}
-
-// logEngine says which engine decides for set, and why a set that was to
-// run on the plan does not.
-func (d *Decider) logEngine(set *policySet) {
-	switch {
-	case set.plan != nil:
-		d.cfg.log.Info("policy engine: plan", zap.String("revision", set.revision))
-	case set.planErr != nil:
-		d.cfg.log.Warn("policy engine: topdown, because the plan cannot serve this policy set",
-			zap.String("revision", set.revision), zap.String("reason", set.planErr.Error()))
-	default:
-		d.cfg.log.Info("policy engine: topdown", zap.String("revision", set.revision))
-	}
 }
 
 // Revision is "sha256:" and the first 16 hex digits of a hash over the name
@@ -195,7 +133,7 @@ func (d *Decider) Decide(ctx context.Context, in gateway.DecisionInput) (*gatewa
 		return nil, gateway.Internal(fmt.Errorf("opa: decision input needs a record, a service and a time"))
 	}
 	set := d.cur.Load()
-	input, err := d.services.input(in)
+	input, err := inputValue(in)
 	if err != nil {
 		return nil, gateway.Internal(fmt.Errorf("opa: build input: %w", err))
 	}

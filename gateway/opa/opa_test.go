@@ -23,38 +23,16 @@ var update = flag.Bool("update", false, "rewrite the golden decisions under test
 // decisionTime is the instant every table case is decided at.
 var decisionTime = time.Date(2026, 11, 19, 14, 5, 0, 0, time.UTC)
 
-// sharedDecider is the embedded policy set compiled for one engine.
-type sharedDecider struct {
-	d   *Decider
-	err error
-}
-
-var (
-	sharedMu sync.Mutex
-	shared   = map[string]*sharedDecider{}
-)
+// shared is the embedded policy set, compiled once per test binary.
+var shared = sync.OnceValues(func() (*Decider, error) { return New(context.Background(), nil) })
 
 func decider(t testing.TB) *Decider {
 	t.Helper()
-	return deciderWith(t, EnginePlan)
-}
-
-// deciderWith is the embedded policy set on one engine, compiled once per
-// test binary.
-func deciderWith(t testing.TB, engine string) *Decider {
-	t.Helper()
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	s := shared[engine]
-	if s == nil {
-		s = &sharedDecider{}
-		s.d, s.err = New(context.Background(), nil, WithEngine(engine))
-		shared[engine] = s
+	d, err := shared()
+	if err != nil {
+		t.Fatalf("New: %v", err)
 	}
-	if s.err != nil {
-		t.Fatalf("New: %v", s.err)
-	}
-	return s.d
+	return d
 }
 
 func loadRecord(t testing.TB, name string) *gateway.CaseRecord {
@@ -477,42 +455,6 @@ func TestDecideRefusesIncompleteInput(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decider(t).Decide(context.Background(), bad); gateway.ErrorCode(err) != gateway.EINTERNAL {
 				t.Errorf("error %v; want an internal error", err)
-			}
-		})
-	}
-}
-
-// TestInputValue holds the direct conversion equal to the JSON round trip,
-// so the policies see exactly what gateway.CaseRecord marshals to.
-func TestInputValue(t *testing.T) {
-	entries, err := os.ReadDir(filepath.Join("testdata", "records"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		name := strings.TrimSuffix(e.Name(), ".json")
-		t.Run(name, func(t *testing.T) {
-			in := inputFor(t, name, decisionTime.Add(123*time.Millisecond))
-			direct, err := inputValue(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			viaJSON, err := inputValueJSON(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if direct.Compare(viaJSON) != 0 {
-				t.Errorf("direct conversion differs from JSON:\n%v\n%v", direct, viaJSON)
-			}
-			var cache serviceValues
-			for range 2 { // converting the service, then from the cache
-				cached, err := cache.input(in)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if cached.Compare(viaJSON) != 0 {
-					t.Errorf("the input with a cached service differs from JSON:\n%v\n%v", cached, viaJSON)
-				}
 			}
 		})
 	}

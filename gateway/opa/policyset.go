@@ -20,44 +20,21 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/opa/irvm"
 )
 
 // policySet is one compiled policy set: what Decide evaluates. A set is
 // never changed once built, so an evaluation that started on it finishes on
 // it whatever a reload does meanwhile.
 type policySet struct {
-	// query is OPA's own evaluator (topdown) prepared for the decision: the
-	// reference the plan is checked against, and the engine when there is
-	// no plan.
-	query rego.PreparedEvalQuery
-	// plan is OPA's plan of the same policies, run by irvm; nil when the set
-	// runs on topdown (WithEngine, or a plan irvm does not support).
-	plan *irvm.Program
-	// planErr is why a set that was to run on the plan runs on topdown: a
-	// statement or built-in function irvm does not support.
-	planErr error
-	// data is the set's data document, for the plan.
-	data     ast.Value
+	// query is the decision prepared for OPA's evaluator.
+	query    rego.PreparedEvalQuery
 	revision string
 	rules    []RuleInfo
 }
 
-// decide evaluates the decision document for input with the set's engine;
-// nil means it is undefined.
+// decide evaluates the decision document for input; nil means it is
+// undefined.
 func (s *policySet) decide(ctx context.Context, input ast.Value) (ast.Value, error) {
-	if s.plan == nil {
-		return s.decideTopdown(ctx, input)
-	}
-	rs, err := s.plan.Eval(ctx, input, s.data)
-	if err != nil {
-		return nil, err
-	}
-	return planResult(rs)
-}
-
-// decideTopdown evaluates the decision document with OPA's own evaluator.
-func (s *policySet) decideTopdown(ctx context.Context, input ast.Value) (ast.Value, error) {
 	rs, err := s.query.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
 		return nil, err
@@ -72,23 +49,6 @@ func (s *policySet) decideTopdown(ctx context.Context, input ast.Value) (ast.Val
 	return t.Value, nil
 }
 
-// planResult is the decision in the plan's result set: one result binding
-// the query's one variable, or none when the decision is undefined.
-func planResult(rs []ast.Value) (ast.Value, error) {
-	switch len(rs) {
-	case 0:
-		return nil, nil
-	case 1:
-	default:
-		return nil, fmt.Errorf("the plan gave %d results", len(rs))
-	}
-	obj, ok := rs[0].(ast.Object)
-	if !ok || obj.Len() != 1 {
-		return nil, fmt.Errorf("the plan's result is %v, not one binding", rs[0])
-	}
-	return obj.Get(obj.Keys()[0]).Value, nil
-}
-
 // source is what load reads from a file system: the parsed policy and test
 // modules, the data document and the revision.
 type source struct {
@@ -99,7 +59,7 @@ type source struct {
 }
 
 // compile turns a source into a prepared query for data.referral.decision.
-func compile(ctx context.Context, src *source, strict bool, engine string) (*policySet, error) {
+func compile(ctx context.Context, src *source, strict bool) (*policySet, error) {
 	if len(src.modules) == 0 {
 		return nil, policyError("the policy set has no Rego files", nil)
 	}
@@ -124,51 +84,7 @@ func compile(ctx context.Context, src *source, strict bool, engine string) (*pol
 	if err != nil {
 		return nil, policyError("the policy query cannot be prepared", err)
 	}
-	set := &policySet{query: pq, revision: src.revision, rules: rulesOf(src.modules)}
-	if engine == EnginePlan {
-		set.plan, set.data, err = planOf(ctx, src)
-		switch {
-		case errors.Is(err, irvm.ErrUnsupported):
-			set.planErr = err // valid Rego the plan engine does not run: topdown decides
-		case err != nil:
-			return nil, err
-		}
-	}
-	return set, nil
-}
-
-// planOf has OPA plan the decision and prepares the plan to run. The plan
-// needs a compiler of its own (planning switches a compiler to OPA's IR
-// mode), so the modules are compiled a second time.
-func planOf(ctx context.Context, src *source) (*irvm.Program, ast.Value, error) {
-	modules := make(map[string]*ast.Module, len(src.modules))
-	for name, m := range src.modules {
-		modules[name] = m.Copy()
-	}
-	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
-	compiler.Compile(modules)
-	if compiler.Failed() { // compiled once already: cannot fail here
-		return nil, nil, policyError("the policy set does not compile", compiler.Errors)
-	}
-	plan, err := irvm.Plan(ctx, Query, compiler, rego.Store(inmem.NewFromObject(src.data)))
-	if err != nil {
-		return nil, nil, policyError("the policy set cannot be planned", err)
-	}
-	if plan.Plans == nil || len(plan.Plans.Plans) != 1 {
-		return nil, nil, policyError("the policy set's plan has no entry point", nil)
-	}
-	prog, err := irvm.Compile(plan, plan.Plans.Plans[0].Name)
-	if errors.Is(err, irvm.ErrUnsupported) {
-		return nil, nil, err
-	}
-	if err != nil {
-		return nil, nil, policyError("the policy set's plan cannot run", err)
-	}
-	data, err := ast.InterfaceToValue(src.data)
-	if err != nil {
-		return nil, nil, policyError("the policy data cannot be converted", err)
-	}
-	return prog, data, nil
+	return &policySet{query: pq, revision: src.revision, rules: rulesOf(src.modules)}, nil
 }
 
 // rawTerm hands the evaluated decision over as the OPA term it is, so that
@@ -185,7 +101,7 @@ func policyError(msg string, err error) *gateway.Error {
 // policies and data, as `opa test` does, and returns how many ran. Any test
 // that fails or errors makes the set unfit to serve: the error names the
 // failing tests by package and rule name (test names, never test data).
-func testSet(ctx context.Context, src *source, inputs *inputCollector) (int, error) {
+func testSet(ctx context.Context, src *source) (int, error) {
 	if len(src.tests) == 0 {
 		return 0, nil
 	}
@@ -200,9 +116,6 @@ func testSet(ctx context.Context, src *source, inputs *inputCollector) (int, err
 		SetStore(inmem.NewFromObject(src.data)).
 		SetModules(modules).
 		CapturePrintOutput(true)
-	if inputs != nil {
-		runner = runner.SetCoverageQueryTracer(inputs)
-	}
 	ch, err := runner.RunTests(ctx, nil)
 	if err != nil {
 		return 0, policyError("the policy tests cannot run", err)

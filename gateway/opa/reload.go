@@ -39,15 +39,14 @@ func (d *Decider) Reload(ctx context.Context, fsys fs.FS) (string, error) {
 		d.report(old, old, nil)
 		return old, nil
 	}
-	set, err := compile(ctx, src, d.cfg.strict, d.cfg.engine)
+	set, err := compile(ctx, src, d.cfg.strict)
 	if err != nil {
 		return d.refuse(old, src.revision, err)
 	}
-	ran, err := d.vet(ctx, src, set)
+	ran, err := testSet(ctx, src)
 	if err != nil {
 		return d.refuse(old, src.revision, err)
 	}
-	d.logEngine(set)
 	d.cur.Store(set)
 	if ran == 0 {
 		d.cfg.log.Warn("policy reload: the new policy set has no tests", zap.String("revision", src.revision))

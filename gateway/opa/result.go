@@ -32,11 +32,11 @@ func decisionOf(v ast.Value) (*gateway.Decision, error) {
 		return nil, fmt.Errorf("the decision is %s, not an object", ast.ValueName(v))
 	}
 	r := reader{}
-	deny := r.results(doc, keyDeny, "deny")
-	satisfied := r.results(doc, keySatisfied, "satisfied")
+	deny := r.results(doc, "deny")
+	satisfied := r.results(doc, "satisfied")
 	d := &gateway.Decision{
-		Allow:          r.boolean(doc, keyAllow, at("allow")),
-		Route:          r.str(doc, keyRoute, at("route")),
+		Allow:          r.boolean(doc, "", "allow"),
+		Route:          r.str(doc, "", "route"),
 		Obligations:    r.obligations(doc),
 		LawfulBases:    r.lawfulBases(doc),
 		DataCategories: r.categories(doc),
@@ -108,137 +108,94 @@ func ruleList(results []result, allow bool, obligations []gateway.Obligation) []
 	return out
 }
 
-// The keys of the decision document, made once.
-var (
-	keyAllow          = ast.StringTerm("allow")
-	keyRoute          = ast.StringTerm("route")
-	keyDeny           = ast.StringTerm("deny")
-	keySatisfied      = ast.StringTerm("satisfied")
-	keyObligations    = ast.StringTerm("obligations")
-	keyLawfulBases    = ast.StringTerm("lawfulBases")
-	keyDataCategories = ast.StringTerm("dataCategories")
-	keyRecipient      = ast.StringTerm("recipient")
-	keyID             = ast.StringTerm("id")
-	keyMessage        = ast.StringTerm("message")
-	keyType           = ast.StringTerm("type")
-	keyRule           = ast.StringTerm("rule")
-	keyFields         = ast.StringTerm("fields")
-	keyCategories     = ast.StringTerm("categories")
-	keyArticle6       = ast.StringTerm("article6")
-	keyArticle9       = ast.StringTerm("article9")
-	keyDPASchedule1   = ast.StringTerm("dpaSchedule1")
-	keyService        = ast.StringTerm("service")
-	keyODSCode        = ast.StringTerm("odsCode")
-	keyName           = ast.StringTerm("name")
-)
-
-// fieldPath names a field of the decision in an error, such as rules[2].effect;
-// it is formatted only when there is an error to report.
-type fieldPath struct {
-	parent string
-	index  int // -1: no index
-	field  string
-}
-
-func at(field string) fieldPath { return fieldPath{field: field, index: -1} }
-
-func (p fieldPath) String() string {
-	s := p.parent
-	if p.index >= 0 {
-		s = fmt.Sprintf("%s[%d]", s, p.index)
-	}
-	if p.field != "" {
-		if s != "" {
-			s += "."
-		}
-		s += p.field
-	}
-	return s
-}
-
-// with names a field of the element or object at p; p has no field itself.
-func (p fieldPath) with(field string) fieldPath {
-	return fieldPath{parent: p.parent, index: p.index, field: field}
-}
-
-// in names a field of a top-level object of the decision.
-func in(parent, field string) fieldPath { return fieldPath{parent: parent, index: -1, field: field} }
-
 // reader extracts typed fields from the decision, keeping the first error.
+// Each field is read by its parent's path in the decision and its name, so
+// that an error names it in full, such as obligations[2].type.
 type reader struct {
 	err error
 }
 
-func (r *reader) fail(p fieldPath, want string, got *ast.Term) {
+// get is the field name of obj, or nil.
+func get(obj ast.Object, name string) *ast.Term { return obj.Get(ast.StringTerm(name)) }
+
+// pathOf is the path of the field name of the object at parent.
+func pathOf(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "." + name
+}
+
+// elem is the path of the i-th element of the collection at p.
+func elem(p string, i int) string { return fmt.Sprintf("%s[%d]", p, i) }
+
+func (r *reader) fail(path, want string, got *ast.Term) {
 	if r.err == nil {
 		name := "missing"
 		if got != nil {
 			name = ast.ValueName(got.Value)
 		}
-		r.err = fmt.Errorf("%s is %s, not %s", p, name, want)
+		r.err = fmt.Errorf("%s is %s, not %s", path, name, want)
 	}
 }
 
-func (r *reader) boolean(obj ast.Object, key *ast.Term, p fieldPath) bool {
-	t := obj.Get(key)
+func (r *reader) boolean(obj ast.Object, parent, name string) bool {
+	t := get(obj, name)
 	if t != nil {
 		if b, ok := t.Value.(ast.Boolean); ok {
 			return bool(b)
 		}
 	}
-	r.fail(p, "a boolean", t)
+	r.fail(pathOf(parent, name), "a boolean", t)
 	return false
 }
 
 // str reads a required string; optStr an optional one.
-func (r *reader) str(obj ast.Object, key *ast.Term, p fieldPath) string {
-	t := obj.Get(key)
+func (r *reader) str(obj ast.Object, parent, name string) string {
+	t := get(obj, name)
 	if t != nil {
 		if s, ok := t.Value.(ast.String); ok {
 			return string(s)
 		}
 	}
-	r.fail(p, "a string", t)
+	r.fail(pathOf(parent, name), "a string", t)
 	return ""
 }
 
-func (r *reader) optStr(obj ast.Object, key *ast.Term, p fieldPath) string {
-	if obj.Get(key) == nil {
+func (r *reader) optStr(obj ast.Object, parent, name string) string {
+	if get(obj, name) == nil {
 		return ""
 	}
-	return r.str(obj, key, p)
+	return r.str(obj, parent, name)
 }
 
-func (r *reader) object(obj ast.Object, key *ast.Term, p fieldPath) ast.Object {
-	t := obj.Get(key)
+func (r *reader) object(obj ast.Object, parent, name string) ast.Object {
+	t := get(obj, name)
 	if t != nil {
 		if o, ok := t.Value.(ast.Object); ok {
 			return o
 		}
 	}
-	r.fail(p, "an object", t)
+	r.fail(pathOf(parent, name), "an object", t)
 	return ast.NewObject()
 }
 
-func (r *reader) array(obj ast.Object, key *ast.Term, p fieldPath) *ast.Array {
-	t := obj.Get(key)
+func (r *reader) strings(obj ast.Object, parent, name string) []string {
+	p := pathOf(parent, name)
+	t := get(obj, name)
+	var a *ast.Array
 	if t != nil {
-		if a, ok := t.Value.(*ast.Array); ok {
-			return a
-		}
+		a, _ = t.Value.(*ast.Array)
 	}
-	r.fail(p, "an array", t)
-	return ast.NewArray()
-}
-
-func (r *reader) strings(obj ast.Object, key *ast.Term, p fieldPath) []string {
-	a := r.array(obj, key, p)
+	if a == nil {
+		r.fail(p, "an array", t)
+		return nil
+	}
 	out := make([]string, 0, a.Len())
 	for i := range a.Len() {
-		t := a.Elem(i)
-		s, ok := t.Value.(ast.String)
+		s, ok := a.Elem(i).Value.(ast.String)
 		if !ok {
-			r.fail(fieldPath{parent: p.String(), index: i}, "a string", t) // only on failure
+			r.fail(elem(p, i), "a string", a.Elem(i))
 		}
 		out = append(out, string(s))
 	}
@@ -247,8 +204,8 @@ func (r *reader) strings(obj ast.Object, key *ast.Term, p fieldPath) []string {
 
 // elems reads a collection of the decision: a set, as the policies make
 // them, or an array, in the order OPA's canonical order of terms gives.
-func (r *reader) elems(obj ast.Object, key *ast.Term, p fieldPath) []*ast.Term {
-	t := obj.Get(key)
+func (r *reader) elems(obj ast.Object, name string) []*ast.Term {
+	t := get(obj, name)
 	if t != nil {
 		switch v := t.Value.(type) {
 		case ast.Set:
@@ -261,22 +218,22 @@ func (r *reader) elems(obj ast.Object, key *ast.Term, p fieldPath) []*ast.Term {
 			return out
 		}
 	}
-	r.fail(p, "a set", t)
+	r.fail(name, "a set", t)
 	return nil
 }
 
 // results reads the deny or the satisfied set: {"id", "message"} objects.
-func (r *reader) results(doc ast.Object, key *ast.Term, name string) []result {
-	ts := r.elems(doc, key, at(name))
+func (r *reader) results(doc ast.Object, name string) []result {
+	ts := r.elems(doc, name)
 	out := make([]result, 0, len(ts))
 	for i, t := range ts {
-		p := fieldPath{parent: name, index: i}
+		p := elem(name, i)
 		o, ok := t.Value.(ast.Object)
 		if !ok {
 			r.fail(p, "an object", t)
 			continue
 		}
-		res := result{id: r.str(o, keyID, p.with("id")), message: r.str(o, keyMessage, p.with("message"))}
+		res := result{id: r.str(o, p, "id"), message: r.str(o, p, "message")}
 		if r.err == nil && res.id == "" {
 			r.err = fmt.Errorf("%s has an empty id", p)
 		}
@@ -288,13 +245,12 @@ func (r *reader) results(doc ast.Object, key *ast.Term, name string) []result {
 // categories reads the data categories that leave, in the order of the
 // contract's vocabulary; a category outside it is a broken policy.
 func (r *reader) categories(doc ast.Object) []string {
-	p := at("dataCategories")
-	ts := r.elems(doc, keyDataCategories, p)
+	ts := r.elems(doc, "dataCategories")
 	seen := make(map[string]bool, len(ts))
 	for i, t := range ts {
 		s, ok := t.Value.(ast.String)
 		if !ok || !slices.Contains(gateway.DataCategories, string(s)) {
-			r.fail(fieldPath{parent: p.String(), index: i}, "a data category", t)
+			r.fail(elem("dataCategories", i), "a data category", t)
 			return nil
 		}
 		seen[string(s)] = true
@@ -314,25 +270,25 @@ var obligationTypes = []string{
 }
 
 func (r *reader) obligations(doc ast.Object) []gateway.Obligation {
-	ts := r.elems(doc, keyObligations, at("obligations"))
+	ts := r.elems(doc, "obligations")
 	out := make([]gateway.Obligation, 0, len(ts))
 	for i, t := range ts {
-		p := fieldPath{parent: "obligations", index: i}
+		p := elem("obligations", i)
 		o, ok := t.Value.(ast.Object)
 		if !ok {
 			r.fail(p, "an object", t)
 			continue
 		}
 		ob := gateway.Obligation{
-			Type:    r.str(o, keyType, p.with("type")),
-			Rule:    r.str(o, keyRule, p.with("rule")),
-			Message: r.optStr(o, keyMessage, p.with("message")),
+			Type:    r.str(o, p, "type"),
+			Rule:    r.str(o, p, "rule"),
+			Message: r.optStr(o, p, "message"),
 		}
-		if o.Get(keyFields) != nil {
-			ob.Fields = r.strings(o, keyFields, p.with("fields"))
+		if get(o, "fields") != nil {
+			ob.Fields = r.strings(o, p, "fields")
 		}
-		if o.Get(keyCategories) != nil {
-			ob.Categories = r.strings(o, keyCategories, p.with("categories"))
+		if get(o, "categories") != nil {
+			ob.Categories = r.strings(o, p, "categories")
 		}
 		if r.err == nil && (ob.Rule == "" || !slices.Contains(obligationTypes, ob.Type)) {
 			r.err = fmt.Errorf("%s has type %q and rule %q", p, ob.Type, ob.Rule)
@@ -350,19 +306,19 @@ func (r *reader) obligations(doc ast.Object) []gateway.Obligation {
 }
 
 func (r *reader) lawfulBases(doc ast.Object) gateway.LawfulBasis {
-	o := r.object(doc, keyLawfulBases, at("lawfulBases"))
+	o := r.object(doc, "", "lawfulBases")
 	return gateway.LawfulBasis{
-		Article6:     r.optStr(o, keyArticle6, in("lawfulBases", "article6")),
-		Article9:     r.optStr(o, keyArticle9, in("lawfulBases", "article9")),
-		DPASchedule1: r.optStr(o, keyDPASchedule1, in("lawfulBases", "dpaSchedule1")),
+		Article6:     r.optStr(o, "lawfulBases", "article6"),
+		Article9:     r.optStr(o, "lawfulBases", "article9"),
+		DPASchedule1: r.optStr(o, "lawfulBases", "dpaSchedule1"),
 	}
 }
 
 func (r *reader) recipient(doc ast.Object) gateway.Recipient {
-	o := r.object(doc, keyRecipient, at("recipient"))
+	o := r.object(doc, "", "recipient")
 	return gateway.Recipient{
-		Service: r.str(o, keyService, in("recipient", "service")),
-		ODSCode: r.str(o, keyODSCode, in("recipient", "odsCode")),
-		Name:    r.str(o, keyName, in("recipient", "name")),
+		Service: r.str(o, "recipient", "service"),
+		ODSCode: r.str(o, "recipient", "odsCode"),
+		Name:    r.str(o, "recipient", "name"),
 	}
 }

@@ -119,13 +119,8 @@ func BenchmarkProcessMessageCallback(b *testing.B) {
 	}
 }
 
-// BenchmarkReadMessage is the Bundle's checks alone; BenchmarkReadMessageRef
-// the same with readMessageRef, the whole-Bundle decode that readMessage
-// replaced, for comparison on the same machine at the same time.
-func BenchmarkReadMessage(b *testing.B)    { benchReadMessage(b, readMessage) }
-func BenchmarkReadMessageRef(b *testing.B) { benchReadMessage(b, readMessageRef) }
-
-func benchReadMessage(b *testing.B, read func(*request) *problem) {
+// BenchmarkReadMessage is the Bundle's checks alone.
+func BenchmarkReadMessage(b *testing.B) {
 	posts := benchPosts(b)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(posts[0].body)))
@@ -133,7 +128,7 @@ func benchReadMessage(b *testing.B, read func(*request) *problem) {
 	for i := range b.N {
 		p := posts[i%len(posts)]
 		req := request{body: p.body, target: p.endpoint}
-		if p := read(&req); p != nil {
+		if p := readMessage(&req); p != nil {
 			b.Fatal(p.msg)
 		}
 	}
@@ -154,28 +149,7 @@ func BenchmarkResponseTo(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		r := reqs[i%len(reqs)]
-		if _, _, err := responseTo(r.msg, r.types, r.mh, true, "", t0); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkResponseToRef is BenchmarkResponseTo with responseToRef, the
-// builder as it was, for comparison.
-func BenchmarkResponseToRef(b *testing.B) {
-	posts := benchPosts(b)
-	reqs := make([]request, len(posts))
-	for i, p := range posts {
-		reqs[i].body, reqs[i].target = p.body, p.endpoint
-		if pr := readMessageRef(&reqs[i]); pr != nil {
-			b.Fatal(pr.msg)
-		}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		r := reqs[i%len(reqs)]
-		if _, _, err := responseToRef(r.msg, r.mh, true, "", t0); err != nil {
+		if _, _, err := responseTo(r.msg, r.mh, true, "", t0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -57,7 +57,7 @@ func (rc *Receiver) respond(req request, accept bool, reason string) {
 	rc.mu.Lock()
 	rc.callbacks = append(rc.callbacks, cb)
 	rc.mu.Unlock()
-	body, info, err := responseTo(req.msg, req.types, req.mh, accept, reason, rc.now())
+	body, info, err := responseTo(req.msg, req.mh, accept, reason, rc.now())
 	if err != nil {
 		rc.finish(cb, 0, "cannot build the response message: "+err.Error())
 		rc.log.Warn("no response message", zap.String("request_id", req.requestID), zap.Error(err))
@@ -146,35 +146,14 @@ var softwareHeader = func() string {
 	return base64.StdEncoding.EncodeToString(dev)
 }()
 
-// callbackIdleConns is how many idle connections to the gateway the
-// callback transport keeps.
-const callbackIdleConns = 64
-
-// callbackWriteBuffer is the callback transport's write buffer per
-// connection: room for a response message and its headers.
-const callbackWriteBuffer = 16 << 10
-
 // callbackTransport is the transport of the receiver's default callback
-// client: http.DefaultTransport's settings, but keeping up to
-// callbackIdleConns idle connections to the gateway instead of 2. Response
-// messages are posted from a goroutine each, so in a drain several are in
-// flight at once; with 2 idle connections kept, the others dialled a new
-// connection and closed it after, which was 7% of the sandbox's CPU in the
-// outbox drain (and cost the gateway, accepting them, too).
+// client: http.DefaultTransport's, keeping up to 64 idle connections to the
+// gateway instead of 2. Response messages are posted from a goroutine each,
+// so in a drain many are in flight at once; with 2 kept, every other post
+// would dial a connection and close it after.
 func callbackTransport() *http.Transport {
-	var tr *http.Transport
-	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-		tr = dt.Clone()
-	} else {
-		tr = &http.Transport{Proxy: http.ProxyFromEnvironment}
-	}
-	tr.MaxIdleConnsPerHost = callbackIdleConns
-	if tr.MaxIdleConns != 0 && tr.MaxIdleConns < callbackIdleConns {
-		tr.MaxIdleConns = callbackIdleConns
-	}
-	// A response message is 5 to 6 KB: with the default 4 KB write
-	// buffer each post took two writes to the socket, with this one.
-	tr.WriteBufferSize = callbackWriteBuffer
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
 	return tr
 }
 

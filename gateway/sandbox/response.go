@@ -79,17 +79,12 @@ func responseMessage(request []byte, accept bool, reason string, at time.Time) (
 	if json.Unmarshal(req.Entry[0].Resource, &mh) != nil {
 		return nil, responseInfo{}, errors.New("the request's first entry is not a MessageHeader with an id")
 	}
-	return responseTo(req, nil, mh, accept, reason, at)
+	return responseTo(req, mh, accept, reason, at)
 }
 
 // responseTo is responseMessage for a request already decoded: the
-// receiver decodes each post once, to check it and to answer it (decoding
-// it again for the answer was a fifth of the sandbox's CPU time in the
-// outbox drain). types, when not nil, are the resourceType of each entry
-// as readMessage read them (it refuses a message with an entry whose
-// resource does not decode to one), so that finding an entry does not
-// decode every resource again; nil decodes them.
-func responseTo(req message, types []string, mh messageHeader, accept bool, reason string, at time.Time) ([]byte, responseInfo, error) {
+// receiver decodes each post once, to check it and to answer it.
+func responseTo(req message, mh messageHeader, accept bool, reason string, at time.Time) ([]byte, responseInfo, error) {
 	if req.ResourceType != "Bundle" || req.Type != "message" || len(req.Entry) == 0 {
 		return nil, responseInfo{}, errors.New("the request is not a message Bundle")
 	}
@@ -107,20 +102,11 @@ func responseTo(req message, types []string, mh messageHeader, accept bool, reas
 		return nil, responseInfo{}, errors.New("the request's MessageHeader has no sender")
 	}
 	find := func(ref, resourceType string) (rawEntry, error) {
-		for i, e := range req.Entry {
-			if e.FullURL != ref {
-				continue
-			}
-			if types != nil {
-				if types[i] == resourceType {
-					return e, nil
-				}
-				continue
-			}
+		for _, e := range req.Entry {
 			var r struct {
 				ResourceType string `json:"resourceType"`
 			}
-			if json.Unmarshal(e.Resource, &r) == nil && r.ResourceType == resourceType {
+			if e.FullURL == ref && json.Unmarshal(e.Resource, &r) == nil && r.ResourceType == resourceType {
 				return e, nil
 			}
 		}
@@ -138,16 +124,25 @@ func responseTo(req message, types []string, mh messageHeader, accept bool, reas
 	if err != nil {
 		return nil, responseInfo{}, err
 	}
-	var sr serviceRequest
-	if err := sr.decode(srEntry.Resource); err != nil || sr.ID == "" {
+	var sr struct {
+		ID         string          `json:"id"`
+		Identifier json.RawMessage `json:"identifier"`
+		Intent     string          `json:"intent"`
+		Category   json.RawMessage `json:"category"`
+		Code       json.RawMessage `json:"code"`
+		Subject    reference       `json:"subject"`
+	}
+	if err := json.Unmarshal(srEntry.Resource, &sr); err != nil || sr.ID == "" {
 		return nil, responseInfo{}, errors.New("the request's ServiceRequest has no id")
 	}
 	patEntry, err := find(sr.Subject.Reference, "Patient")
 	if err != nil {
 		return nil, responseInfo{}, err
 	}
-	patID, err := resourceID(patEntry.Resource)
-	if err != nil || patID == "" {
+	var pat struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(patEntry.Resource, &pat) != nil || pat.ID == "" {
 		return nil, responseInfo{}, errors.New("the request's Patient has no id")
 	}
 
@@ -190,7 +185,7 @@ func responseTo(req message, types []string, mh messageHeader, accept bool, reas
 				Focus:       []reference{{Reference: srEntry.FullURL}},
 			}},
 			{FullURL: srEntry.FullURL, Resource: out},
-			{FullURL: patEntry.FullURL, Resource: outPatient{ResourceType: "Patient", ID: patID, Meta: outMeta{Profile: []string{profilePatient}}}},
+			{FullURL: patEntry.FullURL, Resource: outPatient{ResourceType: "Patient", ID: pat.ID, Meta: outMeta{Profile: []string{profilePatient}}}},
 			{FullURL: recvOrg.FullURL, Resource: recvOrg.Resource},
 		},
 	}
@@ -202,61 +197,6 @@ func responseTo(req message, types []string, mh messageHeader, accept bool, reas
 		return nil, responseInfo{}, err
 	}
 	return body, responseInfo{id: bundleID, receiver: recvOrg.Resource}, nil
-}
-
-// serviceRequest is what the response message copies of the request's
-// ServiceRequest.
-type serviceRequest struct {
-	ID         string          `json:"id"`
-	Identifier json.RawMessage `json:"identifier"`
-	Intent     string          `json:"intent"`
-	Category   json.RawMessage `json:"category"`
-	Code       json.RawMessage `json:"code"`
-	Subject    reference       `json:"subject"`
-}
-
-// serviceRequestElements are the elements of serviceRequest, in its order.
-var serviceRequestElements = []string{"id", "identifier", "intent", "category", "code", "subject"}
-
-// decode reads a ServiceRequest as json.Unmarshal(resource, sr) does, with
-// the same error or none, but by finding its few elements with one walk
-// (topFields) rather than decoding the whole resource (most of a message's
-// clinical content); a resource the walk leaves to encoding/json is decoded
-// by it. Identifier, Category and Code are slices of resource.
-func (sr *serviceRequest) decode(resource []byte) error {
-	var v [6][]byte
-	if !topFields(resource, serviceRequestElements, v[:]) {
-		return json.Unmarshal(resource, sr)
-	}
-	if err := decodeString(v[0], &sr.ID); err != nil {
-		return err
-	}
-	sr.Identifier = v[1]
-	if err := decodeString(v[2], &sr.Intent); err != nil {
-		return err
-	}
-	sr.Category, sr.Code = v[3], v[4]
-	if v[5] != nil {
-		return json.Unmarshal(v[5], &sr.Subject)
-	}
-	return nil
-}
-
-// resourceID is a resource's id as json.Unmarshal into a struct with an id
-// string reads it, with the same error or none, without decoding the rest
-// of the resource (for the Patient: all of its personal data).
-func resourceID(resource []byte) (string, error) {
-	var v [1][]byte
-	if !topFields(resource, []string{"id"}, v[:]) {
-		var r struct {
-			ID string `json:"id"`
-		}
-		err := json.Unmarshal(resource, &r)
-		return r.ID, err
-	}
-	var id string
-	err := decodeString(v[0], &id)
-	return id, err
 }
 
 type outBundle struct {

@@ -22,10 +22,10 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"mime"
 	"net/http"
 	"regexp"
@@ -93,11 +93,6 @@ type Receiver struct {
 	ctx  context.Context // cancelled by Close: stops callbacks and slow faults
 	stop context.CancelFunc
 	cbs  sync.WaitGroup
-
-	// What the headers that carry base64 JSON said, by value: see memo.
-	targets   memo[targetHeader]
-	orgs      memo[bool]
-	softwares memo[bool]
 
 	mu        sync.Mutex
 	posts     map[string]int // valid posts per X-Request-Id, duplicates included
@@ -191,9 +186,6 @@ type request struct {
 	// message.
 	msg message
 	mh  messageHeader
-	// types are the resourceType of each of msg.Entry, which readMessage
-	// has read already: the response message finds its entries by them.
-	types []string
 }
 
 // processMessage is the receiver's $process-message.
@@ -246,9 +238,10 @@ func (rc *Receiver) processMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		rc.log.Info("message accepted", zap.String("request_id", req.requestID), zap.String("target", req.target), zap.String("bundle_id", req.bundleID))
-		w.Header().Set("Content-Type", "application/fhir+json; charset=utf-8")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(acceptedAnswer)
+		msg := "message accepted by the sandbox receiver"
+		writeJSON(w, http.StatusOK, "application/fhir+json", fhir.OperationOutcome{Issue: []fhir.OperationOutcomeIssue{{
+			Severity: fhir.IssueSeverityInformation, Code: fhir.IssueTypeInformational, Diagnostics: &msg,
+		}}})
 	}
 	if !dup && req.status == "active" {
 		accept, reason := true, ""
@@ -306,31 +299,22 @@ func (rc *Receiver) read(w http.ResponseWriter, r *http.Request) (request, *prob
 	if !uuidPattern.MatchString(req.correlationID) {
 		return req, badRequest(fhir.IssueTypeRequired, "X-Correlation-Id must be a UUID")
 	}
-	target := rc.targets.get(r.Header.Get("NHSD-Target-Identifier"), func(h string) targetHeader {
-		t, ok := decodeTarget(h)
-		return targetHeader{t, ok}
-	})
-	if !target.ok {
+	target, ok := decodeTarget(r.Header.Get("NHSD-Target-Identifier"))
+	if !ok {
 		return req, badRequest(fhir.IssueTypeValue, "NHSD-Target-Identifier must be base64 of a JSON {system, value}")
 	}
-	req.target = target.target
-	if !rc.orgs.get(r.Header.Get("NHSD-End-User-Organisation"), func(h string) bool { return decodeResource(h, "Organization") }) {
+	req.target = target
+	if !decodeResource(r.Header.Get("NHSD-End-User-Organisation"), "Organization") {
 		return req, badRequest(fhir.IssueTypeValue, "NHSD-End-User-Organisation must be base64 of a JSON Organization with an identifier or a name")
 	}
-	if !rc.softwares.get(r.Header.Get("NHSD-Requesting-Software"), func(h string) bool { return decodeResource(h, "Device") }) {
+	if !decodeResource(r.Header.Get("NHSD-Requesting-Software"), "Device") {
 		return req, badRequest(fhir.IssueTypeValue, "NHSD-Requesting-Software must be base64 of a JSON Device naming the software")
 	}
-	var body bytes.Buffer
-	if n := r.ContentLength; n > 0 && n <= maxBody {
-		// Room for the whole body and the final read that finds its end,
-		// so that reading it does not grow the buffer from 512 bytes by
-		// doubling (five reallocations and copies for a 15 KB message).
-		body.Grow(int(n) + bytes.MinRead)
-	}
-	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, maxBody)); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
 		return req, &problem{http.StatusRequestEntityTooLarge, fhir.IssueTypeTooLong, "REC_BAD_REQUEST", "the body is larger than the sandbox accepts (4 MiB)"}
 	}
-	req.body = body.Bytes()
+	req.body = body
 	return req, readMessage(&req)
 }
 
@@ -364,21 +348,12 @@ type reference struct {
 	Reference string `json:"reference,omitempty"`
 }
 
-// readMessage checks the message Bundle's shape.
-//
-// It reads the body with scanBundle (one validating walk) and decodes only
-// the MessageHeader with encoding/json; a body that the walk leaves to the
-// decoder, and a resource whose type or status the walk could not be sure
-// of, are decoded as before. The result (the request and the problem) is
-// the same as readMessageRef's, the whole-Bundle decode this replaced, for
-// every body.
+// readMessage checks the message Bundle's shape and reads what the answer
+// and the response message need into req.
 func readMessage(req *request) *problem {
-	b, res, ok := scanBundle(req.body)
-	if !ok {
-		b, res = message{}, nil
-		if err := json.Unmarshal(req.body, &b); err != nil {
-			return badRequest(fhir.IssueTypeStructure, "the body is not a JSON FHIR resource")
-		}
+	var b message
+	if err := json.Unmarshal(req.body, &b); err != nil {
+		return badRequest(fhir.IssueTypeStructure, "the body is not a JSON FHIR resource")
 	}
 	if b.ResourceType != "Bundle" || b.Type != "message" || len(b.Entry) == 0 {
 		return badRequest(fhir.IssueTypeStructure, "the body must be a message Bundle whose first entry is a MessageHeader with an eventCoding")
@@ -390,28 +365,18 @@ func readMessage(req *request) *problem {
 	if b.ID == "" {
 		return badRequest(fhir.IssueTypeRequired, "Bundle.id is required")
 	}
-	types := make([]string, len(b.Entry))
-	for i, e := range b.Entry {
-		if e.FullURL == "" {
+	types := map[string]string{}
+	for _, e := range b.Entry {
+		var r struct {
+			ResourceType string `json:"resourceType"`
+		}
+		if e.FullURL == "" || json.Unmarshal(e.Resource, &r) != nil || r.ResourceType == "" {
 			return badRequest(fhir.IssueTypeStructure, "every Bundle.entry needs a fullUrl and a resource")
 		}
-		if res != nil && res[i].typKnown {
-			types[i] = res[i].typ
-		} else {
-			var r struct {
-				ResourceType string `json:"resourceType"`
-			}
-			if json.Unmarshal(e.Resource, &r) != nil {
-				return badRequest(fhir.IssueTypeStructure, "every Bundle.entry needs a fullUrl and a resource")
-			}
-			types[i] = r.ResourceType
-		}
-		if types[i] == "" {
-			return badRequest(fhir.IssueTypeStructure, "every Bundle.entry needs a fullUrl and a resource")
-		}
+		types[e.FullURL] = r.ResourceType
 	}
 	req.bundleID, req.event = b.ID, *mh.EventCoding.Code
-	req.msg, req.mh, req.types = b, mh, types
+	req.msg, req.mh = b, mh
 	if mh.EventCoding.System == nil || *mh.EventCoding.System != EventSystem || req.event != "servicerequest-request" {
 		return &problem{http.StatusUnprocessableEntity, fhir.IssueTypeNotSupported, "REC_UNPROCESSABLE_ENTITY",
 			"the sandbox takes only " + EventSystem + "#servicerequest-request messages"}
@@ -430,37 +395,21 @@ func readMessage(req *request) *problem {
 	if !matched {
 		return badRequest(fhir.IssueTypeValue, "MessageHeader.destination.endpoint does not name the NHSD-Target-Identifier")
 	}
-	// The focus's type is that of the last entry with its fullUrl, as a map
-	// from fullUrl to type would hold it.
-	focusType := ""
-	if len(mh.Focus) > 0 {
-		for i, e := range b.Entry {
-			if e.FullURL == mh.Focus[0].Reference {
-				focusType = types[i]
-			}
-		}
-	}
-	if focusType != "ServiceRequest" {
+	if len(mh.Focus) == 0 || types[mh.Focus[0].Reference] != "ServiceRequest" {
 		return badRequest(fhir.IssueTypeInvalid, "MessageHeader.focus must reference a ServiceRequest in the Bundle")
 	}
-	for i, e := range b.Entry {
+	for _, e := range b.Entry {
 		if e.FullURL != mh.Focus[0].Reference {
 			continue
 		}
-		var status string
-		if res != nil && res[i].statusKnown {
-			status = res[i].status
-		} else {
-			var sr struct {
-				Status string `json:"status"`
-			}
-			_ = json.Unmarshal(e.Resource, &sr)
-			status = sr.Status
+		var sr struct {
+			Status string `json:"status"`
 		}
-		if status != "active" && status != "revoked" {
+		_ = json.Unmarshal(e.Resource, &sr)
+		if sr.Status != "active" && sr.Status != "revoked" {
 			return badRequest(fhir.IssueTypeValue, "ServiceRequest.status must be active (a referral) or revoked (a cancellation)")
 		}
-		req.status = status
+		req.status = sr.Status
 	}
 	return nil
 }
@@ -478,45 +427,6 @@ func acceptsFHIRJSON(h string) bool {
 		}
 	}
 	return false
-}
-
-// memo remembers the result of decoding a header value, by value. A
-// gateway sends the same few values of NHSD-Target-Identifier (one per
-// service), NHSD-End-User-Organisation (one per university) and
-// NHSD-Requesting-Software (one) on every message, and decoding them
-// (base64, then JSON) again for each message was a sixth of the handler's
-// own work once the body was walked rather than decoded.
-// It holds at most memoSize values, so that a sender of ever-new values
-// cannot grow it. The zero value is ready to use.
-type memo[V any] struct {
-	mu sync.Mutex
-	m  map[string]V
-}
-
-const memoSize = 256
-
-// get returns decode(h), decoding h only if it is not remembered.
-func (m *memo[V]) get(h string, decode func(string) V) V {
-	m.mu.Lock()
-	v, ok := m.m[h]
-	m.mu.Unlock()
-	if ok {
-		return v
-	}
-	v = decode(h)
-	m.mu.Lock()
-	if m.m == nil || len(m.m) >= memoSize {
-		m.m = make(map[string]V)
-	}
-	m.m[h] = v
-	m.mu.Unlock()
-	return v
-}
-
-// targetHeader is what decodeTarget returns.
-type targetHeader struct {
-	target string
-	ok     bool
 }
 
 // decodeTarget reads NHSD-Target-Identifier: base64 of {"system", "value"}.
@@ -570,28 +480,11 @@ func fail(w http.ResponseWriter, status int, code fhir.IssueType, barsCode, msg 
 	}}})
 }
 
+// writeJSON answers with v indented by two spaces, with a newline after.
 func writeJSON(w http.ResponseWriter, status int, mediaType string, v any) {
 	w.Header().Set("Content-Type", mediaType+"; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(encodeJSON(v))
-}
-
-// encodeJSON is v as the receiver's answers carry it: indented by two
-// spaces, with a newline after.
-func encodeJSON(v any) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-	return b.Bytes()
 }
-
-// acceptedAnswer is the body of every 200 to a message: the same
-// OperationOutcome each time, so it is encoded once rather than per
-// message.
-var acceptedAnswer = func() []byte {
-	msg := "message accepted by the sandbox receiver"
-	return encodeJSON(fhir.OperationOutcome{Issue: []fhir.OperationOutcomeIssue{{
-		Severity: fhir.IssueSeverityInformation, Code: fhir.IssueTypeInformational, Diagnostics: &msg,
-	}}})
-}()
