@@ -71,8 +71,8 @@ type Service struct {
 }
 
 // Settings tune the worker. cmd/gateway fills them from the configuration,
-// which gives each its default and checks them; New refuses settings that
-// would make a worker that never posts or posts twice at once.
+// which gives each its default and checks them; New refuses settings with
+// which a worker would never post, or could post one message twice at once.
 type Settings struct {
 	// Workers is how many messages one process posts at once.
 	Workers int
