@@ -21,9 +21,6 @@ func ParseCaseRecord(data []byte) (*CaseRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The walker goes back to its pool on the way out; nothing returned
-	// refers to it (found is copied below, and paths are strings).
-	defer w.release()
 	checked, err := validationFindings(rec)
 	if err != nil {
 		return nil, err
