@@ -13,6 +13,7 @@ import (
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/logging"
+	"github.com/student-mh-referrals/gateway/mappings"
 )
 
 // Media types the API speaks.
@@ -68,7 +69,7 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Code == gateway.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gateway"`)
 	}
-	writeJSON(w, Status(e.Code), MediaFHIRJSON, gateway.OperationOutcome(e))
+	writeJSON(w, Status(e.Code), MediaFHIRJSON, mappings.OperationOutcome(e))
 }
 
 // writeJSON writes v as indented JSON with a trailing newline, the one JSON

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -13,10 +14,12 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/samply/golang-fhir-models/fhir-models/fhir"
 	"go.uber.org/zap"
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/logging"
+	"github.com/student-mh-referrals/gateway/mappings"
 )
 
 // Server is the gateway's HTTP API. Its fields are its dependencies; the
@@ -192,7 +195,27 @@ func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
 	if ev.Outcome == gateway.OutcomeInvalid {
 		status = Status(ev.Err.Code)
 	}
-	writeJSON(w, status, MediaJSON, ev.Document())
+	writeJSON(w, status, MediaJSON, Document(ev))
+}
+
+// EvaluationDocument is the JSON document that POST /v1/referrals/$evaluate
+// returns and `gateway evaluate` prints. Bundle is present only when allowed
+// and OperationOutcome only when invalid.
+type EvaluationDocument struct {
+	Outcome          string                 `json:"outcome"`
+	Decision         *gateway.Decision      `json:"decision,omitempty"`
+	Bundle           json.RawMessage        `json:"bundle,omitempty"`
+	OperationOutcome *fhir.OperationOutcome `json:"operationOutcome,omitempty"`
+}
+
+// Document renders an evaluation as its public document.
+func Document(ev *gateway.Evaluation) EvaluationDocument {
+	doc := EvaluationDocument{Outcome: ev.Outcome, Decision: ev.Decision, Bundle: ev.Bundle}
+	if ev.Err != nil {
+		oo := mappings.OperationOutcome(ev.Err)
+		doc.OperationOutcome = &oo
+	}
+	return doc
 }
 
 // Bounds of the `at` query parameter: the instants that a decision and the
