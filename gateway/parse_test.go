@@ -276,3 +276,26 @@ func TestParseDesignExample(t *testing.T) {
 		t.Fatalf("the design example does not parse: %v\n%s", err, canonical(t, AsError(err).Issues))
 	}
 }
+
+// TestDefinedPath checks the split that keeps undefined key names out of
+// logs: a path is defined up to the first name that the contract lacks.
+func TestDefinedPath(t *testing.T) {
+	for expr, want := range map[string]struct {
+		defined string
+		whole   bool
+	}{
+		"":                                 {"", true},
+		"referral.presentingNeeds[1].code": {"referral.presentingNeeds[1].code", true},
+		"override.lawfulBasis":             {"override.lawfulBasis", true},
+		"referral.priorty":                 {"referral", false},
+		"zzz":                              {"", false},
+		`["Jordan Okafor NHS 9000000009"]`: {"", false},
+		`student["Jordan Okafor"]`:         {"student", false},
+		"student.name.nickname.first":      {"student.name", false},
+		"consent.recipients[0].x":          {"consent.recipients[0]", false},
+	} {
+		if got, whole := DefinedPath(expr); got != want.defined || whole != want.whole {
+			t.Errorf("DefinedPath(%q) = %q, %v; want %q, %v", expr, got, whole, want.defined, want.whole)
+		}
+	}
+}

@@ -262,7 +262,10 @@ func (s *Server) evaluationTime(r *http.Request) (time.Time, error) {
 }
 
 // LogEvaluation writes one line about an evaluation: ids, outcome, rule ids
-// and the paths of invalid fields, never the content.
+// and the paths of invalid fields, never the content. A field that the
+// contract does not define is logged only as a count under the nearest path
+// that it does define (unknown_fields, "" for the top level): its name is the
+// client's own text and may be anything, even a student's name.
 func LogEvaluation(log *zap.Logger, ev *gateway.Evaluation, dryRun bool) {
 	fields := []zap.Field{zap.String("outcome", ev.Outcome), zap.Bool("dry_run", dryRun)}
 	if d := ev.Decision; d != nil {
@@ -283,10 +286,21 @@ func LogEvaluation(log *zap.Logger, ev *gateway.Evaluation, dryRun bool) {
 	}
 	if ev.Err != nil {
 		paths := make([]string, 0, len(ev.Err.Issues))
+		var unknown map[string]int
 		for _, is := range ev.Err.Issues {
-			paths = append(paths, is.Expression)
+			if defined, ok := gateway.DefinedPath(is.Expression); ok {
+				paths = append(paths, is.Expression)
+			} else {
+				if unknown == nil {
+					unknown = map[string]int{}
+				}
+				unknown[defined]++
+			}
 		}
 		fields = append(fields, zap.String("error_code", ev.Err.Code), zap.Strings("invalid_fields", paths))
+		if unknown != nil {
+			fields = append(fields, zap.Any("unknown_fields", unknown))
+		}
 	}
 	log.Info("evaluated", fields...)
 }
