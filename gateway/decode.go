@@ -13,6 +13,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/agnivade/levenshtein"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -46,26 +47,21 @@ const (
 	issueInvariant = "invariant"
 )
 
-// path is a JSON path as the issues show it, with a key that sorts issues in
-// the order the contract declares its fields (which is the order of the
-// documentation and of the example).
-type path struct {
-	expr string
-	key  []int
-}
+// path is a JSON path as the issues show it: "referral.presentingNeeds[0]".
+type path string
 
 // String names the path in a message; the root is "the case record".
 func (p path) String() string {
-	if p.expr == "" {
+	if p == "" {
 		return "the case record"
 	}
-	return p.expr
+	return string(p)
 }
 
-// finding is an issue on its way out: its sort key, and whether it blocks
-// the issues that validation finds at or below the same path (a field with
-// the wrong JSON type decodes as empty, and "required" on top of "must be a
-// string" would only be noise).
+// finding is an issue on its way out: its sort key (keyFor), and whether it
+// blocks the issues that validation finds at or below the same path (a field
+// with the wrong JSON type decodes as empty, and "required" on top of "must
+// be a string" would only be noise).
 type finding struct {
 	Issue
 	key    []int
@@ -117,11 +113,10 @@ type walker struct {
 	// empty lists the strings that were present but "": validation reports
 	// the required ones; the rest are reported after it (see ParseCaseRecord).
 	empty []path
-	// expr and key are the path of the value being walked, grown as the
-	// walk goes in and cut back as it comes out. They become a path (here)
-	// only for a finding, so that most fields cost no string.
+	// expr is the path of the value being walked, grown as the walk goes
+	// in and cut back as it comes out. It becomes a path (here) only for a
+	// finding, so that most fields cost no string.
 	expr []byte
-	key  []int
 	// buf is scratch space for unquoting strings.
 	buf []byte
 }
@@ -196,57 +191,39 @@ func syntaxError(data []byte, cause error) error {
 
 func (w *walker) add(p path, typ string, blocks bool, format string, args ...any) {
 	w.found = append(w.found, finding{
-		Issue:  Issue{Severity: "error", Type: typ, Expression: p.expr, Message: fmt.Sprintf(format, args...)},
-		key:    p.key,
+		Issue:  Issue{Severity: "error", Type: typ, Expression: string(p), Message: fmt.Sprintf(format, args...)},
+		key:    keyFor(string(p)),
 		blocks: blocks,
 	})
 }
 
 // here is the path of the value being walked.
-func (w *walker) here() path {
-	return path{expr: string(w.expr), key: slices.Clone(w.key)}
-}
+func (w *walker) here() path { return path(w.expr) }
 
-// enterField, enterItem and enterUnknown step the path into a field, a list
-// item ("referral.presentingNeeds[0]") or a field that the contract does not
-// have, which sorts after the known fields of its object and is quoted in
-// brackets unless its name is plain; each returns the mark that leave steps
-// back out to.
-func (w *walker) enterField(name string, pos int) int {
+// enter and enterItem step the path into a field or a list item
+// ("referral.presentingNeeds[0]") and return the mark that leave steps back
+// out to. A name that the contract does not have is quoted in brackets
+// unless it is plain.
+func (w *walker) enter(name string) int {
 	mark := len(w.expr)
+	if !isPlainName(name) {
+		w.expr = append(strconv.AppendQuote(append(w.expr, '['), clip(name)), ']')
+		return mark
+	}
 	if mark > 0 {
 		w.expr = append(w.expr, '.')
 	}
 	w.expr = append(w.expr, name...)
-	w.key = append(w.key, pos)
 	return mark
 }
 
 func (w *walker) enterItem(i int) int {
 	mark := len(w.expr)
-	w.expr = append(w.expr, '[')
-	w.expr = strconv.AppendInt(w.expr, int64(i), 10)
-	w.expr = append(w.expr, ']')
-	w.key = append(w.key, i)
+	w.expr = append(strconv.AppendInt(append(w.expr, '['), int64(i), 10), ']')
 	return mark
 }
 
-func (w *walker) enterUnknown(key string, after int) int {
-	if isPlainName(key) {
-		return w.enterField(key, after)
-	}
-	mark := len(w.expr)
-	w.expr = append(w.expr, '[')
-	w.expr = strconv.AppendQuote(w.expr, clip(key))
-	w.expr = append(w.expr, ']')
-	w.key = append(w.key, after)
-	return mark
-}
-
-func (w *walker) leave(mark int) {
-	w.expr = w.expr[:mark]
-	w.key = w.key[:len(w.key)-1]
-}
+func (w *walker) leave(mark int) { w.expr = w.expr[:mark] }
 
 // unquote decodes a string token (quotes included) into w.buf, which the
 // next call reuses. It reports false when the text is not valid UTF-8 or
@@ -379,7 +356,7 @@ func (w *walker) object(dst reflect.Value) error {
 		if known && seen&(1<<pos) == 0 {
 			seen |= 1 << pos
 			f := info.fields[pos]
-			mark := w.enterField(f.name, pos)
+			mark := w.enter(f.name)
 			err := w.value(dst.Field(f.index), f.required)
 			w.leave(mark)
 			if err != nil {
@@ -387,13 +364,8 @@ func (w *walker) object(dst reflect.Value) error {
 			}
 			continue
 		}
-		key, parent := string(name), path{expr: string(w.expr)}
-		var mark int
-		if known {
-			mark = w.enterField(key, pos)
-		} else {
-			mark = w.enterUnknown(key, len(info.fields))
-		}
+		key, parent := string(name), w.here()
+		mark := w.enter(key)
 		if known || unknown[key] {
 			w.add(w.here(), issueStructure, false, "%s has the field %q twice; send each field once", parent, clip(key))
 		} else {
@@ -414,7 +386,7 @@ func (w *walker) object(dst reflect.Value) error {
 	}
 	for pos, f := range info.fields {
 		if f.required && seen&(1<<pos) == 0 {
-			mark := w.enterField(f.name, pos)
+			mark := w.enter(f.name)
 			p := w.here()
 			w.add(p, issueRequired, true, "%s is required", p)
 			w.leave(mark)
@@ -509,7 +481,7 @@ func suggest(key string, info *structInfo) string {
 	k := strings.ToLower(clip(key))
 	best, bestD := "", -1
 	for _, f := range info.fields {
-		d := levenshtein(k, strings.ToLower(f.name))
+		d := levenshtein.ComputeDistance(k, strings.ToLower(f.name))
 		if bestD < 0 || d < bestD {
 			best, bestD = f.name, d
 		}
@@ -519,27 +491,6 @@ func suggest(key string, info *structInfo) string {
 		return ""
 	}
 	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }
 
 // locate follows a JSON path of an issue through the contract's types. It
@@ -560,8 +511,11 @@ func locate(expr string) (key []int, defined int) {
 		case rest[0] == '[':
 			end := strings.IndexByte(rest, ']')
 			n, err := strconv.Atoi(rest[1:max(end, 1)])
-			if end < 0 || err != nil {
-				return key, at // a quoted name that the contract lacks
+			if end < 0 || err != nil { // a quoted name that the contract lacks
+				if t.Kind() == reflect.Struct {
+					key = append(key, len(structInfoOf(t).fields))
+				}
+				return key, at
 			}
 			key = append(key, n)
 			rest = rest[end+1:]
