@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/student-mh-referrals/gateway/conformance"
-	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/mappings"
 )
 
 // The gateway checks what it emits with the built-in rules; a document with
@@ -15,7 +15,7 @@ func ExampleValidator_Validate() {
 	for _, is := range r.Issues {
 		fmt.Println(is)
 	}
-	oo := gateway.OperationOutcome(r.Err())
+	oo := mappings.OperationOutcome(r.Err())
 	fmt.Println(len(oo.Issue), "issues in the OperationOutcome")
 	// Output:
 	// error [binding] Patient.gender: code "M" is not in the required value set http://hl7.org/fhir/ValueSet/administrative-gender

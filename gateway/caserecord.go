@@ -15,11 +15,11 @@ const SchemaVersion = "1"
 type CaseRecord struct {
 	SchemaVersion string      `json:"schemaVersion" validate:"required,schemaversion"`
 	CaseID        string      `json:"caseId" validate:"required,text"`
-	Institution   Institution `json:"institution"`
-	Referrer      Referrer    `json:"referrer"`
-	Student       Student     `json:"student"`
-	Referral      Referral    `json:"referral"`
-	Consent       Consent     `json:"consent"`
+	Institution   Institution `json:"institution" validate:"required"`
+	Referrer      Referrer    `json:"referrer" validate:"required"`
+	Student       Student     `json:"student" validate:"required"`
+	Referral      Referral    `json:"referral" validate:"required"`
+	Consent       Consent     `json:"consent" validate:"required"`
 	Override      *Override   `json:"override,omitempty"`
 }
 
@@ -54,7 +54,7 @@ type Registration struct {
 type Student struct {
 	NHSNumber      string          `json:"nhsNumber,omitempty" validate:"omitempty,nhsnumber"`
 	StudentID      string          `json:"studentId,omitempty" validate:"omitempty,text"`
-	Name           HumanName       `json:"name"`
+	Name           HumanName       `json:"name" validate:"required"`
 	DateOfBirth    string          `json:"dateOfBirth" validate:"required,date"`
 	Gender         string          `json:"gender,omitempty" validate:"omitempty,vocab=gender"`
 	Contact        *Contact        `json:"contact,omitempty"`

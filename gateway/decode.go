@@ -5,32 +5,33 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/student-mh-referrals/gateway/gateway/jsonscan"
+	"github.com/agnivade/levenshtein"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// This file is the strict half of ParseCaseRecord: it walks the JSON token
-// stream against the Go types of the contract, so that every problem with the
-// shape of a body (unknown or duplicate fields, wrong JSON types, nulls,
-// missing required fields, broken UTF-8, hostile nesting) is named by its JSON
-// path, while filling in what it can so that validation can still run on the
-// rest. encoding/json alone cannot do this: it stops at the first unknown
-// field, matches keys case-insensitively and keeps the last of two duplicates.
+// This file is the strict half of ParseCaseRecord: it reads the body's
+// tokens with jsontext and walks them against the Go types of the contract,
+// so that every problem with the shape of a body (unknown or duplicate
+// fields, wrong JSON types, nulls, missing required fields, broken UTF-8,
+// hostile nesting) is named by its JSON path, while filling in what it can
+// so that validation can still run on the rest. encoding/json alone cannot do
+// this: it stops at the first unknown field, matches keys case-insensitively
+// and keeps the last of two duplicates.
 //
-// The tokens come from jsonscan, in one pass that also validates the body,
-// rather than from encoding/json's Decoder.Token, which allocates for every
-// token and scans a byte at a time: the walk was most of the cost of a parse.
-// Strings are decoded exactly as encoding/json decodes them (unquote), and
-// decode_ref_test.go keeps the Decoder-based walk as the reference that the
-// tests and FuzzDecodeEquiv hold this one to, input for input.
+// jsontext on its own refuses a duplicate name, broken UTF-8 and a lone
+// surrogate escape ("\ud800") at the first one and stops there. The walk lets
+// them through the tokenizer so that it can name every one of them beside
+// every other problem: each string is decoded by jsontext.AppendUnquote,
+// which refuses the same text, and each object remembers the names it has
+// seen.
 
 // maxDepth bounds how deeply objects and lists may nest. The contract nests
 // four levels at most; the bound is there so that a hostile body cannot make
@@ -46,35 +47,30 @@ const (
 	issueInvariant = "invariant"
 )
 
-// path is a JSON path as the issues show it, with a key that sorts issues in
-// the order the contract declares its fields (which is the order of the
-// documentation and of the example).
-type path struct {
-	expr string
-	key  []int
-}
+// path is a JSON path as the issues show it: "referral.presentingNeeds[0]".
+type path string
 
 // String names the path in a message; the root is "the case record".
 func (p path) String() string {
-	if p.expr == "" {
+	if p == "" {
 		return "the case record"
 	}
-	return p.expr
+	return string(p)
 }
 
-// finding is an issue on its way out: its sort key, and whether it blocks
-// the issues that validation finds at or below the same path (a field with
-// the wrong JSON type decodes as empty, and "required" on top of "must be a
-// string" would only be noise).
+// finding is an issue on its way out: its sort key (keyFor), and whether it
+// blocks the issues that validation finds at or below the same path (a field
+// with the wrong JSON type decodes as empty, and "required" on top of "must
+// be a string" would only be noise).
 type finding struct {
 	Issue
 	key    []int
 	blocks bool
 }
 
-// fieldInfo is one JSON field of a contract struct. A field whose json tag
-// has no omitempty is required: the tags are the one place that says so, and
-// the schema test holds the JSON Schema to them.
+// fieldInfo is one JSON field of a contract struct. It is required when its
+// validate tag says "required": the tags are the one statement of the
+// contract, and the schema test holds the JSON Schema to them.
 type fieldInfo struct {
 	name     string
 	index    int
@@ -95,211 +91,85 @@ func structInfoOf(t reflect.Type) *structInfo {
 	info := &structInfo{byName: map[string]int{}}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if !f.IsExported() || name == "-" || name == "" {
 			continue
 		}
+		required := slices.Contains(strings.Split(f.Tag.Get("validate"), ","), "required")
 		info.byName[name] = len(info.fields)
-		info.fields = append(info.fields, fieldInfo{name: name, index: i, required: !strings.Contains(opts, "omitempty")})
+		info.fields = append(info.fields, fieldInfo{name: name, index: i, required: required})
+	}
+	if len(info.fields) > 64 {
+		panic("gateway: " + t.String() + " has more than 64 JSON fields") // the walk's seen set is a uint64
 	}
 	v, _ := structInfos.LoadOrStore(t, info)
 	return v.(*structInfo)
 }
 
-// token is one token of a body as jsonscan found it: its kind and its span
-// data[start:end] (a string's or key's span includes its quotes). For the
-// token that opens an object or a list, close is the index of the token that
-// closes it, so that a list can be sized before it is filled. A string or a
-// key is plain when it has no escape and is all ASCII (jsonscan.Plain): its
-// text is then its value, and it is valid UTF-8.
-type token struct {
-	start, end int
-	close      int
-	kind       jsonscan.Kind
-	plain      bool
-}
-
-// walker holds the state of one decode. Walkers are pooled (walkers): the
-// token list and the buffers are what a decode would otherwise allocate
-// afresh for every body.
+// walker holds the state of one decode.
 type walker struct {
-	data []byte
-	// toks are the body's tokens in document order, and at is the index of
-	// the next one to read. open holds, while the body is scanned, the
-	// indexes of the tokens that opened the containers still open.
-	toks []token
-	at   int
-	open []int
-	// record is the jsonscan.Visit that fills toks, made once per walker
-	// so that passing it to jsonscan.Walk costs no allocation.
-	record jsonscan.Visit
-	found  []finding
+	dec   *jsontext.Decoder
+	found []finding
 	// empty lists the strings that were present but "": validation reports
 	// the required ones; the rest are reported after it (see ParseCaseRecord).
 	empty []path
-	// expr and key are the path of the value being walked, grown as the
-	// walk goes in and cut back as it comes out. They become a path (here)
-	// only for a finding: most paths are never shown, and building each
-	// one as a string would cost an allocation per field.
+	// expr is the path of the value being walked, grown as the walk goes
+	// in and cut back as it comes out. It becomes a path (here) only for a
+	// finding, so that most fields cost no string.
 	expr []byte
-	key  []int
-	// buf is scratch space for unescaping strings.
+	// buf is scratch space for unquoting strings.
 	buf []byte
 }
 
-var walkers = sync.Pool{New: func() any {
-	w := &walker{}
-	w.record = w.visit
-	return w
-}}
-
-// Limits on what a pooled walker keeps, so that one huge or deeply nested
-// body does not pin its buffers in the pool for good.
-const (
-	maxPooledTokens = 1 << 14
-	maxPooledBytes  = 64 << 10
-)
-
-// release returns w to the pool. Nothing of the body stays reachable from
-// it: the findings and empty paths are cleared, not just cut back.
-func (w *walker) release() {
-	w.data = nil
-	clear(w.found)
-	w.found = w.found[:0]
-	clear(w.empty)
-	w.empty = w.empty[:0]
-	w.expr, w.key = w.expr[:0], w.key[:0]
-	if cap(w.toks) > maxPooledTokens {
-		w.toks = nil
-	}
-	if cap(w.open) > maxPooledTokens {
-		w.open = nil
-	}
-	if cap(w.buf) > maxPooledBytes {
-		w.buf = nil
-	}
-	if cap(w.expr) > maxPooledBytes {
-		w.expr = nil
-	}
-	walkers.Put(w)
-}
-
-// visit records one token of the body; jsonscan.Walk calls it.
-func (w *walker) visit(k jsonscan.Kind, start, end, _ int) bool {
-	switch k {
-	case jsonscan.BeginObject, jsonscan.BeginArray:
-		w.open = append(w.open, len(w.toks))
-	case jsonscan.EndObject, jsonscan.EndArray:
-		n := len(w.open) - 1
-		w.toks[w.open[n]].close = len(w.toks)
-		w.open = w.open[:n]
-	}
-	t := token{start: start, end: end, kind: k}
-	if k == jsonscan.String || k == jsonscan.Key {
-		t.plain = jsonscan.Plain(w.data[start:end])
-	}
-	w.toks = append(w.toks, t)
-	return true
-}
-
-func (w *walker) add(p path, typ string, blocks bool, format string, args ...any) {
-	w.found = append(w.found, finding{
-		Issue:  Issue{Severity: "error", Type: typ, Expression: p.expr, Message: fmt.Sprintf(format, args...)},
-		key:    p.key,
-		blocks: blocks,
-	})
-}
-
-// here is the path of the value being walked.
-func (w *walker) here() path {
-	return path{expr: string(w.expr), key: slices.Clone(w.key)}
-}
-
-// name is how a message names the value being walked (path.String).
-func (w *walker) name() string {
-	if len(w.expr) == 0 {
-		return "the case record"
-	}
-	return string(w.expr)
-}
-
-// enterField, enterItem and enterUnknown step the path into a field, a list
-// item ("referral.presentingNeeds[0]") or a field that the contract does not
-// have, which sorts after the known fields of its object and is quoted in
-// brackets unless its name is plain; each returns the mark that leave steps
-// back out to.
-func (w *walker) enterField(name string, pos int) int {
-	mark := len(w.expr)
-	if mark > 0 {
-		w.expr = append(w.expr, '.')
-	}
-	w.expr = append(w.expr, name...)
-	w.key = append(w.key, pos)
-	return mark
-}
-
-func (w *walker) enterItem(i int) int {
-	mark := len(w.expr)
-	w.expr = append(w.expr, '[')
-	w.expr = strconv.AppendInt(w.expr, int64(i), 10)
-	w.expr = append(w.expr, ']')
-	w.key = append(w.key, i)
-	return mark
-}
-
-func (w *walker) enterUnknown(key string, after int) int {
-	if isPlainName(key) {
-		return w.enterField(key, after)
-	}
-	mark := len(w.expr)
-	w.expr = append(w.expr, '[')
-	w.expr = strconv.AppendQuote(w.expr, clip(key))
-	w.expr = append(w.expr, ']')
-	w.key = append(w.key, after)
-	return mark
-}
-
-func (w *walker) leave(mark int) {
-	w.expr = w.expr[:mark]
-	w.key = w.key[:len(w.key)-1]
-}
+// decoders are reused because a decoder's buffers are most of what a parse
+// would otherwise allocate.
+var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
 
 // decodeRecord walks data into a CaseRecord. It returns an *Error for a body
 // that is not JSON (EMALFORMED) or not a JSON object (EINVALID); otherwise the
-// record as far as it decoded, and the walker with its findings, which the
-// caller must release once it has read them.
+// record as far as it decoded, and the findings of the walk.
 func decodeRecord(data []byte) (*CaseRecord, *walker, error) {
-	// The syntax is checked first, in one linear pass that also bounds the
-	// nesting (at encoding/json's 10,000 levels) and lists the tokens that
-	// the walk then reads, so that the walk never holds a deeper stack than
-	// that and never starts on a body that will turn out not to be JSON.
-	w := walkers.Get().(*walker)
-	w.data, w.toks, w.open, w.at = data, w.toks[:0], w.open[:0], 0
-	if valid, _ := jsonscan.Walk(data, w.record); !valid {
-		w.release()
-		return nil, nil, syntaxError(data)
+	dec := decoders.Get().(*jsontext.Decoder)
+	defer func() { dec.Reset(bytes.NewReader(nil)); decoders.Put(dec) }()
+	// Duplicate names and broken text pass the tokenizer, for the walk to
+	// report (see above); the grammar stays strict.
+	dec.Reset(bytes.NewReader(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	w := &walker{dec: dec}
+	rec := &CaseRecord{}
+	kind := w.dec.PeekKind()
+	var err error
+	if kind == '{' {
+		if _, err = w.dec.ReadToken(); err == nil {
+			err = w.object(reflect.ValueOf(rec).Elem())
+		}
+	} else {
+		err = w.dec.SkipValue()
 	}
-	if tok := w.next(); tok.kind != jsonscan.BeginObject {
-		desc := w.describe(tok)
-		w.release()
+	if err == nil {
+		// Nothing but white space may follow the value.
+		if _, err = w.dec.ReadToken(); err == io.EOF {
+			err = nil
+		} else if err == nil {
+			err = errors.New("data after the top-level value")
+		}
+	}
+	if err != nil {
+		return nil, nil, syntaxError(data, err)
+	}
+	if kind != '{' {
 		return nil, nil, &Error{Code: EINVALID, Message: "the case record must be a JSON object", Issues: []Issue{{
 			Severity: "error", Type: issueStructure,
-			Message: fmt.Sprintf("the body is %s; the case record must be a JSON object", desc),
+			Message: fmt.Sprintf("the body is %s; the case record must be a JSON object", describe(kind)),
 		}}}
-	}
-	rec := &CaseRecord{}
-	if err := w.object(reflect.ValueOf(rec).Elem()); err != nil {
-		w.release()
-		return nil, nil, AsError(err)
 	}
 	return rec, w, nil
 }
 
 // syntaxError says why a body that is not exactly one JSON value is not,
 // naming the byte offset (counted from 0) where it stops being JSON. It is
-// only called once jsonscan has found the body invalid, so it can afford
-// encoding/json's slower but precise account.
-func syntaxError(data []byte) error {
+// only called once jsontext has found the body invalid, so it can afford
+// encoding/json's slower account, whose wording the API has always given.
+func syntaxError(data []byte, cause error) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return &Error{Code: EMALFORMED, Message: "the body is empty; send the case record as a JSON object"}
 	}
@@ -307,7 +177,7 @@ func syntaxError(data []byte) error {
 	err := json.Unmarshal(data, &raw)
 	var se *json.SyntaxError
 	if !errors.As(err, &se) {
-		return &Error{Code: EMALFORMED, Message: "the body is not valid JSON", Err: err}
+		return &Error{Code: EMALFORMED, Message: "the body is not valid JSON", Err: cause}
 	}
 	msg := se.Error()
 	at := se.Offset
@@ -325,366 +195,183 @@ func syntaxError(data []byte) error {
 	return &Error{Code: EMALFORMED, Message: msg, Err: err}
 }
 
-// next reads one token. The body has been validated, so the walk, which
-// follows its structure, never reads past the end.
-func (w *walker) next() token {
-	t := w.toks[w.at]
-	w.at++
-	return t
+func (w *walker) add(p path, typ string, blocks bool, format string, args ...any) {
+	w.found = append(w.found, finding{
+		Issue:  Issue{Severity: "error", Type: typ, Expression: string(p), Message: fmt.Sprintf(format, args...)},
+		key:    keyFor(string(p)),
+		blocks: blocks,
+	})
 }
 
-// more reports whether the container being read has another member.
-func (w *walker) more() bool {
-	k := w.toks[w.at].kind
-	return k != jsonscan.EndObject && k != jsonscan.EndArray
+// here is the path of the value being walked.
+func (w *walker) here() path { return path(w.expr) }
+
+// enter and enterItem step the path into a field or a list item
+// ("referral.presentingNeeds[0]") and return the mark that leave steps back
+// out to. A name that the contract does not have is quoted in brackets
+// unless it is plain.
+func (w *walker) enter(name string) int {
+	mark := len(w.expr)
+	if !isPlainName(name) {
+		w.expr = append(strconv.AppendQuote(append(w.expr, '['), clip(name)), ']')
+		return mark
+	}
+	if mark > 0 {
+		w.expr = append(w.expr, '.')
+	}
+	w.expr = append(w.expr, name...)
+	return mark
 }
 
-// broken reports whether a string or key token is not valid UTF-8 text
-// (encoding/json silently replaces broken UTF-8 with U+FFFD, which would
-// corrupt a name) or escapes a lone surrogate. A plain token is neither.
-func (w *walker) broken(t token) bool {
-	if t.plain {
-		return false
-	}
-	raw := w.data[t.start:t.end]
-	return !utf8.Valid(raw) || loneSurrogate(raw)
+func (w *walker) enterItem(i int) int {
+	mark := len(w.expr)
+	w.expr = append(strconv.AppendInt(append(w.expr, '['), int64(i), 10), ']')
+	return mark
 }
 
-// loneSurrogate reports whether raw JSON holds a \u escape of a UTF-16
-// surrogate that is not half of a pair ("\ud800"): encoding/json decodes it
-// as U+FFFD, silently changing the text, as it does with broken UTF-8.
-func loneSurrogate(raw []byte) bool {
-	isHex := func(b []byte) (rune, bool) {
-		var r rune
-		for _, c := range b {
-			switch {
-			case '0' <= c && c <= '9':
-				r = r<<4 | rune(c-'0')
-			case 'a' <= c && c <= 'f':
-				r = r<<4 | rune(c-'a'+10)
-			case 'A' <= c && c <= 'F':
-				r = r<<4 | rune(c-'A'+10)
-			default:
-				return 0, false
-			}
-		}
-		return r, true
-	}
-	// escape returns the code unit of a \uXXXX escape at raw[i:], or -1.
-	escape := func(i int) rune {
-		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
-			return -1
-		}
-		r, ok := isHex(raw[i+2 : i+6])
-		if !ok {
-			return -1
-		}
-		return r
-	}
-	for i := 0; i < len(raw); i++ {
-		if raw[i] != '\\' {
-			continue
-		}
-		r := escape(i)
-		switch {
-		case r < 0:
-			i++ // another escape: skip the escaped character
-		case 0xD800 <= r && r < 0xDC00:
-			if lo := escape(i + 6); lo < 0xDC00 || lo > 0xDFFF {
-				return true
-			}
-			i += 11
-		case 0xDC00 <= r && r <= 0xDFFF:
-			return true
-		default:
-			i += 5
-		}
-	}
-	return false
-}
+func (w *walker) leave(mark int) { w.expr = w.expr[:mark] }
 
-// str is the value of a string token, as encoding/json decodes it.
-func (w *walker) str(t token) string {
-	raw := w.data[t.start:t.end]
-	if t.plain {
-		return string(raw[1 : len(raw)-1])
-	}
-	return w.unquote(raw)
-}
-
-// unquote decodes a string token (quotes included) exactly as encoding/json
-// does: escapes are expanded, a \u escape of a lone surrogate becomes U+FFFD,
-// and so does each byte of broken UTF-8. The token has been validated, so
-// every escape in it is well formed.
-func (w *walker) unquote(raw []byte) string {
-	s := raw[1 : len(raw)-1]
-	r := 0
-	for r < len(s) {
-		c := s[r]
-		if c == '\\' {
-			break
-		}
-		if c < utf8.RuneSelf {
-			r++
-			continue
-		}
-		rr, size := utf8.DecodeRune(s[r:])
-		if rr == utf8.RuneError && size == 1 {
-			break
-		}
-		r += size
-	}
-	if r == len(s) {
-		return string(s)
-	}
-	b := append(w.buf[:0], s[:r]...)
-	for r < len(s) {
-		switch c := s[r]; {
-		case c == '\\' && r+1 < len(s):
-			r++
-			switch e := s[r]; e {
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				r--
-				rr := getu4(s[r:])
-				if rr < 0 {
-					// Not reached on a validated token; keep the text.
-					b = append(b, '\\')
-					r++
-					continue
-				}
-				r += 6
-				if utf16.IsSurrogate(rr) {
-					rr1 := getu4(s[r:])
-					if dec := utf16.DecodeRune(rr, rr1); dec != unicode.ReplacementChar {
-						// A valid pair; consume.
-						r += 6
-						b = utf8.AppendRune(b, dec)
-						continue
-					}
-					// Invalid surrogate; fall back to replacement rune.
-					rr = unicode.ReplacementChar
-				}
-				b = utf8.AppendRune(b, rr)
-				continue
-			default: // '"', '\\', '/'
-				b = append(b, e)
-			}
-			r++
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-			r++
-		default:
-			// Coerce to well-formed UTF-8.
-			rr, size := utf8.DecodeRune(s[r:])
-			r += size
-			b = utf8.AppendRune(b, rr)
-		}
-	}
+// unquote decodes a string token (quotes included) into w.buf, which the
+// next call reuses. It reports false when the text is not valid UTF-8 or
+// escapes a lone UTF-16 surrogate: encoding/json would silently turn either
+// into U+FFFD, corrupting a name.
+func (w *walker) unquote(raw jsontext.Value) ([]byte, bool) {
+	b, err := jsontext.AppendUnquote(w.buf[:0], raw)
 	w.buf = b
-	return string(b)
-}
-
-// getu4 decodes \uXXXX from the beginning of s, returning the hex value,
-// or it returns -1.
-func getu4(s []byte) rune {
-	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
-		return -1
-	}
-	var r rune
-	for _, c := range s[2:6] {
-		switch {
-		case '0' <= c && c <= '9':
-			c = c - '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r*16 + rune(c)
-	}
-	return r
-}
-
-// isNull reports whether a token is the literal null.
-func (w *walker) isNull(t token) bool {
-	return t.kind == jsonscan.Literal && w.data[t.start] == 'n'
+	return b, err == nil
 }
 
 // value decodes the next JSON value into dst (settable), at the path being
-// walked. It reports false when the value was null or had the wrong JSON
-// type and was skipped.
-func (w *walker) value(dst reflect.Value, required bool) (bool, error) {
-	tok := w.next()
-	if tok.kind == jsonscan.String && w.broken(tok) {
-		p := w.here()
-		w.add(p, issueStructure, true, "%s is not valid UTF-8 text", p)
-	}
+// walked; required words the message for a null.
+func (w *walker) value(dst reflect.Value, required bool) error {
 	t := dst.Type()
-	if w.isNull(tok) {
+	if w.dec.PeekKind() == 'n' {
 		p := w.here()
 		if required {
 			w.add(p, issueStructure, true, "%s must be %s, not null", p, want(t))
 		} else {
 			w.add(p, issueStructure, true, "%s is null; omit the field instead of null", p)
 		}
-		return false, nil
+		_, err := w.dec.ReadToken()
+		return err
 	}
 	if t.Kind() != reflect.Pointer {
-		return w.fill(dst, tok)
+		_, err := w.fill(dst)
+		return err
 	}
 	elem := reflect.New(t.Elem())
-	ok, err := w.fill(elem.Elem(), tok)
+	ok, err := w.fill(elem.Elem())
 	if ok {
 		dst.Set(elem)
 	}
-	return ok, err
+	return err
 }
 
-func (w *walker) fill(dst reflect.Value, tok token) (bool, error) {
-	switch dst.Kind() {
-	case reflect.String:
-		if tok.kind == jsonscan.String {
-			s := w.str(tok)
-			dst.SetString(s)
-			if s == "" {
-				w.empty = append(w.empty, w.here())
-			}
-			return true, nil
+// fill decodes the next value into dst if its JSON type fits, and reports
+// whether it did; a value of the wrong type is reported and skipped.
+func (w *walker) fill(dst reflect.Value) (bool, error) {
+	switch kind := w.dec.PeekKind(); {
+	case kind == '"' && dst.Kind() == reflect.String:
+		raw, err := w.dec.ReadValue()
+		if err != nil {
+			return false, err
 		}
-	case reflect.Bool:
-		if tok.kind == jsonscan.Literal && !w.isNull(tok) {
-			dst.SetBool(w.data[tok.start] == 't')
-			return true, nil
+		s, ok := w.unquote(raw)
+		if !ok {
+			p := w.here()
+			w.add(p, issueStructure, true, "%s is not valid UTF-8 text", p)
 		}
-	case reflect.Float64:
-		if tok.kind == jsonscan.Number {
-			f, err := strconv.ParseFloat(string(w.data[tok.start:tok.end]), 64)
-			if err != nil {
-				p := w.here()
-				w.add(p, issueValue, true, "%s is too large a number", p)
-				return false, nil
-			}
-			dst.SetFloat(f)
-			return true, nil
+		dst.SetString(string(s))
+		if len(s) == 0 {
+			w.empty = append(w.empty, w.here())
 		}
-	case reflect.Slice:
-		if tok.kind == jsonscan.BeginArray {
-			return true, w.list(dst, tok)
+		return true, nil
+	case (kind == 't' || kind == 'f') && dst.Kind() == reflect.Bool:
+		tok, err := w.dec.ReadToken()
+		dst.SetBool(err == nil && tok.Bool())
+		return err == nil, err
+	case kind == '0' && dst.Kind() == reflect.Float64:
+		raw, err := w.dec.ReadValue()
+		if err != nil {
+			return false, err
 		}
-	case reflect.Struct:
-		if tok.kind == jsonscan.BeginObject {
-			return true, w.object(dst)
+		f, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil {
+			p := w.here()
+			w.add(p, issueValue, true, "%s is too large a number", p)
+			return false, nil
 		}
+		dst.SetFloat(f)
+		return true, nil
+	case kind == '[' && dst.Kind() == reflect.Slice:
+		return true, w.list(dst)
+	case kind == '{' && dst.Kind() == reflect.Struct:
+		if _, err := w.dec.ReadToken(); err != nil {
+			return false, err
+		}
+		return true, w.object(dst)
 	default:
-		// The contract's types use only the kinds above; a new kind is a
-		// programming error that the tests catch.
-		return false, fmt.Errorf("gateway: case record field %s has unsupported kind %s", w.name(), dst.Kind())
+		p := w.here()
+		w.add(p, issueStructure, true, "%s must be %s, not %s", p, want(dst.Type()), describe(kind))
+		return false, w.skip()
 	}
-	p := w.here()
-	w.add(p, issueStructure, true, "%s must be %s, not %s", p, want(dst.Type()), w.describe(tok))
-	return false, w.skip(tok)
 }
 
-// list fills dst from the list that open opened. The items are counted
-// first (each is one token, or a container that open.close jumps over), so
-// that the slice is made once at its size.
-func (w *walker) list(dst reflect.Value, open token) error {
-	n := 0
-	for i := w.at; i < open.close; i++ {
-		if k := w.toks[i].kind; k == jsonscan.BeginObject || k == jsonscan.BeginArray {
-			i = w.toks[i].close
-		}
-		n++
+// list fills dst from a JSON array. Items of the wrong type stay as zero
+// values so that the indexes that validation reports still match the
+// document; an empty list is an empty slice, as encoding/json makes it.
+func (w *walker) list(dst reflect.Value) error {
+	if _, err := w.dec.ReadToken(); err != nil {
+		return err
 	}
-	if n == 0 {
-		// An empty list is an empty slice, not a nil one, as it always was.
-		dst.Set(reflect.MakeSlice(dst.Type(), 0, 0))
-		w.next() // ]
-		return nil
-	}
-	// Grow a zero slice in place, which allocates the array alone (where
-	// MakeSlice and Set would also allocate the slice header).
-	dst.SetZero()
-	dst.Grow(n)
-	dst.SetLen(n)
-	for i := range n {
+	dst.Set(reflect.MakeSlice(dst.Type(), 0, 0))
+	for i := 0; w.dec.PeekKind() != ']'; i++ {
+		dst.Grow(1)
+		dst.SetLen(i + 1)
 		mark := w.enterItem(i)
-		// Items of the wrong type stay as zero values so that the indexes
-		// that validation reports still match the document.
-		_, err := w.value(dst.Index(i), true)
+		err := w.value(dst.Index(i), true)
 		w.leave(mark)
 		if err != nil {
 			return err
 		}
 	}
-	w.next() // ]
-	return nil
+	_, err := w.dec.ReadToken()
+	return err
 }
 
+// object fills dst from the members of a JSON object whose '{' has been
+// read, and reports the required fields that it lacks.
 func (w *walker) object(dst reflect.Value) error {
 	info := structInfoOf(dst.Type())
 	// seen marks the contract's fields met so far, which is also how a
-	// second copy of one is found; unknown does that for the other keys,
+	// second copy of one is found; unknown does that for the other names,
 	// and is made only when there is one.
-	var seenBuf [16]bool
-	var seen []bool
-	if len(info.fields) <= len(seenBuf) {
-		seen = seenBuf[:len(info.fields)]
-	} else {
-		seen = make([]bool, len(info.fields))
-	}
+	var seen uint64
 	var unknown map[string]bool
-	for w.more() {
-		tok := w.next()
-		raw, plain := w.data[tok.start:tok.end], tok.plain
-		if w.broken(tok) {
+	for w.dec.PeekKind() != '}' {
+		raw, err := w.dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		name, ok := w.unquote(raw)
+		if !ok {
 			p := w.here()
 			w.add(p, issueStructure, false, "%s has a field name that is not valid UTF-8 text", p)
 		}
-		var (
-			key   string
-			pos   int
-			known bool
-		)
-		if plain {
-			pos, known = info.byName[string(raw[1:len(raw)-1])] // no copy
-		} else {
-			key = w.unquote(raw)
-			pos, known = info.byName[key]
-		}
-		if known && !seen[pos] {
-			seen[pos] = true
+		pos, known := info.byName[string(name)] // no copy
+		if known && seen&(1<<pos) == 0 {
+			seen |= 1 << pos
 			f := info.fields[pos]
-			mark := w.enterField(f.name, pos)
-			_, err := w.value(dst.Field(f.index), f.required)
+			mark := w.enter(f.name)
+			err := w.value(dst.Field(f.index), f.required)
 			w.leave(mark)
 			if err != nil {
 				return err
 			}
 			continue
 		}
-		if plain {
-			key = string(raw[1 : len(raw)-1])
-		}
-		parent := w.name()
-		var mark int
-		if known {
-			mark = w.enterField(key, pos)
-		} else {
-			mark = w.enterUnknown(key, len(info.fields))
-		}
+		key, parent := string(name), w.here()
+		mark := w.enter(key)
 		if known || unknown[key] {
 			w.add(w.here(), issueStructure, false, "%s has the field %q twice; send each field once", parent, clip(key))
 		} else {
@@ -694,22 +381,44 @@ func (w *walker) object(dst reflect.Value) error {
 			}
 			unknown[key] = true
 		}
-		err := w.skip(w.next())
+		err = w.skip()
 		w.leave(mark)
 		if err != nil {
 			return err
 		}
 	}
-	w.next() // }
+	if _, err := w.dec.ReadToken(); err != nil { // }
+		return err
+	}
 	for pos, f := range info.fields {
-		if f.required && !seen[pos] {
-			mark := w.enterField(f.name, pos)
+		if f.required && seen&(1<<pos) == 0 {
+			mark := w.enter(f.name)
 			p := w.here()
 			w.add(p, issueRequired, true, "%s is required", p)
 			w.leave(mark)
 		}
 	}
 	return nil
+}
+
+// skip reads past the next value at the path being walked, reporting once
+// if it nests more than maxDepth levels deep (the record itself is level 1).
+func (w *walker) skip() error {
+	base, reported := w.dec.StackDepth(), false
+	for {
+		if _, err := w.dec.ReadToken(); err != nil {
+			return err
+		}
+		depth := w.dec.StackDepth()
+		if depth > maxDepth && !reported {
+			p := w.here()
+			w.add(p, issueStructure, true, "%s nests more than %d levels deep", p, maxDepth)
+			reported = true
+		}
+		if depth == base {
+			return nil
+		}
+	}
 }
 
 func isPlainName(s string) bool {
@@ -722,32 +431,6 @@ func isPlainName(s string) bool {
 		}
 	}
 	return true
-}
-
-// skip reads past the rest of a value whose first token was tok, at the
-// path being walked, reporting nesting deeper than maxDepth once. It is a
-// loop, not a recursion, so that depth costs no stack.
-func (w *walker) skip(tok token) error {
-	if tok.kind != jsonscan.BeginObject && tok.kind != jsonscan.BeginArray {
-		return nil
-	}
-	base := len(w.key)
-	depth := base + 1
-	reported := false
-	for depth > base {
-		if depth > maxDepth && !reported {
-			p := w.here()
-			w.add(p, issueStructure, true, "%s nests more than %d levels deep", p, maxDepth)
-			reported = true
-		}
-		switch w.next().kind {
-		case jsonscan.BeginObject, jsonscan.BeginArray:
-			depth++
-		case jsonscan.EndObject, jsonscan.EndArray:
-			depth--
-		}
-	}
-	return nil
 }
 
 // want names the JSON type that a Go type decodes from.
@@ -769,21 +452,20 @@ func want(t reflect.Type) string {
 	}
 }
 
-// describe names the JSON type of a token, never its value.
-func (w *walker) describe(tok token) string {
-	switch tok.kind {
-	case jsonscan.Literal:
-		if w.isNull(tok) {
-			return "null"
-		}
+// describe names a JSON type, never a value.
+func describe(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 't', 'f':
 		return "true or false"
-	case jsonscan.String:
+	case '"':
 		return "a string"
-	case jsonscan.Number:
+	case '0':
 		return "a number"
-	case jsonscan.BeginArray:
+	case '[':
 		return "a list (JSON array)"
-	case jsonscan.BeginObject:
+	case '{':
 		return "an object"
 	}
 	return "something else"
@@ -805,7 +487,7 @@ func suggest(key string, info *structInfo) string {
 	k := strings.ToLower(clip(key))
 	best, bestD := "", -1
 	for _, f := range info.fields {
-		d := levenshtein(k, strings.ToLower(f.name))
+		d := levenshtein.ComputeDistance(k, strings.ToLower(f.name))
 		if bestD < 0 || d < bestD {
 			best, bestD = f.name, d
 		}
@@ -817,66 +499,67 @@ func suggest(key string, info *structInfo) string {
 	return fmt.Sprintf("; did you mean %q?", best)
 }
 
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
-
-// keyFor is the sort key of a path that validation reported, found by
-// following the path through the contract's types.
-func keyFor(expr string) []int {
-	var key []int
+// locate follows a JSON path of an issue through the contract's types. It
+// returns the path's sort key and how much of the path (a prefix of expr)
+// the contract defines: all of it, unless the path names a field that the
+// contract does not have.
+func locate(expr string) (key []int, defined int) {
 	t := reflect.TypeFor[CaseRecord]()
-	for expr != "" {
+	for rest := expr; rest != ""; {
 		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 			t = t.Elem()
 		}
+		at := len(expr) - len(rest)
 		switch {
-		case expr[0] == '.':
-			expr = expr[1:]
-		case expr[0] == '[':
-			end := strings.IndexByte(expr, ']')
-			if end < 0 {
-				return key
+		case rest[0] == '.':
+			rest = rest[1:]
+			continue
+		case rest[0] == '[':
+			end := strings.IndexByte(rest, ']')
+			n, err := strconv.Atoi(rest[1:max(end, 1)])
+			if end < 0 || err != nil { // a quoted name that the contract lacks
+				if t.Kind() == reflect.Struct {
+					key = append(key, len(structInfoOf(t).fields))
+				}
+				return key, at
 			}
-			n, _ := strconv.Atoi(expr[1:end])
 			key = append(key, n)
-			expr = expr[end+1:]
+			rest = rest[end+1:]
 		default:
-			end := strings.IndexAny(expr, ".[")
+			end := strings.IndexAny(rest, ".[")
 			if end < 0 {
-				end = len(expr)
+				end = len(rest)
 			}
 			if t.Kind() != reflect.Struct {
-				return key
+				return key, at
 			}
 			info := structInfoOf(t)
-			pos, ok := info.byName[expr[:end]]
+			pos, ok := info.byName[rest[:end]]
 			if !ok {
-				return append(key, len(info.fields))
+				return append(key, len(info.fields)), at
 			}
 			key = append(key, pos)
 			t = t.Field(info.fields[pos].index).Type
-			expr = expr[end:]
+			rest = rest[end:]
 		}
 	}
+	return key, len(expr)
+}
+
+// keyFor is the sort key of a path that validation reported.
+func keyFor(expr string) []int {
+	key, _ := locate(expr)
 	return key
+}
+
+// DefinedPath splits the JSON path of an issue (Issue.Expression) into the
+// part that the contract defines and reports whether that is all of it. A
+// path that names a field the contract lacks ends in the client's own key
+// name, which may be anything, even a student's name; logs record only the
+// defined part.
+func DefinedPath(expr string) (string, bool) {
+	_, n := locate(expr)
+	return strings.TrimSuffix(expr[:n], "."), n == len(expr)
 }
 
 // sortFindings puts issues in the contract's field order; issues at the same

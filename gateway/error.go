@@ -5,8 +5,9 @@ import (
 	"fmt"
 )
 
-// Error codes. Each maps to one HTTP status and one FHIR issue type in the
-// HTTP adapter; the domain only says what went wrong, not how to transport it.
+// Error codes. Each maps to one HTTP status (gateway/http) and one FHIR issue
+// type (mappings.OperationOutcome); the domain only says what went wrong, not
+// how to transport it.
 const (
 	EMALFORMED    = "malformed"    // the body is not parseable JSON (400)
 	EINVALID      = "invalid"      // the body breaks the contract (422)

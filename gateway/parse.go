@@ -21,9 +21,6 @@ func ParseCaseRecord(data []byte) (*CaseRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The walker goes back to its pool on the way out; nothing returned
-	// refers to it (found is copied below, and paths are strings).
-	defer w.release()
 	checked, err := validationFindings(rec)
 	if err != nil {
 		return nil, err
@@ -38,11 +35,11 @@ func ParseCaseRecord(data []byte) (*CaseRecord, error) {
 	// A present but empty optional string: validation cannot see it (it
 	// looks the same as an absent one), so the walk remembered it.
 	for _, p := range w.empty {
-		if !reported[p.expr] {
-			reported[p.expr] = true
-			found = append(found, finding{key: p.key, Issue: Issue{
-				Severity: "error", Type: issueValue, Expression: p.expr,
-				Message: p.expr + " is empty; send a value or omit the field",
+		if expr := string(p); !reported[expr] {
+			reported[expr] = true
+			found = append(found, finding{key: keyFor(expr), Issue: Issue{
+				Severity: "error", Type: issueValue, Expression: expr,
+				Message: expr + " is empty; send a value or omit the field",
 			}})
 		}
 	}

@@ -6,11 +6,15 @@ import (
 	"errors"
 	"os"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // FuzzParseCaseRecord holds ParseCaseRecord to its promise on any input: it
-// never panics, and it either returns a record that survives a round trip
-// unchanged or an *Error that says what is wrong.
+// never panics, and it either returns an *Error that says what is wrong or
+// a record that survives a round trip unchanged, from a body that is strict
+// JSON (jsontext's default: no duplicate names, valid UTF-8) and that
+// encoding/json decodes to the same record.
 //
 //	go test ./gateway -run '^$' -fuzz FuzzParseCaseRecord -fuzztime 2m
 func FuzzParseCaseRecord(f *testing.F) {
@@ -29,9 +33,19 @@ func FuzzParseCaseRecord(f *testing.F) {
 			if rec == nil {
 				t.Fatal("no record and no error")
 			}
+			if !jsontext.Value(data).IsValid() {
+				t.Fatalf("accepted a body that is not strict JSON: %q", data)
+			}
 			out, err := json.Marshal(rec)
 			if err != nil {
 				t.Fatalf("accepted record does not marshal: %v", err)
+			}
+			var plain CaseRecord
+			if err := json.Unmarshal(data, &plain); err != nil {
+				t.Fatalf("accepted a body that encoding/json refuses: %v", err)
+			}
+			if b, _ := json.Marshal(&plain); !bytes.Equal(out, b) {
+				t.Fatalf("decoded differently from encoding/json:\n%s\n%s", out, b)
 			}
 			again, err := ParseCaseRecord(out)
 			if err != nil {

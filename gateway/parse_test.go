@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
 // The -update flag rewrites golden files. Another test file of the package
@@ -263,22 +261,6 @@ func BenchmarkParseCaseRecord(b *testing.B) {
 	}
 }
 
-// TestIssueTypesAreFHIR checks that every issue type the contract uses is a
-// FHIR IssueType code, so the OperationOutcome keeps it.
-func TestIssueTypesAreFHIR(t *testing.T) {
-	for _, typ := range []string{issueRequired, issueValue, issueStructure, issueTooLong, issueInvariant} {
-		t.Run(typ, func(t *testing.T) {
-			var code fhir.IssueType
-			if err := json.Unmarshal([]byte(`"`+typ+`"`), &code); err != nil {
-				t.Fatal(err)
-			}
-			if code.Code() != typ {
-				t.Errorf("decoded as %q", code.Code())
-			}
-		})
-	}
-}
-
 // TestParseDesignExample parses the contract's own example from the design
 // folder, so that the contract and the code cannot drift apart unnoticed.
 func TestParseDesignExample(t *testing.T) {
@@ -292,5 +274,28 @@ func TestParseDesignExample(t *testing.T) {
 	}
 	if _, err := ParseCaseRecord(data); err != nil {
 		t.Fatalf("the design example does not parse: %v\n%s", err, canonical(t, AsError(err).Issues))
+	}
+}
+
+// TestDefinedPath checks the split that keeps undefined key names out of
+// logs: a path is defined up to the first name that the contract lacks.
+func TestDefinedPath(t *testing.T) {
+	for expr, want := range map[string]struct {
+		defined string
+		whole   bool
+	}{
+		"":                                 {"", true},
+		"referral.presentingNeeds[1].code": {"referral.presentingNeeds[1].code", true},
+		"override.lawfulBasis":             {"override.lawfulBasis", true},
+		"referral.priorty":                 {"referral", false},
+		"zzz":                              {"", false},
+		`["Jordan Okafor NHS 9000000009"]`: {"", false},
+		`student["Jordan Okafor"]`:         {"student", false},
+		"student.name.nickname.first":      {"student.name", false},
+		"consent.recipients[0].x":          {"consent.recipients[0]", false},
+	} {
+		if got, whole := DefinedPath(expr); got != want.defined || whole != want.whole {
+			t.Errorf("DefinedPath(%q) = %q, %v; want %q, %v", expr, got, whole, want.defined, want.whole)
+		}
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/student-mh-referrals/gateway/gateway/jsonscan"
 )
 
 // ReferralStatus is where a stored referral stands. The delivery worker moves
@@ -394,10 +392,10 @@ func (r AcceptRequest) Validate() error {
 	need(r.CaseID != "", "caseId")
 	need(r.ContentHash != "", "contentHash")
 	need(r.ServiceID != "", "serviceId")
-	need(jsonscan.Valid(r.Record), "record")
-	need(jsonscan.Valid(r.Bundle), "bundle")
+	need(json.Valid(r.Record), "record")
+	need(json.Valid(r.Bundle), "bundle")
 	need(r.Decision.DecisionID != "", "decision.decisionId")
-	need(jsonscan.Valid(r.Decision.Body), "decision.body")
+	need(json.Valid(r.Decision.Body), "decision.body")
 	need(r.Decision.Institution == "" || r.Decision.Institution == r.Institution, "decision.institution")
 	need(!r.At.IsZero(), "at")
 	if len(issues) > 0 {
@@ -408,7 +406,7 @@ func (r AcceptRequest) Validate() error {
 
 // Validate checks a decision record about to be appended.
 func (r DecisionRecord) Validate() error {
-	if r.Institution == "" || r.DecisionID == "" || r.At.IsZero() || !jsonscan.Valid(r.Body) {
+	if r.Institution == "" || r.DecisionID == "" || r.At.IsZero() || !json.Valid(r.Body) {
 		return Errorf(EINVALID, "a decision record needs an institution, a decision id, a time and a JSON body")
 	}
 	return nil
@@ -416,7 +414,7 @@ func (r DecisionRecord) Validate() error {
 
 // Validate checks a cancel request.
 func (r CancelRequest) Validate() error {
-	if r.Institution == "" || r.ReferralID == "" || !jsonscan.Valid(r.Bundle) || r.At.IsZero() {
+	if r.Institution == "" || r.ReferralID == "" || !json.Valid(r.Bundle) || r.At.IsZero() {
 		return Errorf(EINVALID, "a cancel request needs an institution, a referral id, a revoke bundle and a time")
 	}
 	return nil
@@ -429,7 +427,7 @@ func (a Attempt) Validate() error {
 		return Errorf(EINVALID, "an attempt needs a time")
 	case a.Result == AttemptRetry && a.RetryAt.IsZero():
 		return Errorf(EINVALID, "a retry needs a time to retry at")
-	case a.Response != nil && !jsonscan.Valid(a.Response):
+	case a.Response != nil && !json.Valid(a.Response):
 		return Errorf(EINVALID, "an attempt's response must be JSON")
 	}
 	switch a.Result {

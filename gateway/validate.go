@@ -17,7 +17,9 @@ import (
 // This file is the value half of ParseCaseRecord. The rule for each field is
 // its `validate` tag in caserecord.go, read with go-playground/validator:
 //
-//	required       the field must have a value ("" counts as missing)
+//	required       the field must be sent (the decoder checks this, since a
+//	               Go value cannot tell absent from empty) and, unless it
+//	               is an object, have a value ("" counts as missing)
 //	text           at most 10,000 characters, no control characters, not
 //	               only white space: anything that could never become a
 //	               valid FHIR string is refused at the door
@@ -77,7 +79,12 @@ var (
 // contractValidator is built once: validator caches what it learns about
 // each struct type, and registering rules is not safe for concurrent use.
 var contractValidator = sync.OnceValue(func() *validator.Validate {
-	v := validator.New(validator.WithRequiredStructEnabled())
+	// Without WithRequiredStructEnabled, "required" on an object field
+	// (institution, student.name, …) asks only that it be sent, which the
+	// decoder checks; the validator then judges the fields inside it, so
+	// that `"institution": {}` gets "institution.name is required" and
+	// "institution.ukprn is required" rather than one vaguer issue.
+	v := validator.New()
 	// Namespaces in errors become JSON paths: student.nhsNumber, not
 	// Student.NHSNumber.
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {

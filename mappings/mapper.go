@@ -14,6 +14,10 @@
 // stored, signed and sent is one thing, and ids follow docs/fhir-mapping.md
 // ("Identity across versions") so that receivers can tell a new message from a
 // re-send and a new case from a new version of one.
+//
+// It also renders the gateway's errors as FHIR OperationOutcomes
+// (OperationOutcome), beside the rest of the FHIR the gateway writes, so that
+// the domain holds no FHIR.
 package mappings
 
 import (

@@ -44,7 +44,7 @@ func cmdEvaluate(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return err
 	}
-	doc, err := gwhttp.MarshalDocument(ev.Document())
+	doc, err := gwhttp.MarshalDocument(gwhttp.Document(ev))
 	if err != nil {
 		return err
 	}

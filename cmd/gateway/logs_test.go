@@ -156,6 +156,36 @@ func TestLogsHoldNoPersonalData(t *testing.T) {
 	if submitted < 5 {
 		t.Fatalf("only %d cases went through the full API", submitted)
 	}
+	// A client's unknown key names are its own text, and may be personal
+	// data: the logs name only the defined path above them.
+	unknownKeys := []string{"Jordan Okafor NHS 9000000009", "Okafor_9000000009", "jordan.okafor@student.example"}
+	secrets = append(secrets, unknownKeys...)
+	var rec map[string]any
+	if err := json.Unmarshal(readCase(t, "allow-liverpool-u-cope"), &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec[unknownKeys[0]] = true
+	rec["student"].(map[string]any)[unknownKeys[1]] = "x"
+	rec["referral"].(map[string]any)["safetyPlan"].(map[string]any)[unknownKeys[2]] = map[string]any{"a": 1}
+	hostile, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/referrals/$evaluate", "/v1/referrals"} {
+		if a := call(t, full, apiCall{method: "POST", path: path, token: liverpool, body: hostile}); a.status != http.StatusUnprocessableEntity {
+			t.Fatalf("%s with unknown keys: status %d, want 422", path, a.status)
+		}
+	}
+	before := len(logs.String())
+	if resp, err := http.Post(srv.URL+"/v1/referrals/$evaluate", "application/json", bytes.NewReader(hostile)); err != nil {
+		t.Fatal(err)
+	} else {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if got, want := logs.String()[before:], `"unknown_fields":{"":1,"referral.safetyPlan":1,"student":1}`; !strings.Contains(got, want) {
+		t.Errorf("the unknown keys are not counted under their defined parents (%s):\n%s", want, got)
+	}
 	if len(secrets) < 50 {
 		t.Fatalf("only %d personal values collected from the examples; the test would prove little", len(secrets))
 	}

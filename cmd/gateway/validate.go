@@ -8,6 +8,7 @@ import (
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	gwhttp "github.com/student-mh-referrals/gateway/gateway/http"
+	"github.com/student-mh-referrals/gateway/mappings"
 )
 
 // cmdValidate checks FHIR resources (a message Bundle, or any resource the
@@ -53,7 +54,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if len(issues) == 0 {
 			issues = []gateway.Issue{{Severity: "information", Type: "informational", Message: "no problems found"}}
 		}
-		oo := gateway.OperationOutcome(&gateway.Error{Code: gateway.EINVALID, Issues: issues})
+		oo := mappings.OperationOutcome(&gateway.Error{Code: gateway.EINVALID, Issues: issues})
 		b, err := gwhttp.MarshalDocument(map[string]any{"file": name, "valid": res.OK(), "operationOutcome": oo})
 		if err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/mappings"
 )
 
 // Media types the API speaks.
@@ -67,7 +68,7 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Code == gateway.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gateway"`)
 	}
-	writeJSON(w, Status(e.Code), MediaFHIRJSON, gateway.OperationOutcome(e))
+	writeJSON(w, Status(e.Code), MediaFHIRJSON, mappings.OperationOutcome(e))
 }
 
 // writeJSON writes v as indented JSON with a trailing newline, the one JSON

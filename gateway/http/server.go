@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -13,9 +14,11 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/samply/golang-fhir-models/fhir-models/fhir"
 	"go.uber.org/zap"
 
 	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/mappings"
 )
 
 // Server is the gateway's HTTP API. Its fields are its dependencies; the
@@ -191,7 +194,27 @@ func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
 	if ev.Outcome == gateway.OutcomeInvalid {
 		status = Status(ev.Err.Code)
 	}
-	writeJSON(w, status, MediaJSON, ev.Document())
+	writeJSON(w, status, MediaJSON, Document(ev))
+}
+
+// EvaluationDocument is the JSON document that POST /v1/referrals/$evaluate
+// returns and `gateway evaluate` prints. Bundle is present only when allowed
+// and OperationOutcome only when invalid.
+type EvaluationDocument struct {
+	Outcome          string                 `json:"outcome"`
+	Decision         *gateway.Decision      `json:"decision,omitempty"`
+	Bundle           json.RawMessage        `json:"bundle,omitempty"`
+	OperationOutcome *fhir.OperationOutcome `json:"operationOutcome,omitempty"`
+}
+
+// Document renders an evaluation as its public document.
+func Document(ev *gateway.Evaluation) EvaluationDocument {
+	doc := EvaluationDocument{Outcome: ev.Outcome, Decision: ev.Decision, Bundle: ev.Bundle}
+	if ev.Err != nil {
+		oo := mappings.OperationOutcome(ev.Err)
+		doc.OperationOutcome = &oo
+	}
+	return doc
 }
 
 // Bounds of the `at` query parameter: the instants that a decision and the
@@ -238,7 +261,10 @@ func (s *Server) evaluationTime(r *http.Request) (time.Time, error) {
 }
 
 // LogEvaluation writes one line about an evaluation: ids, outcome, rule ids
-// and the paths of invalid fields, never the content.
+// and the paths of invalid fields, never the content. A field that the
+// contract does not define is logged only as a count under the nearest path
+// that it does define (unknown_fields, "" for the top level): its name is the
+// client's own text and may be anything, even a student's name.
 func LogEvaluation(log *zap.Logger, ev *gateway.Evaluation, dryRun bool) {
 	fields := []zap.Field{zap.String("outcome", ev.Outcome), zap.Bool("dry_run", dryRun)}
 	if d := ev.Decision; d != nil {
@@ -259,10 +285,21 @@ func LogEvaluation(log *zap.Logger, ev *gateway.Evaluation, dryRun bool) {
 	}
 	if ev.Err != nil {
 		paths := make([]string, 0, len(ev.Err.Issues))
+		var unknown map[string]int
 		for _, is := range ev.Err.Issues {
-			paths = append(paths, is.Expression)
+			if defined, ok := gateway.DefinedPath(is.Expression); ok {
+				paths = append(paths, is.Expression)
+			} else {
+				if unknown == nil {
+					unknown = map[string]int{}
+				}
+				unknown[defined]++
+			}
 		}
 		fields = append(fields, zap.String("error_code", ev.Err.Code), zap.Strings("invalid_fields", paths))
+		if unknown != nil {
+			fields = append(fields, zap.Any("unknown_fields", unknown))
+		}
 	}
 	log.Info("evaluated", fields...)
 }

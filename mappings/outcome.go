@@ -1,33 +1,37 @@
-package gateway
+package mappings
 
 import (
 	"encoding/json"
 
 	"github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/student-mh-referrals/gateway/gateway"
 )
 
 // issueTypes is the FHIR IssueType that an error code implies when an issue
 // does not name its own.
 var issueTypes = map[string]fhir.IssueType{
-	EMALFORMED:    fhir.IssueTypeStructure,
-	EINVALID:      fhir.IssueTypeInvalid,
-	EDENIED:       fhir.IssueTypeBusinessRule,
-	EFORBIDDEN:    fhir.IssueTypeSecurity,
-	EUNAUTHORIZED: fhir.IssueTypeLogin,
-	ENOTFOUND:     fhir.IssueTypeNotFound,
-	ECONFLICT:     fhir.IssueTypeConflict,
-	ETOOLARGE:     fhir.IssueTypeTooLong,
-	EMEDIATYPE:    fhir.IssueTypeNotSupported,
-	EUNAVAILABLE:  fhir.IssueTypeTransient,
-	EINTERNAL:     fhir.IssueTypeException,
+	gateway.EMALFORMED:    fhir.IssueTypeStructure,
+	gateway.EINVALID:      fhir.IssueTypeInvalid,
+	gateway.EDENIED:       fhir.IssueTypeBusinessRule,
+	gateway.EFORBIDDEN:    fhir.IssueTypeSecurity,
+	gateway.EUNAUTHORIZED: fhir.IssueTypeLogin,
+	gateway.ENOTFOUND:     fhir.IssueTypeNotFound,
+	gateway.ECONFLICT:     fhir.IssueTypeConflict,
+	gateway.ETOOLARGE:     fhir.IssueTypeTooLong,
+	gateway.EMEDIATYPE:    fhir.IssueTypeNotSupported,
+	gateway.EUNAVAILABLE:  fhir.IssueTypeTransient,
+	gateway.EINTERNAL:     fhir.IssueTypeException,
 }
 
 // OperationOutcome renders an error as the FHIR OperationOutcome a client
 // sees: one issue per problem, each naming its field by JSON path. An internal
-// error shows only its reference id, never its cause.
+// error shows only its reference id, never its cause. It lives here, with the
+// rest of the gateway's FHIR, so that the domain's error stays free of it;
+// the HTTP adapter pairs it with a status.
 func OperationOutcome(err error) fhir.OperationOutcome {
-	e := AsError(err)
-	if e.Code == EINTERNAL {
+	e := gateway.AsError(err)
+	if e.Code == gateway.EINTERNAL {
 		msg := "internal error"
 		if e.Ref != "" {
 			msg += "; reference " + e.Ref
@@ -39,7 +43,7 @@ func OperationOutcome(err error) fhir.OperationOutcome {
 	def := issueTypes[e.Code]
 	issues := e.Issues
 	if len(issues) == 0 {
-		issues = []Issue{{Severity: "error", Message: e.Message}}
+		issues = []gateway.Issue{{Severity: "error", Message: e.Message}}
 	}
 	oo := fhir.OperationOutcome{Issue: make([]fhir.OperationOutcomeIssue, 0, len(issues))}
 	for _, is := range issues {
@@ -71,24 +75,4 @@ func OperationOutcome(err error) fhir.OperationOutcome {
 		oo.Issue = append(oo.Issue, out)
 	}
 	return oo
-}
-
-// EvaluationDocument is the JSON document that `gateway evaluate` prints and
-// POST /v1/referrals/$evaluate returns. Bundle is present only when allowed
-// and OperationOutcome only when invalid.
-type EvaluationDocument struct {
-	Outcome          string                 `json:"outcome"`
-	Decision         *Decision              `json:"decision,omitempty"`
-	Bundle           json.RawMessage        `json:"bundle,omitempty"`
-	OperationOutcome *fhir.OperationOutcome `json:"operationOutcome,omitempty"`
-}
-
-// Document renders the evaluation as its public document.
-func (ev *Evaluation) Document() EvaluationDocument {
-	doc := EvaluationDocument{Outcome: ev.Outcome, Decision: ev.Decision, Bundle: ev.Bundle}
-	if ev.Err != nil {
-		oo := OperationOutcome(ev.Err)
-		doc.OperationOutcome = &oo
-	}
-	return doc
 }
