@@ -2,9 +2,8 @@ package postgres
 
 import (
 	"context"
+	"io/fs"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/postgres/pgtest"
@@ -19,7 +18,7 @@ type testDB struct {
 
 func (d testDB) Exec(ctx context.Context, queries ...string) error {
 	for _, q := range queries {
-		if _, err := d.pool.Exec(ctx, q); err != nil {
+		if _, err := d.db.ExecContext(ctx, q); err != nil {
 			return err
 		}
 	}
@@ -27,15 +26,18 @@ func (d testDB) Exec(ctx context.Context, queries ...string) error {
 }
 
 func (d testDB) Tamper(ctx context.Context, queries ...string) error {
-	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		for _, q := range append(append([]string{`ALTER TABLE decision_records DISABLE TRIGGER USER`}, queries...),
-			`ALTER TABLE decision_records ENABLE TRIGGER USER`) {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return err
-			}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range append(append([]string{`ALTER TABLE decision_records DISABLE TRIGGER USER`}, queries...),
+		`ALTER TABLE decision_records ENABLE TRIGGER USER`) {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return tx.Commit()
 }
 
 // Another opens a second pool on the same schema, as a second gateway
@@ -61,11 +63,11 @@ func TestOpen(t *testing.T) {
 	ctx := context.Background()
 	t.Run("migrations are recorded and run once", func(t *testing.T) {
 		dsn := pgtest.FreshSchema(t)
-		ms, _ := loadMigrations()
+		ms, _ := fs.Glob(migrations, "migrations/*.sql")
 		for i := 0; i < 2; i++ {
 			db := openAt(t, dsn)
 			var n int
-			if err := db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+			if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			if n != len(ms) {
@@ -94,7 +96,7 @@ func TestOpen(t *testing.T) {
 	t.Run("a changed migration stops the gateway", func(t *testing.T) {
 		dsn := pgtest.FreshSchema(t)
 		db := openAt(t, dsn)
-		if _, err := db.pool.Exec(ctx, `UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1`); err != nil {
+		if _, err := db.db.ExecContext(ctx, `UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1`); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := Open(ctx, dsn); err == nil {
@@ -104,7 +106,7 @@ func TestOpen(t *testing.T) {
 	t.Run("a newer schema stops the gateway", func(t *testing.T) {
 		dsn := pgtest.FreshSchema(t)
 		db := openAt(t, dsn)
-		if _, err := db.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')`); err != nil {
+		if _, err := db.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')`); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := Open(ctx, dsn); err == nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,7 +85,7 @@ func TestOpen(t *testing.T) {
 			if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
-			ms, _ := loadMigrations()
+			ms, _ := fs.Glob(migrations, "migrations/*.sql")
 			if n != len(ms) {
 				t.Fatalf("open %d: %d migrations recorded, want %d", i+1, n, len(ms))
 			}
@@ -295,67 +296,4 @@ func BenchmarkAccept(b *testing.B) {
 			})
 		})
 	}
-}
-
-// TestBackgroundCheckpoints: the WAL is copied into the database file by
-// the checkpointer, not by the writer's commits, and stays bounded while
-// writes never stop.
-func TestBackgroundCheckpoints(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "gateway.db")
-	db := openAt(t, path, Options{})
-	ctx := context.Background()
-	size := func(p string) int64 {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return 0
-		}
-		return fi.Size()
-	}
-	// 24 MB of referrals, eight writers at a time: about 6,000 pages,
-	// past the writer's backstop of 4,000.
-	body := []byte(`{"pad":"` + string(bytes.Repeat([]byte("x"), 8000)) + `"}`)
-	var wg sync.WaitGroup
-	var maxWAL int64
-	var mu sync.Mutex
-	errs := make(chan error, 8)
-	for w := range 8 {
-		wg.Go(func() {
-			for i := w; i < 3000; i += 8 {
-				req := storetest.NewAcceptRequest(storetest.InstA, fmt.Sprintf("ckpt-%d", i), "a", "", storetest.T0)
-				req.Bundle = body
-				if _, err := db.Accept(ctx, req); err != nil {
-					errs <- err
-					return
-				}
-				if i%64 == 0 {
-					mu.Lock()
-					maxWAL = max(maxWAL, size(path+"-wal"))
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	// The main file grows only by checkpoints. Nothing calls one here, so
-	// once the writes stop the background checkpointer must copy the rest.
-	deadline := time.Now().Add(5 * time.Second)
-	for size(path) < 20<<20 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if got := size(path); got < 20<<20 {
-		t.Fatalf("the database file is %d bytes after 24 MB of writes: the WAL was not copied", got)
-	}
-	r, err := db.Checkpoint(ctx)
-	if err != nil || r.Busy || r.Copied != r.Frames {
-		t.Errorf("checkpoint now: %+v, %v; want all of the WAL copied already", r, err)
-	}
-	// Bounded by the backstop (4,000 pages of 4 KB) and a batch or so.
-	if maxWAL > 20<<20 {
-		t.Errorf("the WAL reached %d bytes while 24 MB were written", maxWAL)
-	}
-	t.Logf("WAL at most %d bytes; database file %d bytes", maxWAL, size(path))
 }

@@ -13,6 +13,7 @@ import (
 	sqlitelib "modernc.org/sqlite/lib"
 
 	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
 	"github.com/student-mh-referrals/gateway/gateway/storetest"
 )
 
@@ -29,7 +30,7 @@ func TestMapErr(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := gateway.ErrorCode(mapErr(tt.err)); got != tt.code {
+			if got := gateway.ErrorCode(dialect.MapErr(tt.err)); got != tt.code {
 				t.Fatalf("code %s, want %s", got, tt.code)
 			}
 		})
@@ -85,9 +86,9 @@ func TestDiskFull(t *testing.T) {
 						refused = append(refused, r)
 						var ge *gateway.Error
 						var se *sqlite3.Error
-						if !errors.As(err, &ge) || ge.Code != gateway.EUNAVAILABLE || ge.Message != unavailableMessage ||
+						if !errors.As(err, &ge) || ge.Code != gateway.EUNAVAILABLE || ge.Message != sqlstore.UnavailableMessage ||
 							!errors.As(err, &se) || se.Code()&0xff != sqlitelib.SQLITE_FULL {
-							t.Errorf("accept on a full store: %v; want EUNAVAILABLE %q caused by SQLITE_FULL", err, unavailableMessage)
+							t.Errorf("accept on a full store: %v; want EUNAVAILABLE %q caused by SQLITE_FULL", err, sqlstore.UnavailableMessage)
 						}
 					})
 				}
