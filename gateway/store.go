@@ -113,6 +113,20 @@ type Sender struct {
 	Name       string       `json:"name,omitempty"`
 }
 
+// SenderOf is the sender of a message about a case of inst, as the mapping
+// writes it into the Bundle: the institution's UKPRN, its ODS code when it
+// has one, and its name.
+func SenderOf(inst Institution) Sender {
+	s := Sender{
+		Identifier: []Identifier{{System: FHIRBase + "/Id/ukprn", Value: strings.TrimSpace(inst.UKPRN)}},
+		Name:       strings.TrimSpace(inst.Name),
+	}
+	if ods := strings.TrimSpace(inst.ODSCode); ods != "" {
+		s.Identifier = append(s.Identifier, Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: ods})
+	}
+	return s
+}
+
 // AcceptResult is what Accept did. Created is false when the same
 // (institution, case id, content hash) had already been accepted: Referral
 // is then that earlier one and nothing was written.

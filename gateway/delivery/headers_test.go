@@ -25,7 +25,7 @@ func decodeHeader(t *testing.T, v string) map[string]any {
 func TestHeaders(t *testing.T) {
 	m := gateway.OutboxMessage{
 		RequestID: "6f1e4a52-3c1b-4f3e-9a53-0d0b7c2f1a10", CorrelationID: "9562466f-c982-4bd5-bb0e-255e9f5e6689",
-		Institution: institution, Body: message("CASE-1", target("2000010003")),
+		Institution: institution, Body: message("CASE-1", target("2000010003")), Sender: university,
 	}
 	svc := gateway.Service{Target: target("2000010003")}
 	src := gateway.Source{Software: "student-mh-referral-gateway", Version: "1.2.3"}
@@ -65,30 +65,24 @@ func TestHeaders(t *testing.T) {
 }
 
 func TestOrganisationHeader(t *testing.T) {
-	fallback := map[string]any{"resourceType": "Organization", "identifier": []any{map[string]any{"system": UKPRNSystem, "value": "10000001"}}}
+	ukprn := func(v string) map[string]any { return map[string]any{"system": UKPRNSystem, "value": v} }
 	tests := []struct {
 		name   string
-		bundle string
+		sender gateway.Sender
 		want   map[string]any
 	}{
-		{"not json", `{`, fallback},
-		{"no entries", `{"resourceType":"Bundle","entry":[]}`, fallback},
-		{"first entry not a header", `{"entry":[{"resource":{"resourceType":"Patient"}}]}`, fallback},
-		{"no sender", `{"entry":[{"resource":{"resourceType":"MessageHeader"}}]}`, fallback},
-		{"sender unresolved", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:1"}}}]}`, fallback},
-		{"sender is not an Organization", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:1"}}},
-			{"fullUrl":"urn:uuid:1","resource":{"resourceType":"PractitionerRole","name":"x"}}]}`, fallback},
-		{"relative reference", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"Organization/u"}}},
-			{"fullUrl":"https://example.org/fhir/Organization/u","resource":{"resourceType":"Organization","id":"u","name":"Uni"}}]}`,
-			map[string]any{"resourceType": "Organization", "name": "Uni"}},
-		{"only what identifies it", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:1"}}},
-			{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Organization","id":"1","meta":{"profile":["p"]},"telecom":[{"value":"0161"}],
-			"identifier":[{"system":"s","value":"v"},{"system":"","value":"no system"}]}}]}`,
+		{"none: the institution's UKPRN", gateway.Sender{}, map[string]any{"resourceType": "Organization", "identifier": []any{ukprn("10000001")}}},
+		{"identifiers and name", gateway.Sender{Identifier: []gateway.Identifier{{System: UKPRNSystem, Value: "10007798"}}, Name: "Uni"},
+			map[string]any{"resourceType": "Organization", "identifier": []any{ukprn("10007798")}, "name": "Uni"}},
+		{"a name alone", gateway.Sender{Name: "Uni"}, map[string]any{"resourceType": "Organization", "name": "Uni"}},
+		{"only whole identifiers", gateway.Sender{Identifier: []gateway.Identifier{{System: "s", Value: "v"}, {Value: "no system"}}},
 			map[string]any{"resourceType": "Organization", "identifier": []any{map[string]any{"system": "s", "value": "v"}}}},
+		{"no whole identifier", gateway.Sender{Identifier: []gateway.Identifier{{Value: "no system"}}},
+			map[string]any{"resourceType": "Organization", "identifier": []any{ukprn("10000001")}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := decodeHeader(t, OrganisationHeader([]byte(tt.bundle), "10000001")); !reflect.DeepEqual(got, tt.want) {
+			if got := decodeHeader(t, OrganisationHeader(tt.sender, "10000001")); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})

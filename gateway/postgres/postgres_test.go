@@ -2,11 +2,18 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
+	"reflect"
 	"testing"
+	"testing/fstest"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/postgres/pgtest"
+	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
 	"github.com/student-mh-referrals/gateway/gateway/storetest"
 )
 
@@ -124,4 +131,48 @@ func TestOpen(t *testing.T) {
 
 func BenchmarkAccept(b *testing.B) {
 	storetest.BenchmarkAccept(b, func(b *testing.B) gateway.Store { return openAt(b, pgtest.FreshSchema(b)) })
+}
+
+// TestMigrateQueuedMessages opens a store made by a gateway from before
+// messages kept their sender: a queued message gets its sender from its
+// Bundle, and one whose Bundle names none has none.
+func TestMigrateQueuedMessages(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.FreshSchema(t)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := stdlib.OpenDB(*cfg)
+	defer old.Close()
+	b, err := migrations.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.Migrate(ctx, old, dialect, fstest.MapFS{"0001_init.sql": {Data: b}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, body := range []string{storetest.LegacyBundle, `{"resourceType":"Bundle","entry":[]}`} {
+		id := fmt.Sprint("m", i)
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{`INSERT INTO referrals (id, institution, case_id, content_hash, version, service_id, decision_id, status, record, accepted_at, updated_at)
+				VALUES ($1, '10000001', $1, 'h', 1, 's', 'd', 'accepted', '{}', now(), now())`, []any{id}},
+			{`INSERT INTO outbox_messages (id, referral_id, institution, case_id, kind, service_id, request_id, correlation_id, body, state, due_at, created_at, updated_at)
+				VALUES ($1, $1, '10000001', $1, 'new', 's', 'r', 'c', $2, 'pending', now(), now(), now())`, []any{id, body}},
+		} {
+			if _, err := old.ExecContext(ctx, st.q, st.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	db := openAt(t, dsn)
+	for id, want := range map[string]gateway.Sender{"m0": storetest.LegacySender, "m1": {}} {
+		m, err := db.Message(ctx, id)
+		if err != nil || !reflect.DeepEqual(m.Sender, want) {
+			t.Errorf("message %s: sender %+v, %v; want %+v", id, m.Sender, err, want)
+		}
+	}
 }

@@ -3,19 +3,23 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
 	"github.com/student-mh-referrals/gateway/gateway/storetest"
 )
 
@@ -62,11 +66,14 @@ func openAt(t testing.TB, path string, opt Options) testDB {
 	return testDB{DB: db, opt: opt}
 }
 
+// commitModes are the store with and without group commit.
+var commitModes = []struct {
+	name string
+	opt  Options
+}{{"group-commit", Options{}}, {"commit-per-write", Options{NoGroupCommit: true}}}
+
 func TestStore(t *testing.T) {
-	for _, opt := range []struct {
-		name string
-		opt  Options
-	}{{"group-commit", Options{}}, {"commit-per-write", Options{NoGroupCommit: true}}} {
+	for _, opt := range commitModes {
 		t.Run(opt.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) gateway.Store {
 				return openAt(t, filepath.Join(t.TempDir(), "gateway.db"), opt.opt)
@@ -286,14 +293,58 @@ func TestBackup(t *testing.T) {
 }
 
 func BenchmarkAccept(b *testing.B) {
-	for _, opt := range []struct {
-		name string
-		opt  Options
-	}{{"group-commit", Options{}}, {"commit-per-write", Options{NoGroupCommit: true}}} {
+	for _, opt := range commitModes {
 		b.Run(opt.name, func(b *testing.B) {
 			storetest.BenchmarkAccept(b, func(b *testing.B) gateway.Store {
 				return openAt(b, filepath.Join(b.TempDir(), "gateway.db"), opt.opt)
 			})
 		})
+	}
+}
+
+// TestMigrateQueuedMessages opens a store made by a gateway from before
+// messages kept their sender: a queued message gets its sender from its
+// Bundle, and one whose Bundle names none has none.
+func TestMigrateQueuedMessages(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	old, err := sql.Open("sqlite", path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := fstest.MapFS{}
+	for _, n := range []string{"0001_init.sql", "0002_outbox_waiting_created.sql"} {
+		b, err := migrations.ReadFile("migrations/" + n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[n] = &fstest.MapFile{Data: b}
+	}
+	if err := sqlstore.Migrate(ctx, old, dialect, before); err != nil {
+		t.Fatal(err)
+	}
+	for i, body := range []string{storetest.LegacyBundle, `{"resourceType":"Bundle","entry":[]}`} {
+		id := fmt.Sprint("m", i)
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{`INSERT INTO referrals (id, institution, case_id, content_hash, version, service_id, decision_id, status, record, accepted_at, updated_at)
+				VALUES (?1, '10000001', ?1, 'h', 1, 's', 'd', 'accepted', '{}', 0, 0)`, []any{id}},
+			{`INSERT INTO outbox_messages (id, referral_id, institution, case_id, kind, service_id, request_id, correlation_id, body, state, due_at, created_at, updated_at)
+				VALUES (?1, ?1, '10000001', ?1, 'new', 's', 'r', 'c', ?2, 'pending', 0, 0, 0)`, []any{id, body}},
+		} {
+			if _, err := old.ExecContext(ctx, st.q, st.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	old.Close()
+	db := openAt(t, path, Options{})
+	for id, want := range map[string]gateway.Sender{"m0": storetest.LegacySender, "m1": {}} {
+		m, err := db.Message(ctx, id)
+		if err != nil || !reflect.DeepEqual(m.Sender, want) {
+			t.Errorf("message %s: sender %+v, %v; want %+v", id, m.Sender, err, want)
+		}
 	}
 }

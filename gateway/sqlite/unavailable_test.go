@@ -42,10 +42,7 @@ func TestMapErr(t *testing.T) {
 // EUNAVAILABLE and left nothing behind, every acknowledged one is whole, and
 // once there is room again the refused ones are accepted.
 func TestDiskFull(t *testing.T) {
-	for _, opt := range []struct {
-		name string
-		opt  Options
-	}{{"group-commit", Options{}}, {"commit-per-write", Options{NoGroupCommit: true}}} {
+	for _, opt := range commitModes {
 		t.Run(opt.name, func(t *testing.T) {
 			ctx := context.Background()
 			db := openAt(t, filepath.Join(t.TempDir(), "gateway.db"), opt.opt)
