@@ -28,6 +28,7 @@ func TestHeaders(t *testing.T) {
 			{"fullUrl": "urn:uuid:h", "resource": {"resourceType": "MessageHeader", "sender": {"reference": "urn:uuid:u"}}},
 			{"fullUrl": "urn:uuid:u", "resource": {"resourceType": "Organization", "name": "The University of Manchester",
 				"identifier": [{"system": "` + UKPRNSystem + `", "value": "` + institution + `"}]}}]}`),
+		Sender: Sender{Identifier: []Identifier{{System: UKPRNSystem, Value: institution}}, Name: "The University of Manchester"},
 	}
 	svc := Service{Target: Identifier{System: targetSys, Value: "2000010003"}}
 	src := Source{Software: "student-mh-referral-gateway", Version: "1.2.3"}
@@ -67,30 +68,24 @@ func TestHeaders(t *testing.T) {
 }
 
 func TestOrganisationHeader(t *testing.T) {
-	fallback := map[string]any{"resourceType": "Organization", "identifier": []any{map[string]any{"system": UKPRNSystem, "value": "10000001"}}}
+	ukprn := func(v string) map[string]any { return map[string]any{"system": UKPRNSystem, "value": v} }
 	tests := []struct {
 		name   string
-		bundle string
+		sender Sender
 		want   map[string]any
 	}{
-		{"not json", `{`, fallback},
-		{"no entries", `{"resourceType":"Bundle","entry":[]}`, fallback},
-		{"first entry not a header", `{"entry":[{"resource":{"resourceType":"Patient"}}]}`, fallback},
-		{"no sender", `{"entry":[{"resource":{"resourceType":"MessageHeader"}}]}`, fallback},
-		{"sender unresolved", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:1"}}}]}`, fallback},
-		{"sender is not an Organization", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:1"}}},
-			{"fullUrl":"urn:uuid:1","resource":{"resourceType":"PractitionerRole","name":"x"}}]}`, fallback},
-		{"relative reference", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"Organization/u"}}},
-			{"fullUrl":"https://example.org/fhir/Organization/u","resource":{"resourceType":"Organization","id":"u","name":"Uni"}}]}`,
-			map[string]any{"resourceType": "Organization", "name": "Uni"}},
-		{"only what identifies it", `{"entry":[{"resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:1"}}},
-			{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Organization","id":"1","meta":{"profile":["p"]},"telecom":[{"value":"0161"}],
-			"identifier":[{"system":"s","value":"v"},{"system":"","value":"no system"}]}}]}`,
+		{"none: the institution's UKPRN", Sender{}, map[string]any{"resourceType": "Organization", "identifier": []any{ukprn("10000001")}}},
+		{"identifiers and name", Sender{Identifier: []Identifier{{System: UKPRNSystem, Value: "10007798"}}, Name: "Uni"},
+			map[string]any{"resourceType": "Organization", "identifier": []any{ukprn("10007798")}, "name": "Uni"}},
+		{"a name alone", Sender{Name: "Uni"}, map[string]any{"resourceType": "Organization", "name": "Uni"}},
+		{"only whole identifiers", Sender{Identifier: []Identifier{{System: "s", Value: "v"}, {Value: "no system"}}},
 			map[string]any{"resourceType": "Organization", "identifier": []any{map[string]any{"system": "s", "value": "v"}}}},
+		{"no whole identifier", Sender{Identifier: []Identifier{{Value: "no system"}}},
+			map[string]any{"resourceType": "Organization", "identifier": []any{ukprn("10000001")}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := decodeHeader(t, OrganisationHeader([]byte(tt.bundle), "10000001")); !reflect.DeepEqual(got, tt.want) {
+			if got := decodeHeader(t, OrganisationHeader(tt.sender, "10000001")); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})

@@ -98,7 +98,7 @@ func (in *Intake) Submit(ctx context.Context, c *Client, body []byte) (*Submissi
 		res, err := in.Store.Accept(ctx, AcceptRequest{
 			Institution: rec.Institution.UKPRN, CaseID: rec.CaseID, ContentHash: hash,
 			ServiceID: ev.Service.ID, PreviousID: latest.ID,
-			Record: canonical, Bundle: ev.Bundle,
+			Record: canonical, Bundle: ev.Bundle, Sender: SenderOf(rec.Institution),
 			Decision: DecisionRecord{DecisionID: ev.Decision.ID, At: at, Body: entryJSON},
 			At:       at,
 		})
@@ -178,7 +178,7 @@ func (in *Intake) cancel(ctx context.Context, ref StoredReferral, by, reason str
 	if err := in.Evaluator.gate(bundle); err != nil {
 		return StoredReferral{}, err
 	}
-	cancelled, err := in.Store.Cancel(ctx, CancelRequest{Institution: ref.Institution, ReferralID: ref.ID, Bundle: bundle, At: at})
+	cancelled, err := in.Store.Cancel(ctx, CancelRequest{Institution: ref.Institution, ReferralID: ref.ID, Bundle: bundle, Sender: SenderOf(rec.Institution), At: at})
 	if err != nil {
 		return cancelled, err
 	}
@@ -201,27 +201,17 @@ func (in *Intake) queued() {
 // decisionOf rebuilds the decision under which a referral was accepted, from
 // its decision record, so that a cancellation carries the same categories.
 func (in *Intake) decisionOf(ctx context.Context, ref StoredReferral) (*Decision, error) {
-	var after int64
-	for {
-		recs, err := in.Store.Decisions(ctx, ref.Institution, after, 500)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			if r.DecisionID != ref.DecisionID {
-				continue
-			}
-			var e DecisionEntry
-			if err := json.Unmarshal(r.Body, &e); err != nil {
-				return nil, Internal(err)
-			}
-			return e.Decision(), nil
-		}
-		if len(recs) < 500 {
-			return nil, Internal(fmt.Errorf("decision record %s not found", ref.DecisionID))
-		}
-		after = recs[len(recs)-1].Seq
+	r, err := in.Store.Decision(ctx, ref.Institution, ref.DecisionID)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Internal(fmt.Errorf("decision record %s not found", ref.DecisionID))
+	} else if err != nil {
+		return nil, err
 	}
+	var e DecisionEntry
+	if err := json.Unmarshal(r.Body, &e); err != nil {
+		return nil, Internal(err)
+	}
+	return e.Decision(), nil
 }
 
 func (in *Intake) latest(ctx context.Context, rec *CaseRecord) (StoredReferral, bool, error) {

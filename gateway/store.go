@@ -93,10 +93,36 @@ type AcceptRequest struct {
 	// in the same transaction; its Institution, Seq and hashes are set by
 	// the store.
 	Decision DecisionRecord
+	// Sender is the university the message is sent for, as its
+	// MessageHeader.sender names it; stored with the message for delivery.
+	Sender Sender
 	// CorrelationID is the X-Correlation-Id the message will carry; empty
 	// gives the message's request id.
 	CorrelationID string
 	At            time.Time
+}
+
+// Sender is the organisation a message is sent for: the identifiers and name
+// of the Organization its MessageHeader.sender references. It is stored with
+// the message when it is queued, so that delivery can name the sender in the
+// NHSD-End-User-Organisation header without reading the Bundle again.
+type Sender struct {
+	Identifier []Identifier `json:"identifier,omitempty"`
+	Name       string       `json:"name,omitempty"`
+}
+
+// SenderOf is the sender of a message about a case of inst, as the mapping
+// writes it into the Bundle: the institution's UKPRN, its ODS code when it
+// has one, and its name.
+func SenderOf(inst Institution) Sender {
+	s := Sender{
+		Identifier: []Identifier{{System: FHIRBase + "/Id/ukprn", Value: strings.TrimSpace(inst.UKPRN)}},
+		Name:       strings.TrimSpace(inst.Name),
+	}
+	if ods := strings.TrimSpace(inst.ODSCode); ods != "" {
+		s.Identifier = append(s.Identifier, Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: ods})
+	}
+	return s
 }
 
 // AcceptResult is what Accept did. Created is false when the same
@@ -114,9 +140,11 @@ type AcceptResult struct {
 // CancelRequest withdraws the latest version of a case: the referral becomes
 // cancelled and Bundle (the ServiceRequest with status revoked) is queued.
 type CancelRequest struct {
-	Institution   string
-	ReferralID    string
-	Bundle        json.RawMessage
+	Institution string
+	ReferralID  string
+	Bundle      json.RawMessage
+	// Sender is as in AcceptRequest.
+	Sender        Sender
 	CorrelationID string
 	At            time.Time
 }
@@ -161,6 +189,10 @@ type OutboxMessage struct {
 	// receiver can drop duplicates.
 	RequestID     string `json:"requestId"`
 	CorrelationID string `json:"correlationId"`
+	// Sender is who the message is sent for; zero for a message queued
+	// before senders were stored whose Bundle named none the store could
+	// read.
+	Sender Sender `json:"sender,omitzero"`
 	// Body is the Bundle to post; nil in listings and once purged.
 	Body  json.RawMessage `json:"body,omitempty"`
 	State MessageState    `json:"state"`
@@ -358,13 +390,18 @@ type DecisionLog interface {
 	AppendDecision(ctx context.Context, rec DecisionRecord) (DecisionRecord, error)
 	// Decisions returns up to limit records after seq afterSeq, in order.
 	Decisions(ctx context.Context, institution string, afterSeq int64, limit int) ([]DecisionRecord, error)
+	// Decision returns the institution's first record with the decision
+	// id (how a cancellation finds the decision it revokes); ENOTFOUND when
+	// there is none.
+	Decision(ctx context.Context, institution, decisionID string) (DecisionRecord, error)
 	// Verify walks the chain and names the first record at fault. A broken
 	// chain is a result, not an error.
 	Verify(ctx context.Context, institution string) (ChainVerification, error)
 }
 
-// Store is the gateway's durable state. The SQLite and PostgreSQL adapters
-// implement it and pass the same test suite (gateway/storetest).
+// Store is the gateway's durable state. One implementation over
+// database/sql (gateway/sqlstore) serves SQLite and PostgreSQL, and both
+// pass the same test suite (gateway/storetest).
 type Store interface {
 	Referrals
 	Outbox

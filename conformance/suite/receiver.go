@@ -117,6 +117,7 @@ func ExampleMessage(ctx context.Context, ev *gateway.Evaluator, scenarios []Scen
 		}
 		m := gateway.OutboxMessage{
 			RequestID: uuid.NewString(), Body: e.Bundle, Institution: s.Institution, ServiceID: svc.ID,
+			Sender: gateway.SenderOf(e.Record.Institution),
 		}
 		h := gateway.Headers(m, *svc, ev.Source)
 		return Message{Bundle: e.Bundle, Header: h, Service: svc.ID, Scenario: s.Name}, nil

@@ -142,6 +142,12 @@ func message(caseID string, tgt gateway.Identifier) []byte {
 	return out
 }
 
+// university is the sender of the test messages, as message names it.
+var university = gateway.Sender{
+	Identifier: []gateway.Identifier{{System: gateway.UKPRNSystem, Value: institution}},
+	Name:       "The University of Manchester",
+}
+
 // queue accepts a referral for caseID to service at time at and returns its
 // outbox message.
 func queue(t testing.TB, s gateway.Store, caseID, service string, tgt gateway.Identifier, at time.Time) gateway.OutboxMessage {
@@ -149,6 +155,7 @@ func queue(t testing.TB, s gateway.Store, caseID, service string, tgt gateway.Id
 	req := storetest.NewAcceptRequest(institution, caseID, "content of "+caseID, "", at)
 	req.ServiceID = service
 	req.Bundle = message(caseID, tgt)
+	req.Sender = university
 	res, err := s.Accept(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)

@@ -2,12 +2,18 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
+	"reflect"
 	"testing"
+	"testing/fstest"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/postgres/pgtest"
+	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
 	"github.com/student-mh-referrals/gateway/gateway/storetest"
 )
 
@@ -19,7 +25,7 @@ type testDB struct {
 
 func (d testDB) Exec(ctx context.Context, queries ...string) error {
 	for _, q := range queries {
-		if _, err := d.pool.Exec(ctx, q); err != nil {
+		if _, err := d.db.ExecContext(ctx, q); err != nil {
 			return err
 		}
 	}
@@ -27,15 +33,18 @@ func (d testDB) Exec(ctx context.Context, queries ...string) error {
 }
 
 func (d testDB) Tamper(ctx context.Context, queries ...string) error {
-	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		for _, q := range append(append([]string{`ALTER TABLE decision_records DISABLE TRIGGER USER`}, queries...),
-			`ALTER TABLE decision_records ENABLE TRIGGER USER`) {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return err
-			}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range append(append([]string{`ALTER TABLE decision_records DISABLE TRIGGER USER`}, queries...),
+		`ALTER TABLE decision_records ENABLE TRIGGER USER`) {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return tx.Commit()
 }
 
 // Another opens a second pool on the same schema, as a second gateway
@@ -61,11 +70,11 @@ func TestOpen(t *testing.T) {
 	ctx := context.Background()
 	t.Run("migrations are recorded and run once", func(t *testing.T) {
 		dsn := pgtest.FreshSchema(t)
-		ms, _ := loadMigrations()
+		ms, _ := fs.Glob(migrations, "migrations/*.sql")
 		for i := 0; i < 2; i++ {
 			db := openAt(t, dsn)
 			var n int
-			if err := db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+			if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			if n != len(ms) {
@@ -94,7 +103,7 @@ func TestOpen(t *testing.T) {
 	t.Run("a changed migration stops the gateway", func(t *testing.T) {
 		dsn := pgtest.FreshSchema(t)
 		db := openAt(t, dsn)
-		if _, err := db.pool.Exec(ctx, `UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1`); err != nil {
+		if _, err := db.db.ExecContext(ctx, `UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1`); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := Open(ctx, dsn); err == nil {
@@ -104,7 +113,7 @@ func TestOpen(t *testing.T) {
 	t.Run("a newer schema stops the gateway", func(t *testing.T) {
 		dsn := pgtest.FreshSchema(t)
 		db := openAt(t, dsn)
-		if _, err := db.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')`); err != nil {
+		if _, err := db.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')`); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := Open(ctx, dsn); err == nil {
@@ -122,4 +131,48 @@ func TestOpen(t *testing.T) {
 
 func BenchmarkAccept(b *testing.B) {
 	storetest.BenchmarkAccept(b, func(b *testing.B) gateway.Store { return openAt(b, pgtest.FreshSchema(b)) })
+}
+
+// TestMigrateQueuedMessages opens a store made by a gateway from before
+// messages kept their sender: a queued message gets its sender from its
+// Bundle, and one whose Bundle names none has none.
+func TestMigrateQueuedMessages(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.FreshSchema(t)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := stdlib.OpenDB(*cfg)
+	defer old.Close()
+	b, err := migrations.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.Migrate(ctx, old, dialect, fstest.MapFS{"0001_init.sql": {Data: b}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, body := range []string{storetest.LegacyBundle, `{"resourceType":"Bundle","entry":[]}`} {
+		id := fmt.Sprint("m", i)
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{`INSERT INTO referrals (id, institution, case_id, content_hash, version, service_id, decision_id, status, record, accepted_at, updated_at)
+				VALUES ($1, '10000001', $1, 'h', 1, 's', 'd', 'accepted', '{}', now(), now())`, []any{id}},
+			{`INSERT INTO outbox_messages (id, referral_id, institution, case_id, kind, service_id, request_id, correlation_id, body, state, due_at, created_at, updated_at)
+				VALUES ($1, $1, '10000001', $1, 'new', 's', 'r', 'c', $2, 'pending', now(), now(), now())`, []any{id, body}},
+		} {
+			if _, err := old.ExecContext(ctx, st.q, st.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	db := openAt(t, dsn)
+	for id, want := range map[string]gateway.Sender{"m0": storetest.LegacySender, "m1": {}} {
+		m, err := db.Message(ctx, id)
+		if err != nil || !reflect.DeepEqual(m.Sender, want) {
+			t.Errorf("message %s: sender %+v, %v; want %+v", id, m.Sender, err, want)
+		}
+	}
 }

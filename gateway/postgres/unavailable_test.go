@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
 )
 
 func TestMapErr(t *testing.T) {
@@ -48,13 +49,13 @@ func TestMapErr(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := mapErr(tt.err)
+			err := dialect.MapErr(tt.err)
 			if got := gateway.ErrorCode(err); got != tt.code {
 				t.Fatalf("code %s, want %s (%v)", got, tt.code, err)
 			}
 			if e := gateway.AsError(err); tt.code == gateway.EUNAVAILABLE && tt.err != context.Canceled &&
-				(e.Message != unavailableMessage || !errors.Is(err, tt.err)) {
-				t.Errorf("message %q, cause kept %v; want %q with the cause", e.Message, errors.Is(err, tt.err), unavailableMessage)
+				(e.Message != sqlstore.UnavailableMessage || !errors.Is(err, tt.err)) {
+				t.Errorf("message %q, cause kept %v; want %q with the cause", e.Message, errors.Is(err, tt.err), sqlstore.UnavailableMessage)
 			}
 		})
 	}

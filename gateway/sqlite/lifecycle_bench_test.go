@@ -23,15 +23,22 @@ import (
 // response recorded concurrently. It reports the process's CPU time and the
 // bytes it wrote (WAL, checkpoints) per referral for each half: the figures
 // by which a change to the schema or the writes is judged
-// (docs/performance.md, "SQLite: content out of the hot rows"):
+// (docs/performance.md, "SQLite: content out of the hot rows"), and the
+// accepts per second, with and without group commit:
 //
 //	go test ./gateway/sqlite -run '^$' -bench Lifecycle -benchtime 3000x
 //
 // The bytes written hardly vary between runs; the CPU time varies with the
 // machine.
 func BenchmarkLifecycle(b *testing.B) {
+	for _, v := range commitModes {
+		b.Run(v.name, func(b *testing.B) { benchLifecycle(b, v.opt) })
+	}
+}
+
+func benchLifecycle(b *testing.B, opt Options) {
 	ctx := context.Background()
-	db := openAt(b, filepath.Join(b.TempDir(), "gateway.db"), Options{})
+	db := openAt(b, filepath.Join(b.TempDir(), "gateway.db"), opt)
 	n := b.N
 	reqs := make([]gateway.AcceptRequest, n)
 	for i := range reqs {
@@ -43,7 +50,7 @@ func BenchmarkLifecycle(b *testing.B) {
 	resp := []byte(`{"resourceType":"Bundle","text":"` + strings.Repeat("s", 3250) + `"}`)
 	b.ResetTimer()
 
-	cpu0, w0 := processCPU(), processWritten(b)
+	cpu0, w0, t0 := processCPU(), processWritten(b), time.Now()
 	var wg sync.WaitGroup
 	for g := 0; g < 16; g++ {
 		wg.Go(func() {
@@ -56,7 +63,7 @@ func BenchmarkLifecycle(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	cpu1, w1 := processCPU(), processWritten(b)
+	cpu1, w1, t1 := processCPU(), processWritten(b), time.Now()
 
 	now := storetest.T0.Add(time.Minute)
 	for g := 0; g < 2; g++ {
@@ -90,6 +97,7 @@ func BenchmarkLifecycle(b *testing.B) {
 
 	per := func(d time.Duration) float64 { return float64(d) / 1e6 / float64(n) }
 	kb := func(w int64) float64 { return float64(w) / 1024 / float64(n) }
+	b.ReportMetric(float64(n)/t1.Sub(t0).Seconds(), "accepts/s")
 	b.ReportMetric(per(cpu1-cpu0), "accept-cpu-ms/ref")
 	b.ReportMetric(kb(w1-w0), "accept-KB/ref")
 	b.ReportMetric(per(cpu2-cpu1), "deliver-cpu-ms/ref")

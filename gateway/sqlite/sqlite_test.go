@@ -3,18 +3,23 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
 	"github.com/student-mh-referrals/gateway/gateway/storetest"
 )
 
@@ -61,11 +66,14 @@ func openAt(t testing.TB, path string, opt Options) testDB {
 	return testDB{DB: db, opt: opt}
 }
 
+// commitModes are the store with and without group commit.
+var commitModes = []struct {
+	name string
+	opt  Options
+}{{"group-commit", Options{}}, {"commit-per-write", Options{NoGroupCommit: true}}}
+
 func TestStore(t *testing.T) {
-	for _, opt := range []struct {
-		name string
-		opt  Options
-	}{{"group-commit", Options{}}, {"commit-per-write", Options{NoGroupCommit: true}}} {
+	for _, opt := range commitModes {
 		t.Run(opt.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) gateway.Store {
 				return openAt(t, filepath.Join(t.TempDir(), "gateway.db"), opt.opt)
@@ -84,7 +92,7 @@ func TestOpen(t *testing.T) {
 			if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
-			ms, _ := loadMigrations()
+			ms, _ := fs.Glob(migrations, "migrations/*.sql")
 			if n != len(ms) {
 				t.Fatalf("open %d: %d migrations recorded, want %d", i+1, n, len(ms))
 			}
@@ -285,10 +293,7 @@ func TestBackup(t *testing.T) {
 }
 
 func BenchmarkAccept(b *testing.B) {
-	for _, opt := range []struct {
-		name string
-		opt  Options
-	}{{"group-commit", Options{}}, {"commit-per-write", Options{NoGroupCommit: true}}} {
+	for _, opt := range commitModes {
 		b.Run(opt.name, func(b *testing.B) {
 			storetest.BenchmarkAccept(b, func(b *testing.B) gateway.Store {
 				return openAt(b, filepath.Join(b.TempDir(), "gateway.db"), opt.opt)
@@ -297,65 +302,49 @@ func BenchmarkAccept(b *testing.B) {
 	}
 }
 
-// TestBackgroundCheckpoints: the WAL is copied into the database file by
-// the checkpointer, not by the writer's commits, and stays bounded while
-// writes never stop.
-func TestBackgroundCheckpoints(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "gateway.db")
-	db := openAt(t, path, Options{})
+// TestMigrateQueuedMessages opens a store made by a gateway from before
+// messages kept their sender: a queued message gets its sender from its
+// Bundle, and one whose Bundle names none has none.
+func TestMigrateQueuedMessages(t *testing.T) {
 	ctx := context.Background()
-	size := func(p string) int64 {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return 0
-		}
-		return fi.Size()
-	}
-	// 24 MB of referrals, eight writers at a time: about 6,000 pages,
-	// past the writer's backstop of 4,000.
-	body := []byte(`{"pad":"` + string(bytes.Repeat([]byte("x"), 8000)) + `"}`)
-	var wg sync.WaitGroup
-	var maxWAL int64
-	var mu sync.Mutex
-	errs := make(chan error, 8)
-	for w := range 8 {
-		wg.Go(func() {
-			for i := w; i < 3000; i += 8 {
-				req := storetest.NewAcceptRequest(storetest.InstA, fmt.Sprintf("ckpt-%d", i), "a", "", storetest.T0)
-				req.Bundle = body
-				if _, err := db.Accept(ctx, req); err != nil {
-					errs <- err
-					return
-				}
-				if i%64 == 0 {
-					mu.Lock()
-					maxWAL = max(maxWAL, size(path+"-wal"))
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	old, err := sql.Open("sqlite", path+"?_txlock=immediate")
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The main file grows only by checkpoints. Nothing calls one here, so
-	// once the writes stop the background checkpointer must copy the rest.
-	deadline := time.Now().Add(5 * time.Second)
-	for size(path) < 20<<20 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	before := fstest.MapFS{}
+	for _, n := range []string{"0001_init.sql", "0002_outbox_waiting_created.sql"} {
+		b, err := migrations.ReadFile("migrations/" + n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[n] = &fstest.MapFile{Data: b}
 	}
-	if got := size(path); got < 20<<20 {
-		t.Fatalf("the database file is %d bytes after 24 MB of writes: the WAL was not copied", got)
+	if err := sqlstore.Migrate(ctx, old, dialect, before); err != nil {
+		t.Fatal(err)
 	}
-	r, err := db.Checkpoint(ctx)
-	if err != nil || r.Busy || r.Copied != r.Frames {
-		t.Errorf("checkpoint now: %+v, %v; want all of the WAL copied already", r, err)
+	for i, body := range []string{storetest.LegacyBundle, `{"resourceType":"Bundle","entry":[]}`} {
+		id := fmt.Sprint("m", i)
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{`INSERT INTO referrals (id, institution, case_id, content_hash, version, service_id, decision_id, status, record, accepted_at, updated_at)
+				VALUES (?1, '10000001', ?1, 'h', 1, 's', 'd', 'accepted', '{}', 0, 0)`, []any{id}},
+			{`INSERT INTO outbox_messages (id, referral_id, institution, case_id, kind, service_id, request_id, correlation_id, body, state, due_at, created_at, updated_at)
+				VALUES (?1, ?1, '10000001', ?1, 'new', 's', 'r', 'c', ?2, 'pending', 0, 0, 0)`, []any{id, body}},
+		} {
+			if _, err := old.ExecContext(ctx, st.q, st.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	// Bounded by the backstop (4,000 pages of 4 KB) and a batch or so.
-	if maxWAL > 20<<20 {
-		t.Errorf("the WAL reached %d bytes while 24 MB were written", maxWAL)
+	old.Close()
+	db := openAt(t, path, Options{})
+	for id, want := range map[string]gateway.Sender{"m0": storetest.LegacySender, "m1": {}} {
+		m, err := db.Message(ctx, id)
+		if err != nil || !reflect.DeepEqual(m.Sender, want) {
+			t.Errorf("message %s: sender %+v, %v; want %+v", id, m.Sender, err, want)
+		}
 	}
-	t.Logf("WAL at most %d bytes; database file %d bytes", maxWAL, size(path))
 }

@@ -13,6 +13,7 @@ import (
 	sqlitelib "modernc.org/sqlite/lib"
 
 	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
 	"github.com/student-mh-referrals/gateway/gateway/storetest"
 )
 
@@ -29,7 +30,7 @@ func TestMapErr(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := gateway.ErrorCode(mapErr(tt.err)); got != tt.code {
+			if got := gateway.ErrorCode(dialect.MapErr(tt.err)); got != tt.code {
 				t.Fatalf("code %s, want %s", got, tt.code)
 			}
 		})
@@ -41,10 +42,7 @@ func TestMapErr(t *testing.T) {
 // EUNAVAILABLE and left nothing behind, every acknowledged one is whole, and
 // once there is room again the refused ones are accepted.
 func TestDiskFull(t *testing.T) {
-	for _, opt := range []struct {
-		name string
-		opt  Options
-	}{{"group-commit", Options{}}, {"commit-per-write", Options{NoGroupCommit: true}}} {
+	for _, opt := range commitModes {
 		t.Run(opt.name, func(t *testing.T) {
 			ctx := context.Background()
 			db := openAt(t, filepath.Join(t.TempDir(), "gateway.db"), opt.opt)
@@ -85,9 +83,9 @@ func TestDiskFull(t *testing.T) {
 						refused = append(refused, r)
 						var ge *gateway.Error
 						var se *sqlite3.Error
-						if !errors.As(err, &ge) || ge.Code != gateway.EUNAVAILABLE || ge.Message != unavailableMessage ||
+						if !errors.As(err, &ge) || ge.Code != gateway.EUNAVAILABLE || ge.Message != sqlstore.UnavailableMessage ||
 							!errors.As(err, &se) || se.Code()&0xff != sqlitelib.SQLITE_FULL {
-							t.Errorf("accept on a full store: %v; want EUNAVAILABLE %q caused by SQLITE_FULL", err, unavailableMessage)
+							t.Errorf("accept on a full store: %v; want EUNAVAILABLE %q caused by SQLITE_FULL", err, sqlstore.UnavailableMessage)
 						}
 					})
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -133,10 +134,14 @@ func checkCreated(t *testing.T, s gateway.Store, req gateway.AcceptRequest, res 
 	if len(recs) != 1 || recs[0].Hash != d.Hash || !jsonEqual(recs[0].Body, req.Decision.Body) {
 		t.Fatalf("stored decision %+v, want %+v", recs, d)
 	}
+	if byID := must[gateway.DecisionRecord](t)(s.Decision(ctx, req.Institution, d.DecisionID)); byID.Hash != d.Hash {
+		t.Fatalf("decision by id %+v, want %+v", byID, d)
+	}
 	m := must[gateway.OutboxMessage](t)(s.Message(ctx, res.Message.ID))
 	if m.State != gateway.MessagePending || m.Kind != kind || m.ReferralID != ref.ID || !m.DueAt.Equal(at) ||
 		m.RequestID == "" || m.RequestID != res.Message.RequestID || m.CorrelationID != m.RequestID ||
-		m.Attempts != 0 || !jsonEqual(m.Body, req.Bundle) {
+		m.Attempts != 0 || !jsonEqual(m.Body, req.Bundle) || !reflect.DeepEqual(m.Sender, req.Sender) ||
+		!reflect.DeepEqual(res.Message.Sender, req.Sender) {
 		t.Fatalf("queued message %+v (kind want %s)", m, kind)
 	}
 }

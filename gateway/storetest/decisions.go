@@ -49,6 +49,11 @@ func testDecisionChain(t *testing.T, open func(t *testing.T) gateway.Store) {
 			t.Fatalf("record %d read back as %+v, want %+v", i+1, got[i], want[i])
 		}
 	}
+	if r := must[gateway.DecisionRecord](t)(s.Decision(ctx, InstA, want[4].DecisionID)); r.Hash != want[4].Hash {
+		t.Fatalf("decision %s by id: %+v, want %+v", want[4].DecisionID, r, want[4])
+	}
+	_, err := s.Decision(ctx, InstB, want[3].DecisionID) // the accepted referral's: InstA's
+	wantCode(t, err, gateway.ENOTFOUND)
 	page := must[[]gateway.DecisionRecord](t)(s.Decisions(ctx, InstA, 2, 3))
 	if len(page) != 3 || page[0].Seq != 3 || page[2].Seq != 5 {
 		t.Fatalf("page after 2: %+v", page)
@@ -62,7 +67,7 @@ func testDecisionChain(t *testing.T, open func(t *testing.T) gateway.Store) {
 	if v := must[gateway.ChainVerification](t)(s.Verify(ctx, "10009999")); !v.OK || v.Records != 0 {
 		t.Fatalf("empty chain: %+v", v)
 	}
-	_, err := s.AppendDecision(ctx, gateway.DecisionRecord{Institution: InstA, At: T0, Body: []byte(`{}`)})
+	_, err = s.AppendDecision(ctx, gateway.DecisionRecord{Institution: InstA, At: T0, Body: []byte(`{}`)})
 	wantCode(t, err, gateway.EINVALID)
 	// The store itself refuses to rewrite history.
 	h := hooks(t, s)

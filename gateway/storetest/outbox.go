@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -435,7 +436,8 @@ func testCancel(t *testing.T, open func(t *testing.T) gateway.Store) {
 	v1 := accept(t, s, NewAcceptRequest(InstA, "C1", "a", "", T0))
 	v2 := accept(t, s, NewAcceptRequest(InstA, "C1", "b", v1.Referral.ID, T0.Add(time.Minute)))
 	revoke := json.RawMessage(`{"resourceType":"Bundle","type":"message","status":"revoked"}`)
-	req := gateway.CancelRequest{Institution: InstA, ReferralID: v1.Referral.ID, Bundle: revoke, CorrelationID: "corr-1", At: T0.Add(time.Hour)}
+	req := gateway.CancelRequest{Institution: InstA, ReferralID: v1.Referral.ID, Bundle: revoke, CorrelationID: "corr-1", At: T0.Add(time.Hour),
+		Sender: gateway.Sender{Name: "withdrawing university"}}
 	_, err := s.Cancel(ctx, req)
 	wantCode(t, err, gateway.ECONFLICT) // not the latest version
 	req.ReferralID = v2.Referral.ID
@@ -456,7 +458,8 @@ func testCancel(t *testing.T, open func(t *testing.T) gateway.Store) {
 		}
 		for _, m := range ms {
 			kinds = append(kinds, string(m.Kind))
-			if m.Kind == gateway.KindCancel && (!jsonEqual(m.Body, revoke) || m.CorrelationID != "corr-1" || m.ReferralID != v2.Referral.ID) {
+			if m.Kind == gateway.KindCancel && (!jsonEqual(m.Body, revoke) || m.CorrelationID != "corr-1" || m.ReferralID != v2.Referral.ID ||
+				!reflect.DeepEqual(m.Sender, req.Sender)) {
 				t.Fatalf("cancel message %+v", m)
 			}
 			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: now})

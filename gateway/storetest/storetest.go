@@ -62,11 +62,19 @@ func newAcceptRequest(institution, caseID, content, previousID string, at time.T
 	decisionID := gateway.DeriveID("decision", hash, at.Format(time.RFC3339Nano))
 	return gateway.AcceptRequest{
 		Institution: institution, CaseID: caseID, ContentHash: hash, ServiceID: "u-cope",
-		PreviousID: previousID, Record: record, Bundle: bundle, At: at,
+		PreviousID: previousID, Record: record, Bundle: bundle, At: at, Sender: Sender(institution),
 		Decision: gateway.DecisionRecord{
 			DecisionID: decisionID, At: at,
 			Body: json.RawMessage(`{"allow":true,"route":"consent","rules":["C-01"],"id":"` + decisionID + `"}`),
 		},
+	}
+}
+
+// Sender is the sender the suite's requests name for an institution.
+func Sender(institution string) gateway.Sender {
+	return gateway.Sender{
+		Identifier: []gateway.Identifier{{System: gateway.FHIRBase + "/Id/ukprn", Value: institution}},
+		Name:       "University " + institution,
 	}
 }
 
@@ -137,3 +145,18 @@ func jsonEqual(a, b []byte) bool {
 }
 
 func sqlQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// LegacyBundle is a queued message's Bundle as the gateway stored it before
+// messages kept their sender: its MessageHeader.sender references the
+// university's Organization entry, whose sender is LegacySender.
+const LegacyBundle = `{"resourceType":"Bundle","type":"message","entry":[
+	{"fullUrl":"urn:uuid:h","resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:u"}}},
+	{"fullUrl":"urn:uuid:t","resource":{"resourceType":"Organization","name":"Trust"}},
+	{"fullUrl":"urn:uuid:u","resource":{"resourceType":"Organization","name":"University",
+		"identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"X1"}]}}]}`
+
+// LegacySender is the sender of LegacyBundle.
+var LegacySender = gateway.Sender{
+	Identifier: []gateway.Identifier{{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X1"}},
+	Name:       "University",
+}

@@ -1,0 +1,165 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+)
+
+const decisionCols = `institution, seq, decision_id, at, body, prev_hash, hash`
+
+var (
+	// sqlLockChain returns the institution's chain head, creating it at
+	// the genesis hash the first time. On PostgreSQL the no-op update takes
+	// the row lock even when the row exists, and RETURNING gives the head
+	// as committed by whoever held it before.
+	sqlLockChain = query(`INSERT INTO decision_chains (institution, seq, hash) VALUES (?, 0, ?)
+		ON CONFLICT (institution) DO UPDATE SET seq = decision_chains.seq
+		RETURNING seq, hash`)
+	sqlInsertDecision = query(`INSERT INTO decision_records (` + decisionCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	sqlMoveChainHead  = query(`UPDATE decision_chains SET seq = ?, hash = ? WHERE institution = ?`)
+	sqlDecisions      = read(`SELECT ` + decisionCols + ` FROM decision_records
+		WHERE institution = ? AND seq > ? ORDER BY seq LIMIT ?`)
+	sqlDecision = read(`SELECT ` + decisionCols + ` FROM decision_records
+		WHERE institution = ? AND decision_id = ? ORDER BY seq LIMIT 1`)
+)
+
+// lockChain locks the institution's chain head and returns it. Every
+// transaction that appends, or that must not interleave with an accept,
+// takes this lock first, so the lock order is always the same and appends
+// never fork the chain.
+func lockChain(t tx, institution string) (seq int64, hash string, err error) {
+	err = t.queryRow(sqlLockChain, institution, gateway.GenesisHash).Scan(&seq, &hash)
+	return seq, hash, err
+}
+
+// appendDecision links rec after the locked head (seq, head) and moves the
+// head.
+func appendDecision(t tx, rec gateway.DecisionRecord, seq int64, head string) (gateway.DecisionRecord, error) {
+	rec.Seq, rec.PrevHash = seq+1, head
+	rec.At = utc(rec.At)
+	rec.Hash = gateway.DecisionHash(rec)
+	if _, err := t.exec(sqlInsertDecision,
+		rec.Institution, rec.Seq, rec.DecisionID, t.time(rec.At), string(rec.Body), rec.PrevHash, rec.Hash); err != nil {
+		return rec, err
+	}
+	_, err := t.exec(sqlMoveChainHead, rec.Seq, rec.Hash, rec.Institution)
+	return rec, err
+}
+
+// AppendDecision implements gateway.DecisionLog.
+func (db *DB) AppendDecision(ctx context.Context, rec gateway.DecisionRecord) (gateway.DecisionRecord, error) {
+	if err := rec.Validate(); err != nil {
+		return gateway.DecisionRecord{}, err
+	}
+	var out gateway.DecisionRecord
+	err := db.write(ctx, nil, func(t tx) error {
+		seq, head, err := lockChain(t, rec.Institution)
+		if err != nil {
+			return err
+		}
+		out, err = appendDecision(t, rec, seq, head)
+		return err
+	})
+	if err != nil {
+		return gateway.DecisionRecord{}, err
+	}
+	return out, nil
+}
+
+func scanDecision(s scanner) (gateway.DecisionRecord, error) {
+	var r gateway.DecisionRecord
+	var body string
+	if err := s.Scan(&r.Institution, &r.Seq, &r.DecisionID, timeOf{&r.At}, &body, &r.PrevHash, &r.Hash); err != nil {
+		return r, err
+	}
+	r.Body = []byte(body)
+	return r, nil
+}
+
+// Decisions implements gateway.DecisionLog.
+func (db *DB) Decisions(ctx context.Context, institution string, afterSeq int64, limit int) ([]gateway.DecisionRecord, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := db.query(ctx, sqlDecisions, institution, afterSeq, limit)
+	if err != nil {
+		return nil, db.mapErr(err)
+	}
+	defer rows.Close()
+	var out []gateway.DecisionRecord
+	for rows.Next() {
+		r, err := scanDecision(rows)
+		if err != nil {
+			return nil, db.mapErr(err)
+		}
+		out = append(out, r)
+	}
+	return out, db.mapErr(rows.Err())
+}
+
+// Decision implements gateway.DecisionLog, through the index on
+// (institution, decision_id).
+func (db *DB) Decision(ctx context.Context, institution, decisionID string) (gateway.DecisionRecord, error) {
+	r, err := scanDecision(db.queryRow(ctx, sqlDecision, institution, decisionID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, gateway.Errorf(gateway.ENOTFOUND, "no such decision record")
+	}
+	return r, db.mapErr(err)
+}
+
+// Verify implements gateway.DecisionLog. It reads the head and the records
+// in one read-only snapshot, so appends during the walk do not look like
+// tampering.
+func (db *DB) Verify(ctx context.Context, institution string) (gateway.ChainVerification, error) {
+	v := gateway.ChainVerification{Institution: institution, HeadHash: gateway.GenesisHash}
+	t, err := db.r.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return v, db.mapErr(err)
+	}
+	defer t.Rollback()
+	err = t.QueryRowContext(ctx, db.d.rewrite(`SELECT seq, hash FROM decision_chains WHERE institution = ?`), institution).
+		Scan(&v.HeadSeq, &v.HeadHash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return v, db.mapErr(err)
+	}
+	rows, err := t.QueryContext(ctx, db.d.rewrite(`SELECT `+decisionCols+` FROM decision_records WHERE institution = ? ORDER BY seq`), institution)
+	if err != nil {
+		return v, db.mapErr(err)
+	}
+	w := gateway.NewChainWalker(&v)
+	var bad *gateway.DecisionRecord
+	for rows.Next() {
+		r, err := scanDecision(rows)
+		if err != nil {
+			rows.Close()
+			return v, db.mapErr(err)
+		}
+		if !w.Next(r) {
+			bad = &r
+			break
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return v, db.mapErr(err)
+	}
+	if bad == nil {
+		w.End()
+		return v, nil
+	}
+	exists := bad.PrevHash == gateway.GenesisHash
+	if !exists {
+		var n int
+		if err := t.QueryRowContext(ctx, db.d.rewrite(`SELECT COUNT(*) FROM decision_records WHERE institution = ? AND hash = ?`),
+			institution, bad.PrevHash).Scan(&n); err != nil {
+			return v, db.mapErr(fmt.Errorf("classify: %w", err))
+		}
+		exists = n > 0
+	}
+	w.Classify(*bad, exists)
+	return v, nil
+}
