@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -49,6 +50,9 @@ func (v *Variant) Body(caseID string) []byte {
 	copy(b[v.at:], caseID)
 	return b
 }
+
+// Reader is Body as a request body.
+func (v *Variant) Reader(caseID string) io.Reader { return bytes.NewReader(v.Body(caseID)) }
 
 // institutionNames are the universities the demo tokens cover, and the
 // services each may refer to (from the example registry's eligibility).

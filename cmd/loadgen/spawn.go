@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,11 +33,6 @@ type SpawnOptions struct {
 	// Dir holds the configuration, the SQLite file and the logs; empty
 	// makes a temporary directory that Close removes.
 	Dir string
-	// PprofListen, when set, is written as debug.pprofListen.
-	PprofListen string
-	// Config edits the generated configuration (YAML text) before it is
-	// written.
-	Config func(string) string
 }
 
 // Env is a spawned gateway's configuration and processes: the gateway and
@@ -119,18 +112,6 @@ func NewEnv(ctx context.Context, o SpawnOptions) (*Env, error) {
 		y = strings.ReplaceAll(y, "driver: sqlite\n  path: data/gateway.db", "driver: postgres\n  dsn: \""+dsn+"\"")
 	default:
 		return nil, fmt.Errorf("--driver %q: use sqlite or postgres", o.Driver)
-	}
-	if o.PprofListen != "" {
-		if err := checkLoopback("http://" + o.PprofListen); err != nil {
-			return nil, fmt.Errorf("--pprof: %w", err)
-		}
-		if !strings.Contains(y, `pprofListen: ""`) {
-			return nil, errors.New("--pprof: this gateway's example configuration has no debug.pprofListen")
-		}
-		y = strings.ReplaceAll(y, `pprofListen: ""`, "pprofListen: "+o.PprofListen)
-	}
-	if o.Config != nil {
-		y = o.Config(y)
 	}
 	if strings.Contains(y, "127.0.0.1:808") {
 		return nil, errors.New("an address of the example configuration survived the rewrite")
@@ -287,66 +268,22 @@ func (e *Env) FreezeSandbox(freeze bool) error {
 	return e.sbx.cmd.Process.Signal(sig)
 }
 
-// ProcStats are a process's peak memory and CPU time so far.
-type ProcStats struct {
-	PeakRSSMB float64 // VmHWM
-	CPU       time.Duration
-}
-
-// GatewayStats reads the gateway's VmHWM (peak resident set) and user+system
-// CPU time from /proc.
-func (e *Env) GatewayStats() (ProcStats, error) {
+// PeakRSSMB is the gateway's peak resident set so far (VmHWM), in MB.
+func (e *Env) PeakRSSMB() (float64, error) {
 	if e.gw == nil {
-		return ProcStats{}, errors.New("no gateway running")
+		return 0, errors.New("no gateway running")
 	}
-	return procStats(e.gw.cmd.Process.Pid)
-}
-
-// SandboxStats is GatewayStats for the sandbox receiver.
-func (e *Env) SandboxStats() (ProcStats, error) {
-	if e.sbx == nil {
-		return ProcStats{}, errors.New("no sandbox running")
-	}
-	return procStats(e.sbx.cmd.Process.Pid)
-}
-
-func procStats(pid int) (ProcStats, error) {
-	var st ProcStats
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.gw.cmd.Process.Pid))
 	if err != nil {
-		return st, err
+		return 0, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			st.PeakRSSMB = round2(kb / 1024)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return round2(kb / 1024), err
 		}
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return st, err
-	}
-	// Fields after the command name (which may hold spaces) start at
-	// field 3; utime and stime are fields 14 and 15, in clock ticks.
-	rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
-	fs := strings.Fields(rest)
-	if len(fs) > 13 {
-		ut, _ := strconv.ParseInt(fs[11], 10, 64)
-		stt, _ := strconv.ParseInt(fs[12], 10, 64)
-		st.CPU = time.Duration(ut+stt) * (time.Second / 100) // USER_HZ is 100 on Linux
-	}
-	return st, nil
-}
-
-// selfCPU is the load generator's own user+system CPU time so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return 0, errors.New("/proc/PID/status has no VmHWM")
 }
 
 // StopGateway ends the gateway with SIGTERM (it drains and stops) and
@@ -386,26 +323,4 @@ func (e *Env) Close() {
 	if e.tmp {
 		_ = os.RemoveAll(e.dir)
 	}
-}
-
-// metric reads one unlabelled gauge or counter from the gateway's /metrics.
-func metric(ctx context.Context, hc *http.Client, api, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return 0, fmt.Errorf("/metrics has no %s", name)
 }
