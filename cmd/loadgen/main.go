@@ -71,7 +71,6 @@ type options struct {
 	driver      string
 	gateway     string
 	dsn         string
-	dir         string
 	backlog     int
 	backlogConc int
 	readyRuns   int
@@ -99,7 +98,6 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.driver, "driver", "sqlite", "store of a spawned gateway: sqlite or postgres")
 	fs.StringVar(&o.gateway, "gateway", "build/bin/gateway", "the gateway `binary` to spawn")
 	fs.StringVar(&o.dsn, "dsn", os.Getenv("GATEWAY_TEST_POSTGRES_DSN"), "PostgreSQL `DSN` in which a fresh schema is made per spawned gateway (default $GATEWAY_TEST_POSTGRES_DSN); empty skips postgres in the suite")
-	fs.StringVar(&o.dir, "dir", "", "keep the spawned gateway's configuration, store and logs in this `directory` (default: a temporary one, removed)")
 	fs.IntVar(&o.backlog, "backlog", 10000, "referrals the backlog scenario posts at once")
 	fs.IntVar(&o.backlogConc, "backlog-concurrency", 128, "requests in flight while the backlog is posted")
 	fs.IntVar(&o.readyRuns, "ready-runs", 5, "restarts timed by the ready scenario, after the first start")
@@ -134,6 +132,9 @@ type Report struct {
 	Started   time.Time `json:"started"`
 	CPUs      int       `json:"cpus"`
 	GoVersion string    `json:"goVersion"`
+	// LoadAvg is the machine's 1-minute load average at the start and at
+	// the end: the figures of a shared machine are the machine's too.
+	LoadAvg [2]float64 `json:"loadAvg"`
 	// Budget is the performance budget with today's figures (suite only).
 	Budget    []BudgetRow `json:"budget,omitempty"`
 	Scenarios []Scenario  `json:"scenarios"`
@@ -148,6 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep := &Report{Started: time.Now().UTC().Truncate(time.Second), CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	rep.LoadAvg[0] = loadAvg()
 	var sc *Scenario
 	switch o.scenario {
 	case "load":
@@ -164,6 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if sc != nil {
 		rep.Scenarios = append(rep.Scenarios, *sc)
 	}
+	rep.LoadAvg[1] = loadAvg()
 	printReport(stdout, rep)
 	if o.out != "" {
 		b, jerr := json.MarshalIndent(rep, "", "  ")

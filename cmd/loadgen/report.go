@@ -11,7 +11,7 @@ import (
 func printReport(w io.Writer, rep *Report) {
 	if len(rep.Budget) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "measure\tbudget\ttoday (%d CPUs)\tmet\n", rep.CPUs)
+		fmt.Fprintf(tw, "measure\tbudget\ttoday\tmet\n")
 		for _, b := range rep.Budget {
 			verdict := "-"
 			if b.Met != nil {
@@ -51,4 +51,5 @@ func printReport(w io.Writer, rep *Report) {
 			fmt.Fprintf(w, "%s: %s\n", sc.Name, sc.Note)
 		}
 	}
+	fmt.Fprintf(w, "%d CPUs, load average %.1f at the start, %.1f at the end\n", rep.CPUs, rep.LoadAvg[0], rep.LoadAvg[1])
 }

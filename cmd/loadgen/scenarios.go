@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -37,13 +36,9 @@ func runID() string {
 	return hex.EncodeToString(b)
 }
 
-// startEnv starts a gateway and a sandbox receiver for the scenario name.
-func (o *options) startEnv(ctx context.Context, name, driver string) (*Env, error) {
-	so := SpawnOptions{Gateway: o.gateway, Driver: driver, DSN: o.dsn, Dir: o.dir}
-	if so.Dir != "" {
-		so.Dir = filepath.Join(so.Dir, strings.NewReplacer(" ", "-", "/", "-").Replace(name))
-	}
-	env, err := NewEnv(ctx, so)
+// startEnv starts a gateway and a sandbox receiver.
+func (o *options) startEnv(ctx context.Context, driver string) (*Env, error) {
+	env, err := NewEnv(ctx, SpawnOptions{Gateway: o.gateway, Driver: driver, DSN: o.dsn})
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +80,7 @@ func loadScenario(ctx context.Context, o *options, name, driver string, rate flo
 	var env *Env
 	if spawn {
 		sc.Driver = driver
-		if env, err = o.startEnv(ctx, name, driver); err != nil {
+		if env, err = o.startEnv(ctx, driver); err != nil {
 			return nil, err
 		}
 		defer env.Close()
@@ -134,7 +129,7 @@ func backlogScenario(ctx context.Context, o *options) (*Scenario, error) {
 	}
 	sc := &Scenario{Name: fmt.Sprintf("backlog of %d", o.backlog), Driver: o.driver}
 	sc.LoadAvg[0] = loadAvg()
-	env, err := o.startEnv(ctx, sc.Name, o.driver)
+	env, err := o.startEnv(ctx, o.driver)
 	if err != nil {
 		return nil, err
 	}
@@ -280,11 +275,7 @@ func readyScenario(ctx context.Context, o *options, driver string) (*Scenario, e
 	name := driver + " time to ready"
 	sc := &Scenario{Name: name, Driver: driver}
 	sc.LoadAvg[0] = loadAvg()
-	so := SpawnOptions{Gateway: o.gateway, Driver: driver, DSN: o.dsn}
-	if o.dir != "" {
-		so.Dir = filepath.Join(o.dir, strings.ReplaceAll(name, " ", "-"))
-	}
-	env, err := NewEnv(ctx, so)
+	env, err := NewEnv(ctx, SpawnOptions{Gateway: o.gateway, Driver: driver, DSN: o.dsn})
 	if err != nil {
 		return nil, err
 	}

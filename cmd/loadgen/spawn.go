@@ -22,26 +22,23 @@ import (
 	"github.com/student-mh-referrals/gateway/gateway/config"
 )
 
-// SpawnOptions say how to start a gateway of our own: which binary, which
-// store, and where to keep its files.
+// SpawnOptions say how to start a gateway of our own: which binary and
+// which store.
 type SpawnOptions struct {
 	Gateway string // path of the gateway binary
 	Driver  string // sqlite or postgres
 	// DSN is the PostgreSQL database in which a fresh schema is made for
 	// the run (and dropped after it).
 	DSN string
-	// Dir holds the configuration, the SQLite file and the logs; empty
-	// makes a temporary directory that Close removes.
-	Dir string
 }
 
 // Env is a spawned gateway's configuration and processes: the gateway and
 // the sandbox receiver, each its own process so that the gateway's memory
-// and CPU are its own.
+// is its own. Its files (configuration, SQLite store, logs) are in a
+// temporary directory that Close removes.
 type Env struct {
 	opt        SpawnOptions
 	dir        string
-	tmp        bool
 	cfg        string
 	API        string // http://127.0.0.1:port
 	Sandbox    string
@@ -69,20 +66,20 @@ func freeAddr() (string, error) {
 
 // NewEnv writes the configuration (the example configuration with its own
 // ports and store) without starting anything.
-func NewEnv(ctx context.Context, o SpawnOptions) (*Env, error) {
+func NewEnv(ctx context.Context, o SpawnOptions) (_ *Env, err error) {
 	if o.Gateway == "" {
 		return nil, errors.New("--gateway: the gateway binary to spawn is required (make bench builds build/bin/gateway)")
 	}
-	e := &Env{opt: o, dir: o.Dir}
-	if e.dir == "" {
-		d, err := os.MkdirTemp("", "loadgen-")
-		if err != nil {
-			return nil, err
-		}
-		e.dir, e.tmp = d, true
-	} else if err := os.MkdirAll(e.dir, 0o700); err != nil {
+	d, err := os.MkdirTemp("", "loadgen-")
+	if err != nil {
 		return nil, err
 	}
+	e := &Env{opt: o, dir: d}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
 	api, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -97,7 +94,7 @@ func NewEnv(ctx context.Context, o SpawnOptions) (*Env, error) {
 	y = strings.ReplaceAll(y, "listen: 127.0.0.1:8081", "listen: "+sbx)
 	y = strings.ReplaceAll(y, "http://127.0.0.1:8081/fhir", "http://"+sbx+"/fhir")
 	y = strings.ReplaceAll(y, "http://127.0.0.1:8080/fhir", "http://"+api+"/fhir")
-	// A retry after a timed-out attempt comes soon: the drain scenario
+	// A retry after a timed-out attempt comes soon: the backlog scenario
 	// freezes the receiver for a while.
 	y = strings.ReplaceAll(y, "baseBackoff: 10s", "baseBackoff: 200ms")
 	switch o.Driver {
@@ -310,8 +307,8 @@ func stop(p *proc) error {
 	}
 }
 
-// Close stops both processes, drops the PostgreSQL schema and removes a
-// temporary directory.
+// Close stops both processes, drops the PostgreSQL schema and removes the
+// directory.
 func (e *Env) Close() {
 	_ = stop(e.gw)
 	_ = stop(e.sbx)
@@ -320,7 +317,5 @@ func (e *Env) Close() {
 		e.dropSchema()
 		e.dropSchema = nil
 	}
-	if e.tmp {
-		_ = os.RemoveAll(e.dir)
-	}
+	_ = os.RemoveAll(e.dir)
 }
