@@ -123,13 +123,15 @@ func budget(rated, flat, backlog, ready *Scenario, goBench string) []BudgetRow {
 		rows[4].Met = met(r.MaxMs <= budgetReadyMs)
 	}
 	var peak float64
+	var each []string
 	for _, sc := range []*Scenario{rated, flat, backlog} {
-		if sc != nil {
+		if sc != nil && sc.PeakRSSMB > 0 {
 			peak = max(peak, sc.PeakRSSMB)
+			each = append(each, fmt.Sprintf("%s %.0f", sc.Name, sc.PeakRSSMB))
 		}
 	}
 	if peak > 0 {
-		rows[5].Today = fmt.Sprintf("%.0f MB", peak)
+		rows[5].Today = fmt.Sprintf("%.0f MB (%s)", peak, strings.Join(each, ", "))
 		rows[5].Met = met(peak <= budgetPeakRSSMB)
 	}
 	return rows
