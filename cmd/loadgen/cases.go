@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -22,7 +21,7 @@ const (
 )
 
 // caseIDPlaceholder stands in every generated body for the case id, which
-// is written in place per request (see Case.Body). It is as long as the ids
+// is written in place per request (see Variant.Body). It is as long as the ids
 // newCaseID makes, so a body needs no re-encoding.
 const caseIDPlaceholder = "LG-@@@@@@@@-@@@@@@@@@@"
 
@@ -50,9 +49,6 @@ func (v *Variant) Body(caseID string) []byte {
 	copy(b[v.at:], caseID)
 	return b
 }
-
-// Reader is Body as a request body.
-func (v *Variant) Reader(caseID string) io.Reader { return bytes.NewReader(v.Body(caseID)) }
 
 // institutionNames are the universities the demo tokens cover, and the
 // services each may refer to (from the example registry's eligibility).

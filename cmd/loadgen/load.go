@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -156,7 +157,7 @@ type answer struct {
 // post sends request n and classifies the answer.
 func post(ctx context.Context, hc *http.Client, o *LoadOptions, n uint64) answer {
 	v := o.Variants[n%uint64(len(o.Variants))]
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.Target+"/v1/referrals", v.Reader(newCaseID(o.Run, n)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.Target+"/v1/referrals", bytes.NewReader(v.Body(newCaseID(o.Run, n))))
 	if err != nil {
 		return answer{outcome: "error", sample: err.Error()}
 	}
