@@ -47,7 +47,7 @@ Usage:
 
 Examples:
   loadgen --target http://127.0.0.1:8080 --rate 50 --duration 30s
-  loadgen --spawn --gateway build/bin/gateway --rate 0 --concurrency 16
+  loadgen --spawn --gateway build/bin/gateway --rate 0 --concurrency 32
   loadgen --scenario suite --gateway build/bin/gateway --go-bench build/bench-go.txt
 
 Flags:
@@ -87,7 +87,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.rate, "rate", 0, "offered requests per second; 0 is flat out")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to measure")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load sent before measuring starts (not counted)")
-	fs.IntVar(&o.concurrency, "concurrency", 0, "concurrent requests (default 16 flat out, 64 at a fixed rate)")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "requests in flight at most (flat out: always this many, each sent when the last is answered)")
 	fs.IntVar(&o.maxRequests, "max-requests", 200000, "stop after this many requests in any case")
 	tokens := fs.String("tokens", "10007164=demo-uwe-submitter,10006842=demo-liverpool-submitter", "comma-separated `UKPRN=token` pairs: the institutions to post for")
 	fs.StringVar(&o.cases, "cases", "testdata/cases", "`directory` of the example cases the generator starts from")
@@ -121,8 +121,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--duration must be between 0 and 1h, --warmup not negative")
 	case o.rate < 0 || o.rate > 100000:
 		return nil, errors.New("--rate must be between 0 and 100000")
-	case o.maxRequests <= 0 || o.backlog <= 0 || o.backlogConc <= 0 || o.readyRuns <= 0 || o.variants <= 0:
-		return nil, errors.New("--max-requests, --backlog, --backlog-concurrency, --ready-runs and --variants must be positive")
+	case o.concurrency <= 0 || o.maxRequests <= 0 || o.backlog <= 0 || o.backlogConc <= 0 || o.readyRuns <= 0 || o.variants <= 0:
+		return nil, errors.New("--concurrency, --max-requests, --backlog, --backlog-concurrency, --ready-runs and --variants must be positive")
 	}
 	return o, nil
 }

@@ -64,15 +64,8 @@ func loadScenario(ctx context.Context, o *options, name, driver string, rate flo
 	if err != nil {
 		return nil, err
 	}
-	conc := o.concurrency
-	if conc == 0 {
-		conc = 16
-		if rate > 0 {
-			conc = 64
-		}
-	}
 	lo := LoadOptions{
-		Target: o.target, Rate: rate, Duration: o.duration, Warmup: o.warmup, Concurrency: conc,
+		Target: o.target, Rate: rate, Duration: o.duration, Warmup: o.warmup, Concurrency: o.concurrency,
 		MaxRequests: o.maxRequests, Tokens: o.tokens, Variants: vs, Run: runID(),
 	}
 	sc := &Scenario{Name: name}
