@@ -43,6 +43,8 @@ func suite(ctx context.Context, o *options, rep *Report, stderr io.Writer) error
 			fmt.Fprintf(stderr, "loadgen: PostgreSQL skipped: %v\n", err)
 			pg = false
 		}
+	} else {
+		fmt.Fprintln(stderr, "loadgen: PostgreSQL skipped: no --dsn (make bench BENCH_DSN=...)")
 	}
 	o.driver = "sqlite"
 	var failed []string
