@@ -48,12 +48,11 @@ fmt: opa
 # validate the Bundle, the stages of an intake), then the load generator
 # against gateways it spawns: SQLite at 50 req/s and flat out (delivering to
 # the sandbox meanwhile), a backlog of 10,000 referrals posted at once while
-# the receiver is down and then drained, PostgreSQL flat out (BENCH_DSN;
-# skipped when unreachable) and the time to ready. It prints the budget with
-# today's figures; build/bench-go.txt and build/bench.json hold every figure.
+# the receiver is down and then drained, and the time to ready. It prints the
+# budget with today's figures; build/bench-go.txt and build/bench.json hold
+# every figure.
 BENCH_PKGS     := ./gateway ./gateway/opa ./mappings ./conformance ./cmd/gateway
 BENCH_REGEX    := ^Benchmark(ParseCaseRecord|Decide|Message|ValidateBuiltin|Stages)$$
-BENCH_DSN      ?= $(GATEWAY_TEST_POSTGRES_DSN)
 BENCH_DURATION ?= 10s
 
 bench:
@@ -62,8 +61,8 @@ bench:
 	$(GO) build -o $(BIN)/loadgen ./cmd/loadgen
 	@echo "== load average: $$(cut -d' ' -f1-3 /proc/loadavg) on $$(nproc) CPUs"
 	set -o pipefail; $(GO) test -run '^$$' -bench '$(BENCH_REGEX)' -benchmem -cpu 1 -count 1 $(BENCH_PKGS) | tee build/bench-go.txt
-	$(BIN)/loadgen --scenario suite --gateway $(BIN)/gateway --dsn '$(BENCH_DSN)' \
-	  --duration $(BENCH_DURATION) --go-bench build/bench-go.txt --out build/bench.json
+	$(BIN)/loadgen --scenario suite --gateway $(BIN)/gateway --duration $(BENCH_DURATION) \
+	  --go-bench build/bench-go.txt --out build/bench.json
 
 # fuzz: every fuzz target for FUZZTIME each. make test (and so CI) runs a
 # count, 1000 inputs a target, never a duration: a duration -fuzztime races the

@@ -7,7 +7,7 @@
 // referrals per second, errors and the gateway's peak memory.
 //
 // It starts the gateway and the sandbox receiver itself (--spawn, and always
-// in the suite), with SQLite or PostgreSQL, so that `make bench` is one
+// in the suite), with SQLite, so that `make bench` is one
 // command. Load goes only to loopback addresses, and every run is bounded in
 // time and count.
 package main
@@ -68,9 +68,7 @@ type options struct {
 	seed        uint64
 	out         string
 	spawn       bool
-	driver      string
 	gateway     string
-	dsn         string
 	backlog     int
 	backlogConc int
 	readyRuns   int
@@ -94,10 +92,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.variants, "variants", 1000, "distinct generated case records (each post gets its own case id)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the case generator")
 	fs.StringVar(&o.out, "out", "", "write the results as JSON to this `file`")
-	fs.BoolVar(&o.spawn, "spawn", false, "start a gateway and a sandbox receiver of our own (see --gateway, --driver)")
-	fs.StringVar(&o.driver, "driver", "sqlite", "store of a spawned gateway: sqlite or postgres")
+	fs.BoolVar(&o.spawn, "spawn", false, "start a gateway (SQLite) and a sandbox receiver of our own (see --gateway)")
 	fs.StringVar(&o.gateway, "gateway", "build/bin/gateway", "the gateway `binary` to spawn")
-	fs.StringVar(&o.dsn, "dsn", os.Getenv("GATEWAY_TEST_POSTGRES_DSN"), "PostgreSQL `DSN` in which a fresh schema is made per spawned gateway (default $GATEWAY_TEST_POSTGRES_DSN); empty skips postgres in the suite")
 	fs.IntVar(&o.backlog, "backlog", 10000, "referrals the backlog scenario posts at once")
 	fs.IntVar(&o.backlogConc, "backlog-concurrency", 128, "requests in flight while the backlog is posted")
 	fs.IntVar(&o.readyRuns, "ready-runs", 5, "restarts timed by the ready scenario, after the first start")
@@ -153,11 +149,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sc *Scenario
 	switch o.scenario {
 	case "load":
-		sc, err = loadScenario(ctx, o, "load", o.driver, o.rate, o.spawn)
+		sc, err = loadScenario(ctx, o, "load", o.rate, o.spawn)
 	case "backlog":
 		sc, err = backlogScenario(ctx, o)
 	case "ready":
-		sc, err = readyScenario(ctx, o, o.driver)
+		sc, err = readyScenario(ctx, o)
 	case "suite":
 		err = suite(ctx, o, rep, stderr)
 	default:

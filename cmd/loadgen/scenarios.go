@@ -17,8 +17,7 @@ import (
 
 // Scenario is one measurement: a load run, a backlog or a series of starts.
 type Scenario struct {
-	Name   string `json:"name"`
-	Driver string `json:"driver,omitempty"`
+	Name string `json:"name"`
 	// LoadAvg is the machine's 1-minute load average before and after:
 	// the machine may be shared.
 	LoadAvg [2]float64     `json:"loadAvg"`
@@ -37,8 +36,8 @@ func runID() string {
 }
 
 // startEnv starts a gateway and a sandbox receiver.
-func (o *options) startEnv(ctx context.Context, driver string) (*Env, error) {
-	env, err := NewEnv(ctx, SpawnOptions{Gateway: o.gateway, Driver: driver, DSN: o.dsn})
+func (o *options) startEnv(ctx context.Context) (*Env, error) {
+	env, err := NewEnv(o.gateway)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +58,7 @@ func (o *options) generate(mix Mix) ([]*Variant, error) {
 
 // loadScenario posts referrals at rate (0: flat out) to a spawned gateway,
 // delivering to its sandbox meanwhile, or to --target.
-func loadScenario(ctx context.Context, o *options, name, driver string, rate float64, spawn bool) (*Scenario, error) {
+func loadScenario(ctx context.Context, o *options, name string, rate float64, spawn bool) (*Scenario, error) {
 	vs, err := o.generate(DefaultMix)
 	if err != nil {
 		return nil, err
@@ -72,8 +71,7 @@ func loadScenario(ctx context.Context, o *options, name, driver string, rate flo
 	sc.LoadAvg[0] = loadAvg()
 	var env *Env
 	if spawn {
-		sc.Driver = driver
-		if env, err = o.startEnv(ctx, driver); err != nil {
+		if env, err = o.startEnv(ctx); err != nil {
 			return nil, err
 		}
 		defer env.Close()
@@ -120,9 +118,9 @@ func backlogScenario(ctx context.Context, o *options) (*Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := &Scenario{Name: fmt.Sprintf("backlog of %d", o.backlog), Driver: o.driver}
+	sc := &Scenario{Name: fmt.Sprintf("backlog of %d", o.backlog)}
 	sc.LoadAvg[0] = loadAvg()
-	env, err := o.startEnv(ctx, o.driver)
+	env, err := o.startEnv(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -264,11 +262,10 @@ type ReadyResult struct {
 	RestartsMs []float64 `json:"restartsMs"`
 }
 
-func readyScenario(ctx context.Context, o *options, driver string) (*Scenario, error) {
-	name := driver + " time to ready"
-	sc := &Scenario{Name: name, Driver: driver}
+func readyScenario(ctx context.Context, o *options) (*Scenario, error) {
+	sc := &Scenario{Name: "time to ready"}
 	sc.LoadAvg[0] = loadAvg()
-	env, err := NewEnv(ctx, SpawnOptions{Gateway: o.gateway, Driver: driver, DSN: o.dsn})
+	env, err := NewEnv(o.gateway)
 	if err != nil {
 		return nil, err
 	}

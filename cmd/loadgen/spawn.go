@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,33 +14,20 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/student-mh-referrals/gateway/gateway/config"
 )
-
-// SpawnOptions say how to start a gateway of our own: which binary and
-// which store.
-type SpawnOptions struct {
-	Gateway string // path of the gateway binary
-	Driver  string // sqlite or postgres
-	// DSN is the PostgreSQL database in which a fresh schema is made for
-	// the run (and dropped after it).
-	DSN string
-}
 
 // Env is a spawned gateway's configuration and processes: the gateway and
 // the sandbox receiver, each its own process so that the gateway's memory
 // is its own. Its files (configuration, SQLite store, logs) are in a
 // temporary directory that Close removes.
 type Env struct {
-	opt        SpawnOptions
-	dir        string
-	cfg        string
-	API        string // http://127.0.0.1:port
-	Sandbox    string
-	gw, sbx    *proc
-	dropSchema func()
+	binary  string // the gateway binary
+	dir     string
+	cfg     string
+	API     string // http://127.0.0.1:port
+	Sandbox string
+	gw, sbx *proc
 }
 
 // proc is a started process, reaped in the background so that its exit
@@ -66,15 +50,15 @@ func freeAddr() (string, error) {
 
 // NewEnv writes the configuration (the example configuration with its own
 // ports and store) without starting anything.
-func NewEnv(ctx context.Context, o SpawnOptions) (_ *Env, err error) {
-	if o.Gateway == "" {
+func NewEnv(binary string) (_ *Env, err error) {
+	if binary == "" {
 		return nil, errors.New("--gateway: the gateway binary to spawn is required (make bench builds build/bin/gateway)")
 	}
 	d, err := os.MkdirTemp("", "loadgen-")
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{opt: o, dir: d}
+	e := &Env{binary: binary, dir: d}
 	defer func() {
 		if err != nil {
 			e.Close()
@@ -97,19 +81,7 @@ func NewEnv(ctx context.Context, o SpawnOptions) (_ *Env, err error) {
 	// A retry after a timed-out attempt comes soon: the backlog scenario
 	// freezes the receiver for a while.
 	y = strings.ReplaceAll(y, "baseBackoff: 10s", "baseBackoff: 200ms")
-	switch o.Driver {
-	case "sqlite", "":
-		y = strings.ReplaceAll(y, "path: data/gateway.db", "path: "+filepath.Join(e.dir, "gateway.db"))
-	case "postgres":
-		dsn, drop, err := freshSchema(ctx, o.DSN)
-		if err != nil {
-			return nil, err
-		}
-		e.dropSchema = drop
-		y = strings.ReplaceAll(y, "driver: sqlite\n  path: data/gateway.db", "driver: postgres\n  dsn: \""+dsn+"\"")
-	default:
-		return nil, fmt.Errorf("--driver %q: use sqlite or postgres", o.Driver)
-	}
+	y = strings.ReplaceAll(y, "path: data/gateway.db", "path: "+filepath.Join(e.dir, "gateway.db"))
 	if strings.Contains(y, "127.0.0.1:808") {
 		return nil, errors.New("an address of the example configuration survived the rewrite")
 	}
@@ -120,66 +92,13 @@ func NewEnv(ctx context.Context, o SpawnOptions) (_ *Env, err error) {
 	return e, nil
 }
 
-// pgReachable checks that the database dsn names answers, within 5 s.
-func pgReachable(ctx context.Context, dsn string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	return conn.Close(ctx)
-}
-
-// freshSchema makes a schema of its own in the database dsn names and
-// returns a DSN whose search_path points at it, and how to drop it.
-func freshSchema(ctx context.Context, dsn string) (string, func(), error) {
-	if dsn == "" {
-		return "", nil, errors.New("--dsn: the PostgreSQL database is required with --driver postgres")
-	}
-	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", nil, fmt.Errorf("--dsn: want a postgres:// URL")
-	}
-	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return "", nil, fmt.Errorf("--dsn: the database must be on this machine (127.0.0.1)")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "loadgen_" + hex.EncodeToString(b)
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(cctx, dsn)
-	if err != nil {
-		return "", nil, fmt.Errorf("postgres: %w", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(cctx, "CREATE SCHEMA "+schema); err != nil {
-		return "", nil, fmt.Errorf("postgres: %w", err)
-	}
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			return
-		}
-		defer conn.Close(ctx)
-		_, _ = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String(), drop, nil
-}
-
 func (e *Env) start(name string, args ...string) (*proc, error) {
 	logf, err := os.OpenFile(filepath.Join(e.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.opt.Gateway, args...)
+	cmd := exec.Command(e.binary, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -307,15 +226,10 @@ func stop(p *proc) error {
 	}
 }
 
-// Close stops both processes, drops the PostgreSQL schema and removes the
-// directory.
+// Close stops both processes and removes the directory.
 func (e *Env) Close() {
 	_ = stop(e.gw)
 	_ = stop(e.sbx)
 	e.gw, e.sbx = nil, nil
-	if e.dropSchema != nil {
-		e.dropSchema()
-		e.dropSchema = nil
-	}
 	_ = os.RemoveAll(e.dir)
 }

@@ -33,20 +33,10 @@ type BudgetRow struct {
 }
 
 // suite runs what make bench reports: SQLite at 50 requests/s and flat out
-// (delivering to the sandbox meanwhile), the backlog, PostgreSQL flat out
-// when --dsn answers, and the time to ready; then it fills in the budget. A
-// scenario that cannot run is reported, with why, and the others still run.
+// (delivering to the sandbox meanwhile), the backlog and the time to ready;
+// then it fills in the budget. A scenario that cannot run is reported, with
+// why, and the others still run.
 func suite(ctx context.Context, o *options, rep *Report, stderr io.Writer) error {
-	pg := o.dsn != ""
-	if pg {
-		if err := pgReachable(ctx, o.dsn); err != nil {
-			fmt.Fprintf(stderr, "loadgen: PostgreSQL skipped: %v\n", err)
-			pg = false
-		}
-	} else {
-		fmt.Fprintln(stderr, "loadgen: PostgreSQL skipped: no --dsn (make bench BENCH_DSN=...)")
-	}
-	o.driver = "sqlite"
 	var failed []string
 	step := func(name string, run func() (*Scenario, error)) *Scenario {
 		if ctx.Err() != nil {
@@ -62,18 +52,13 @@ func suite(ctx context.Context, o *options, rep *Report, stderr io.Writer) error
 		return sc
 	}
 	rated := step(fmt.Sprintf("sqlite %d req/s", budgetRate), func() (*Scenario, error) {
-		return loadScenario(ctx, o, fmt.Sprintf("sqlite %d req/s", budgetRate), "sqlite", budgetRate, true)
+		return loadScenario(ctx, o, fmt.Sprintf("sqlite %d req/s", budgetRate), budgetRate, true)
 	})
 	flat := step("sqlite flat out", func() (*Scenario, error) {
-		return loadScenario(ctx, o, "sqlite flat out", "sqlite", 0, true)
+		return loadScenario(ctx, o, "sqlite flat out", 0, true)
 	})
 	backlog := step(fmt.Sprintf("backlog of %d", o.backlog), func() (*Scenario, error) { return backlogScenario(ctx, o) })
-	if pg {
-		step("postgres flat out", func() (*Scenario, error) {
-			return loadScenario(ctx, o, "postgres flat out", "postgres", 0, true)
-		})
-	}
-	ready := step("sqlite time to ready", func() (*Scenario, error) { return readyScenario(ctx, o, "sqlite") })
+	ready := step("time to ready", func() (*Scenario, error) { return readyScenario(ctx, o) })
 	if err := ctx.Err(); err != nil {
 		return err
 	}
