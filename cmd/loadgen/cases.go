@@ -21,7 +21,7 @@ const (
 )
 
 // caseIDPlaceholder stands in every generated body for the case id, which
-// is written in place per request (see Case.Body). It is as long as the ids
+// is written in place per request (see Variant.Body). It is as long as the ids
 // newCaseID makes, so a body needs no re-encoding.
 const caseIDPlaceholder = "LG-@@@@@@@@-@@@@@@@@@@"
 

@@ -1,15 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -32,27 +34,35 @@ type LoadOptions struct {
 	Variants []*Variant
 	// Run is the run id in every case id, so that runs never collide.
 	Run string
+	// KeepIDs keeps the id of every accepted referral (LoadResult.IDs), so
+	// that the caller can check later what became of each.
+	KeepIDs bool
 }
 
 // LoadResult is what one load run measured. Requests sent during the
 // warm-up are not in it.
 type LoadResult struct {
-	Rate         float64  `json:"offeredRate"` // 0: flat out
-	Concurrency  int      `json:"concurrency"`
-	Seconds      float64  `json:"seconds"`
-	Requests     int      `json:"requests"`
-	Accepted     int      `json:"accepted"`
-	Denied       int      `json:"denied"`
-	Errors       int      `json:"errors"`
-	ErrorSamples []string `json:"errorSamples,omitempty"`
-	// AcceptedPerSec counts only 202s with a new referral.
-	AcceptedPerSec float64 `json:"acceptedPerSec"`
-	RequestsPerSec float64 `json:"requestsPerSec"`
-	Latency        Latency `json:"latencyMs"`
-	// Late counts requests of a fixed-rate run that started more than 10 ms
-	// after their scheduled time (the clients could not keep up).
-	Late int `json:"late,omitempty"`
+	Rate        float64 `json:"offeredRate"` // 0: flat out
+	Concurrency int     `json:"concurrency"`
+	Seconds     float64 `json:"seconds"`
+	Requests    int     `json:"requests"`
+	// Accepted counts allowed cases answered 202 (or 200, the same
+	// referral again); Denied refused cases answered 403; Refused 429 and
+	// 503, the answers of a gateway that sheds load; Errors anything else.
+	Accepted       int      `json:"accepted"`
+	Denied         int      `json:"denied"`
+	Refused        int      `json:"refused"`
+	Errors         int      `json:"errors"`
+	ErrorSamples   []string `json:"errorSamples,omitempty"`
+	AcceptedPerSec float64  `json:"acceptedPerSec"`
+	RequestsPerSec float64  `json:"requestsPerSec"`
+	Latency        Latency  `json:"latencyMs"`
+	// IDs are the accepted referrals, with KeepIDs.
+	IDs []Accepted `json:"-"`
 }
+
+// Accepted is one accepted referral and the institution that may read it.
+type Accepted struct{ ID, Institution string }
 
 // Latency summarises request latencies in milliseconds. In a fixed-rate
 // run a latency is measured from the time the request was due, not sent, so
@@ -73,8 +83,7 @@ func summarise(ds []time.Duration) Latency {
 	slices.Sort(ds)
 	q := func(p float64) float64 {
 		i := int(math.Ceil(p*float64(len(ds)))) - 1
-		i = max(0, min(i, len(ds)-1))
-		return ms(ds[i])
+		return ms(ds[max(0, min(i, len(ds)-1))])
 	}
 	var sum time.Duration
 	for _, d := range ds {
@@ -84,6 +93,8 @@ func summarise(ds []time.Duration) Latency {
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
 
 // checkLoopback refuses a target that is not on this machine: load
 // traffic stays on 127.0.0.1.
@@ -99,9 +110,9 @@ func checkLoopback(target string) error {
 	return nil
 }
 
-// newClient is a net/http client for the load generator's own reads of the
-// gateway and the sandbox (/metrics, /sandbox/messages), keeping conc
-// connections alive; the load itself goes over conns (conn.go).
+// newClient is a client whose Transport keeps a connection alive for each
+// of conc concurrent requests, so that a run measures requests, not TCP
+// handshakes.
 func newClient(conc int) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
@@ -118,50 +129,67 @@ func newClient(conc int) *http.Client {
 
 // recorder collects outcomes from the clients.
 type recorder struct {
-	mu       sync.Mutex
-	lat      []time.Duration
-	accepted int
-	denied   int
-	errors   int
-	samples  []string
-	late     int
+	mu      sync.Mutex
+	lat     []time.Duration
+	counts  map[string]int
+	samples []string
+	ids     []Accepted
 }
 
-func (r *recorder) add(d time.Duration, outcome string, sample string) {
+func (r *recorder) add(d time.Duration, a answer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lat = append(r.lat, d)
-	switch outcome {
-	case "accepted":
-		r.accepted++
-	case "denied":
-		r.denied++
-	default:
-		r.errors++
-		if len(r.samples) < 5 {
-			r.samples = append(r.samples, sample)
-		}
+	r.counts[a.outcome]++
+	if a.outcome == "error" && len(r.samples) < 5 {
+		r.samples = append(r.samples, a.sample)
+	}
+	if a.id != "" {
+		r.ids = append(r.ids, Accepted{a.id, a.institution})
 	}
 }
 
-// post sends request n on k and classifies the answer: accepted (202 for an
-// allowed case), denied (403 for a case the rules refuse), or an error.
-func post(ctx context.Context, k *conn, o *LoadOptions, n uint64) (outcome, sample string) {
+// answer is one post's outcome: accepted, denied, refused or error.
+type answer struct {
+	outcome, sample, id, institution string
+}
+
+// post sends request n and classifies the answer.
+func post(ctx context.Context, hc *http.Client, o *LoadOptions, n uint64) answer {
 	v := o.Variants[n%uint64(len(o.Variants))]
-	status, body, err := k.post(ctx, "/v1/referrals", "Bearer "+o.Tokens[v.Institution], v.Body(newCaseID(o.Run, n)), 64<<10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.Target+"/v1/referrals", bytes.NewReader(v.Body(newCaseID(o.Run, n))))
 	if err != nil {
-		return "error", err.Error()
+		return answer{outcome: "error", sample: err.Error()}
 	}
-	switch {
-	case status == http.StatusAccepted && v.Expect == expectAllow:
-		return "accepted", ""
-	case status == http.StatusForbidden && v.Expect == expectDeny:
-		return "denied", ""
+	req.Header.Set("Authorization", "Bearer "+o.Tokens[v.Institution])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return answer{outcome: "error", sample: err.Error()}
 	}
-	if len(body) > 300 {
-		body = body[:300]
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, resp.Body) // so that the connection is kept
+	resp.Body.Close()
+	if err != nil {
+		return answer{outcome: "error", sample: err.Error()}
 	}
-	return "error", fmt.Sprintf("%s case (%s, %s): status %d: %s", v.Kind, v.Institution, v.Service, status, body)
+	switch s := resp.StatusCode; {
+	case (s == http.StatusAccepted || s == http.StatusOK) && v.Expect == expectAllow:
+		a := answer{outcome: "accepted"}
+		if o.KeepIDs {
+			var ref struct{ ID string }
+			if json.Unmarshal(body, &ref) != nil || ref.ID == "" {
+				return answer{outcome: "error", sample: fmt.Sprintf("status %d without a referral id", s)}
+			}
+			a.id, a.institution = ref.ID, v.Institution
+		}
+		return a
+	case s == http.StatusForbidden && v.Expect == expectDeny:
+		return answer{outcome: "denied"}
+	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
+		return answer{outcome: "refused"}
+	}
+	return answer{outcome: "error", sample: fmt.Sprintf("%s case (%s, %s): status %d: %.300s", v.Kind, v.Institution, v.Service, resp.StatusCode, body)}
 }
 
 // RunLoad posts referrals as the options say and measures the answers.
@@ -177,100 +205,74 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 			return nil, fmt.Errorf("no token for institution %s", v.Institution)
 		}
 	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 16
-	}
+	o.Concurrency = max(o.Concurrency, 1)
 	if o.MaxRequests <= 0 {
 		o.MaxRequests = 1_000_000
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Warmup+o.Duration+30*time.Second)
 	defer cancel()
-	// A connection per client, each used by its goroutine alone.
-	conns := make([]*conn, o.Concurrency)
-	for i := range conns {
-		k, err := newConn(o.Target, 30*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		conns[i] = k
-		defer k.close()
-	}
-	rec := &recorder{}
+	hc := newClient(o.Concurrency)
+	defer hc.CloseIdleConnections()
+	rec := &recorder{counts: map[string]int{}}
 	start := time.Now()
 	measureFrom := start.Add(o.Warmup)
 	end := measureFrom.Add(o.Duration)
+	// due hands out request numbers: as fast as they are taken (flat out)
+	// or one every 1/Rate s (the time each was due is start + n/Rate).
+	due := make(chan uint64, o.Concurrency)
+	var interval time.Duration
+	if o.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / o.Rate)
+	}
 	var wg sync.WaitGroup
-	if o.Rate <= 0 {
-		var next atomic.Uint64
-		for _, k := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil {
-					n := next.Add(1)
-					t0 := time.Now()
-					if n > uint64(o.MaxRequests) || !t0.Before(end) {
-						return
-					}
-					outcome, sample := post(ctx, k, &o, n)
-					if !t0.Before(measureFrom) {
-						rec.add(time.Since(t0), outcome, sample)
-					}
+	for range o.Concurrency {
+		wg.Go(func() {
+			for n := range due {
+				t0 := time.Now()
+				if interval > 0 {
+					t0 = start.Add(time.Duration(n) * interval)
 				}
-			}()
-		}
-	} else {
-		interval := time.Duration(float64(time.Second) / o.Rate)
-		total := min(int((o.Warmup+o.Duration)/interval), o.MaxRequests)
-		due := make(chan uint64, total)
-		for _, k := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for n := range due {
-					at := start.Add(time.Duration(n) * interval)
-					if late := time.Since(at); late > 10*time.Millisecond && !at.Before(measureFrom) {
-						rec.mu.Lock()
-						rec.late++
-						rec.mu.Unlock()
-					}
-					outcome, sample := post(ctx, k, &o, n)
-					if !at.Before(measureFrom) {
-						rec.add(time.Since(at), outcome, sample)
-					}
+				a := post(ctx, hc, &o, n)
+				if !t0.Before(measureFrom) {
+					rec.add(time.Since(t0), a)
 				}
-			}()
-		}
-	schedule:
-		for n := 0; n < total; n++ {
-			at := start.Add(time.Duration(n) * interval)
-			if d := time.Until(at); d > 0 {
+			}
+		})
+	}
+schedule:
+	for n := range uint64(o.MaxRequests) {
+		if interval > 0 {
+			if d := time.Until(start.Add(time.Duration(n) * interval)); d > 0 {
 				select {
 				case <-time.After(d):
 				case <-ctx.Done():
 					break schedule
 				}
 			}
-			due <- uint64(n)
 		}
-		close(due)
+		if !time.Now().Before(end) {
+			break
+		}
+		select {
+		case due <- n:
+		case <-ctx.Done():
+			break schedule
+		}
 	}
+	close(due)
 	wg.Wait()
-	if err := ctx.Err(); err != nil && ctx.Err() != context.DeadlineExceeded {
+	if err := ctx.Err(); err != nil && err != context.DeadlineExceeded {
 		return nil, err
 	}
 	// Over the measured window and the answers still due at its end: a
 	// server that falls behind a fixed rate shows a lower rate achieved.
 	secs := time.Since(measureFrom).Seconds()
-	res := &LoadResult{
-		Rate: o.Rate, Concurrency: o.Concurrency, Seconds: round2(secs),
-		Requests: len(rec.lat), Accepted: rec.accepted, Denied: rec.denied, Errors: rec.errors,
-		ErrorSamples: rec.samples, Late: rec.late,
-		AcceptedPerSec: round2(float64(rec.accepted) / secs),
+	return &LoadResult{
+		Rate: o.Rate, Concurrency: o.Concurrency, Seconds: round2(secs), Requests: len(rec.lat),
+		Accepted: rec.counts["accepted"], Denied: rec.counts["denied"], Refused: rec.counts["refused"],
+		Errors: rec.counts["error"], ErrorSamples: rec.samples, IDs: rec.ids,
+		AcceptedPerSec: round2(float64(rec.counts["accepted"]) / secs),
 		RequestsPerSec: round2(float64(len(rec.lat)) / secs),
 		Latency:        summarise(rec.lat),
-	}
-	return res, nil
+	}, nil
 }
-
-func round2(f float64) float64 { return math.Round(f*100) / 100 }

@@ -3,10 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,12 +171,17 @@ func TestCheckLoopback(t *testing.T) {
 func TestRunLoadIsBounded(t *testing.T) {
 	var posts atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		posts.Add(1)
-		if r.Header.Get("Authorization") == "" || r.URL.Path != "/v1/referrals" {
+		n := posts.Add(1)
+		if r.Header.Get("Authorization") == "" || r.URL.Path != "/v1/referrals" || r.Header.Get("Content-Type") != "application/json" {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
+		if r.Header.Get("Authorization") == "Bearer busy" && n%2 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		w.WriteHeader(http.StatusAccepted)
+		_, _ = fmt.Fprintf(w, `{"id":"r%d"}`, n)
 	}))
 	defer srv.Close()
 	vs, err := Generate(casesDir, demoInstitutions, 20, Mix{}, time.Now(), 1)
@@ -209,6 +213,20 @@ func TestRunLoadIsBounded(t *testing.T) {
 			t.Errorf("result %+v, want exactly 300 accepted", res)
 		}
 	})
+	t.Run("refusals and accepted ids", func(t *testing.T) {
+		res, err := RunLoad(context.Background(), LoadOptions{Target: srv.URL, Duration: time.Minute, Concurrency: 4, MaxRequests: 100,
+			Tokens: map[string]string{"10006842": "busy", "10007164": "busy"}, Variants: vs, Run: "00000004", KeepIDs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]bool{}
+		for _, a := range res.IDs {
+			ids[a.ID] = true
+		}
+		if res.Accepted+res.Refused != 100 || res.Refused == 0 || res.Errors != 0 || len(ids) != res.Accepted {
+			t.Errorf("result %+v with %d distinct ids, want 100 accepted or refused, each accepted id kept", res, len(ids))
+		}
+	})
 	t.Run("a token per institution is required", func(t *testing.T) {
 		res, err := RunLoad(context.Background(), LoadOptions{Target: srv.URL, Duration: time.Minute,
 			Concurrency: 2, MaxRequests: 10, Tokens: map[string]string{"10006842": "", "10007164": ""}, Variants: vs, Run: "00000003"})
@@ -223,41 +241,48 @@ func TestRunLoadIsBounded(t *testing.T) {
 	})
 }
 
-// TestDrainPoll polls slowly while much is queued and quickly near the end.
-func TestDrainPoll(t *testing.T) {
-	tests := []struct {
-		name         string
-		left, queued float64
-		since        time.Duration
-		want         time.Duration
+// TestDecideP50 reads the decision time from go test -bench output: the
+// p50-ns metric where the benchmark reports it, else ns/op.
+func TestDecideP50(t *testing.T) {
+	for _, tc := range []struct {
+		file, name string
+		ms         float64
 	}{
-		{"nothing drained yet", 3000, 3000, 0, 100 * time.Millisecond},
-		{"much left", 2000, 3000, 2 * time.Second, 100 * time.Millisecond}, // 4 s to go at 500/s
-		{"a quarter second left", 100, 3000, 5800 * time.Millisecond, 10 * time.Millisecond},
-		{"stalled", 3000, 3000, 5 * time.Second, 100 * time.Millisecond},
+		{"testdata/bench-percentiles.txt", "BenchmarkDecide/engine=plan", 0.0412},
+		{"testdata/bench-plain.txt", "BenchmarkDecide-2", 0.25},
+	} {
+		name, ms, err := decideP50(tc.file)
+		if err != nil || name != tc.name || ms != tc.ms {
+			t.Errorf("decideP50(%s) = %q, %v, %v; want %q, %v", tc.file, name, ms, err, tc.name, tc.ms)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := drainPoll(tt.left, tt.queued, tt.since); got != tt.want {
-				t.Errorf("drainPoll(%v, %v, %v) = %v, want %v", tt.left, tt.queued, tt.since, got, tt.want)
-			}
-		})
+	if _, _, err := decideP50("testdata/bench-none.txt"); err == nil {
+		t.Error("found a decision time in output without BenchmarkDecide")
 	}
 }
 
-// TestReceiverPausedNeedsSpawn: only a sandbox the load generator started
-// itself can be frozen, so --receiver-paused against --target is refused
-// before anything is sent.
-func TestReceiverPausedNeedsSpawn(t *testing.T) {
-	o, err := parseOptions([]string{"--receiver-paused", "--target", "http://127.0.0.1:1"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+// TestBudget: a scenario that did not run leaves its row "not measured",
+// with no verdict; one that ran is judged against the budget.
+func TestBudget(t *testing.T) {
+	flat := &Scenario{Load: &LoadResult{AcceptedPerSec: 1200}, PeakRSSMB: 90}
+	backlog := &Scenario{Backlog: &BacklogResult{Posted: 100, Accepted: 90, Refused: 10, PerSec: 250}, PeakRSSMB: 160}
+	rows := budget(nil, flat, backlog, nil, "testdata/bench-plain.txt")
+	want := []*bool{nil, ptr(true), ptr(false), ptr(true), nil, ptr(false)}
+	for i, r := range rows {
+		if (r.Met == nil) != (want[i] == nil) || (r.Met != nil && *r.Met != *want[i]) {
+			t.Errorf("row %q (%s): met %v, want %v", r.Measure, r.Today, deref(r.Met), deref(want[i]))
+		}
 	}
-	if !o.paused {
-		t.Fatal("--receiver-paused was not parsed")
+	if rows[0].Today != "not measured" {
+		t.Errorf("row 0: %q", rows[0].Today)
 	}
-	_, err = loadScenario(context.Background(), o, "load", o.driver, o.rate, o.spawn, o.paused, "")
-	if err == nil || !strings.Contains(err.Error(), "needs --spawn") {
-		t.Fatalf("got %v, want the refusal of --receiver-paused without --spawn", err)
+}
+
+func ptr(b bool) *bool { return &b }
+
+func deref(b *bool) any {
+	if b == nil {
+		return nil
 	}
+	return *b
 }

@@ -3,66 +3,53 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 )
 
-// printTable writes the results as an aligned table: one row per scenario,
-// the figure its target is about, and whether it met it.
-func printTable(w io.Writer, rep *Report) {
+// printReport writes the budget (suite only), then one row per scenario
+// with its figures and the machine's load average, then any notes.
+func printReport(w io.Writer, rep *Report) {
+	if len(rep.Budget) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "measure\tbudget\ttoday\tmet\n")
+		for _, b := range rep.Budget {
+			verdict := "-"
+			if b.Met != nil {
+				verdict = map[bool]string{true: "yes", false: "NO"}[*b.Met]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Measure, b.Budget, b.Today, verdict)
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "scenario\taccepted/s\treq/s\tp50 ms\tp95 ms\tp99 ms\terrors\tdenied\tpeak RSS MB\tCPU ms/req\tload avg\ttarget\tmet\n")
+	fmt.Fprintf(tw, "scenario\taccepted/s\treq/s\tp50 ms\tp99 ms\tmax ms\terrors\trefused\tdenied\tpeak RSS MB\tload avg\n")
 	for _, sc := range rep.Scenarios {
 		la := fmt.Sprintf("%.1f→%.1f", sc.LoadAvg[0], sc.LoadAvg[1])
-		verdict := "-"
-		if sc.Met != nil {
-			verdict = map[bool]string{true: "yes", false: "NO"}[*sc.Met]
-		}
-		rss := "-"
-		if sc.PeakRSSMB > 0 {
-			rss = fmt.Sprintf("%.1f", sc.PeakRSSMB)
-		}
 		switch {
 		case sc.Load != nil:
 			l := sc.Load
-			cpu := "-"
-			if sc.CPUMsPerRequest > 0 {
-				cpu = fmt.Sprintf("%.2f", sc.CPUMsPerRequest)
-			}
-			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
-				sc.Name, l.AcceptedPerSec, l.RequestsPerSec, l.Latency.P50, l.Latency.P95, l.Latency.P99,
-				l.Errors, l.Denied, rss, cpu, la, sc.Target, verdict)
-		case sc.Drain != nil:
-			d := sc.Drain
-			fmt.Fprintf(tw, "%s\t%.0f msg/s\t\t\t\t\t%d\t\t%s\t\t%s\t%s\t%s\n",
-				sc.Name, d.PerSec, d.QueueErrors, rss, la, sc.Target, verdict)
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%.0f\t%s\n", sc.Name, l.AcceptedPerSec, l.RequestsPerSec,
+				l.Latency.P50, l.Latency.P99, l.Latency.Max, l.Errors, l.Refused, l.Denied, sc.PeakRSSMB, la)
+		case sc.Backlog != nil:
+			b := sc.Backlog
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%d\t%d\t\t%.0f\t%s\n", sc.Name, float64(b.Accepted)/b.PostSecs, float64(b.Posted)/b.PostSecs,
+				b.PostLat.P50, b.PostLat.P99, b.PostLat.Max, b.Failed, b.Refused, sc.PeakRSSMB, la)
 		case sc.Ready != nil:
-			r := sc.Ready
-			fmt.Fprintf(tw, "%s\tfirst %.0f ms, median %.0f ms, max %.0f ms\t\t\t\t\t\t\t%s\t\t%s\t%s\t%s\n",
-				sc.Name, r.FirstMs, r.MedianMs, r.MaxMs, rss, la, sc.Target, verdict)
+			fmt.Fprintf(tw, "%s\t\t\t%.0f\t\t%.0f\t\t\t\t%.0f\t%s\n", sc.Name, sc.Ready.MedianMs, sc.Ready.MaxMs, sc.PeakRSSMB, la)
 		default:
-			fmt.Fprintf(tw, "%s\tnot measured\t\t\t\t\t\t\t\t\t%s\t%s\t%s\n", sc.Name, la, sc.Target, verdict)
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t%s\n", sc.Name, la)
 		}
 	}
 	tw.Flush()
 	for _, sc := range rep.Scenarios {
-		var notes []string
+		if b := sc.Backlog; b != nil {
+			fmt.Fprintf(w, "%s: %d posted in %.1f s (%d in flight at most): %d accepted, %d refused, %d failed; %d queued drained in %.1f s (%.0f/s); %d accepted but not delivered\n",
+				sc.Name, b.Posted, b.PostSecs, b.Concurrency, b.Accepted, b.Refused, b.Failed, b.Queued, b.DrainSecs, b.PerSec, b.Lost)
+		}
 		if sc.Note != "" {
-			notes = append(notes, sc.Note)
-		}
-		if sc.Drain != nil {
-			notes = append(notes, fmt.Sprintf("%d queued in %.1f s, drained in %.2f s, %d received by the sandbox; CPU per message: gateway %.2f ms, sandbox %.2f ms",
-				sc.Drain.Queued, sc.Drain.QueueSecs, sc.Drain.Seconds, sc.Drain.Delivered, sc.Drain.GatewayCPUMs, sc.Drain.SandboxCPUMs))
-		}
-		if sc.Load != nil && (sc.SandboxCPUMsPerRequest > 0 || sc.LoadgenCPUMsPerRequest > 0) {
-			notes = append(notes, fmt.Sprintf("CPU per request on the same CPUs: sandbox %.2f ms, load generator %.2f ms",
-				sc.SandboxCPUMsPerRequest, sc.LoadgenCPUMsPerRequest))
-		}
-		if sc.Load != nil && sc.Load.Late > 0 {
-			notes = append(notes, fmt.Sprintf("%d requests started over 10 ms late", sc.Load.Late))
-		}
-		if len(notes) > 0 {
-			fmt.Fprintf(w, "%s: %s\n", sc.Name, strings.Join(notes, "; "))
+			fmt.Fprintf(w, "%s: %s\n", sc.Name, sc.Note)
 		}
 	}
+	fmt.Fprintf(w, "%d CPUs, load average %.1f at the start, %.1f at the end\n", rep.CPUs, rep.LoadAvg[0], rep.LoadAvg[1])
 }

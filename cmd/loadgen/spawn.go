@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,41 +14,20 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/student-mh-referrals/gateway/gateway/config"
 )
 
-// SpawnOptions say how to start a gateway of our own: which binary, which
-// store, and where to keep its files.
-type SpawnOptions struct {
-	Gateway string // path of the gateway binary
-	Driver  string // sqlite or postgres
-	// DSN is the PostgreSQL database in which a fresh schema is made for
-	// the run (and dropped after it).
-	DSN string
-	// Dir holds the configuration, the SQLite file and the logs; empty
-	// makes a temporary directory that Close removes.
-	Dir string
-	// PprofListen, when set, is written as debug.pprofListen.
-	PprofListen string
-	// Config edits the generated configuration (YAML text) before it is
-	// written.
-	Config func(string) string
-}
-
 // Env is a spawned gateway's configuration and processes: the gateway and
 // the sandbox receiver, each its own process so that the gateway's memory
-// and CPU are its own.
+// is its own. Its files (configuration, SQLite store, logs) are in a
+// temporary directory that Close removes.
 type Env struct {
-	opt        SpawnOptions
-	dir        string
-	tmp        bool
-	cfg        string
-	API        string // http://127.0.0.1:port
-	Sandbox    string
-	gw, sbx    *proc
-	dropSchema func()
+	binary  string // the gateway binary
+	dir     string
+	cfg     string
+	API     string // http://127.0.0.1:port
+	Sandbox string
+	gw, sbx *proc
 }
 
 // proc is a started process, reaped in the background so that its exit
@@ -76,20 +50,20 @@ func freeAddr() (string, error) {
 
 // NewEnv writes the configuration (the example configuration with its own
 // ports and store) without starting anything.
-func NewEnv(ctx context.Context, o SpawnOptions) (*Env, error) {
-	if o.Gateway == "" {
+func NewEnv(binary string) (_ *Env, err error) {
+	if binary == "" {
 		return nil, errors.New("--gateway: the gateway binary to spawn is required (make bench builds build/bin/gateway)")
 	}
-	e := &Env{opt: o, dir: o.Dir}
-	if e.dir == "" {
-		d, err := os.MkdirTemp("", "loadgen-")
-		if err != nil {
-			return nil, err
-		}
-		e.dir, e.tmp = d, true
-	} else if err := os.MkdirAll(e.dir, 0o700); err != nil {
+	d, err := os.MkdirTemp("", "loadgen-")
+	if err != nil {
 		return nil, err
 	}
+	e := &Env{binary: binary, dir: d}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
 	api, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -104,34 +78,10 @@ func NewEnv(ctx context.Context, o SpawnOptions) (*Env, error) {
 	y = strings.ReplaceAll(y, "listen: 127.0.0.1:8081", "listen: "+sbx)
 	y = strings.ReplaceAll(y, "http://127.0.0.1:8081/fhir", "http://"+sbx+"/fhir")
 	y = strings.ReplaceAll(y, "http://127.0.0.1:8080/fhir", "http://"+api+"/fhir")
-	// A retry after a timed-out attempt comes soon: the drain scenario
+	// A retry after a timed-out attempt comes soon: the backlog scenario
 	// freezes the receiver for a while.
 	y = strings.ReplaceAll(y, "baseBackoff: 10s", "baseBackoff: 200ms")
-	switch o.Driver {
-	case "sqlite", "":
-		y = strings.ReplaceAll(y, "path: data/gateway.db", "path: "+filepath.Join(e.dir, "gateway.db"))
-	case "postgres":
-		dsn, drop, err := freshSchema(ctx, o.DSN)
-		if err != nil {
-			return nil, err
-		}
-		e.dropSchema = drop
-		y = strings.ReplaceAll(y, "driver: sqlite\n  path: data/gateway.db", "driver: postgres\n  dsn: \""+dsn+"\"")
-	default:
-		return nil, fmt.Errorf("--driver %q: use sqlite or postgres", o.Driver)
-	}
-	if o.PprofListen != "" {
-		if err := checkLoopback("http://" + o.PprofListen); err != nil {
-			return nil, fmt.Errorf("--pprof: %w", err)
-		}
-		if !strings.Contains(y, `pprofListen: ""`) {
-			return nil, errors.New("--pprof: this gateway's example configuration has no debug.pprofListen")
-		}
-		y = strings.ReplaceAll(y, `pprofListen: ""`, "pprofListen: "+o.PprofListen)
-	}
-	if o.Config != nil {
-		y = o.Config(y)
-	}
+	y = strings.ReplaceAll(y, "path: data/gateway.db", "path: "+filepath.Join(e.dir, "gateway.db"))
 	if strings.Contains(y, "127.0.0.1:808") {
 		return nil, errors.New("an address of the example configuration survived the rewrite")
 	}
@@ -142,66 +92,13 @@ func NewEnv(ctx context.Context, o SpawnOptions) (*Env, error) {
 	return e, nil
 }
 
-// pgReachable checks that the database dsn names answers, within 5 s.
-func pgReachable(ctx context.Context, dsn string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	return conn.Close(ctx)
-}
-
-// freshSchema makes a schema of its own in the database dsn names and
-// returns a DSN whose search_path points at it, and how to drop it.
-func freshSchema(ctx context.Context, dsn string) (string, func(), error) {
-	if dsn == "" {
-		return "", nil, errors.New("--dsn: the PostgreSQL database is required with --driver postgres")
-	}
-	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", nil, fmt.Errorf("--dsn: want a postgres:// URL")
-	}
-	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return "", nil, fmt.Errorf("--dsn: the database must be on this machine (127.0.0.1)")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "loadgen_" + hex.EncodeToString(b)
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(cctx, dsn)
-	if err != nil {
-		return "", nil, fmt.Errorf("postgres: %w", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(cctx, "CREATE SCHEMA "+schema); err != nil {
-		return "", nil, fmt.Errorf("postgres: %w", err)
-	}
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			return
-		}
-		defer conn.Close(ctx)
-		_, _ = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String(), drop, nil
-}
-
 func (e *Env) start(name string, args ...string) (*proc, error) {
 	logf, err := os.OpenFile(filepath.Join(e.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.opt.Gateway, args...)
+	cmd := exec.Command(e.binary, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -287,66 +184,22 @@ func (e *Env) FreezeSandbox(freeze bool) error {
 	return e.sbx.cmd.Process.Signal(sig)
 }
 
-// ProcStats are a process's peak memory and CPU time so far.
-type ProcStats struct {
-	PeakRSSMB float64 // VmHWM
-	CPU       time.Duration
-}
-
-// GatewayStats reads the gateway's VmHWM (peak resident set) and user+system
-// CPU time from /proc.
-func (e *Env) GatewayStats() (ProcStats, error) {
+// PeakRSSMB is the gateway's peak resident set so far (VmHWM), in MB.
+func (e *Env) PeakRSSMB() (float64, error) {
 	if e.gw == nil {
-		return ProcStats{}, errors.New("no gateway running")
+		return 0, errors.New("no gateway running")
 	}
-	return procStats(e.gw.cmd.Process.Pid)
-}
-
-// SandboxStats is GatewayStats for the sandbox receiver.
-func (e *Env) SandboxStats() (ProcStats, error) {
-	if e.sbx == nil {
-		return ProcStats{}, errors.New("no sandbox running")
-	}
-	return procStats(e.sbx.cmd.Process.Pid)
-}
-
-func procStats(pid int) (ProcStats, error) {
-	var st ProcStats
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.gw.cmd.Process.Pid))
 	if err != nil {
-		return st, err
+		return 0, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			st.PeakRSSMB = round2(kb / 1024)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return round2(kb / 1024), err
 		}
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return st, err
-	}
-	// Fields after the command name (which may hold spaces) start at
-	// field 3; utime and stime are fields 14 and 15, in clock ticks.
-	rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
-	fs := strings.Fields(rest)
-	if len(fs) > 13 {
-		ut, _ := strconv.ParseInt(fs[11], 10, 64)
-		stt, _ := strconv.ParseInt(fs[12], 10, 64)
-		st.CPU = time.Duration(ut+stt) * (time.Second / 100) // USER_HZ is 100 on Linux
-	}
-	return st, nil
-}
-
-// selfCPU is the load generator's own user+system CPU time so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return 0, errors.New("/proc/PID/status has no VmHWM")
 }
 
 // StopGateway ends the gateway with SIGTERM (it drains and stops) and
@@ -373,39 +226,10 @@ func stop(p *proc) error {
 	}
 }
 
-// Close stops both processes, drops the PostgreSQL schema and removes a
-// temporary directory.
+// Close stops both processes and removes the directory.
 func (e *Env) Close() {
 	_ = stop(e.gw)
 	_ = stop(e.sbx)
 	e.gw, e.sbx = nil, nil
-	if e.dropSchema != nil {
-		e.dropSchema()
-		e.dropSchema = nil
-	}
-	if e.tmp {
-		_ = os.RemoveAll(e.dir)
-	}
-}
-
-// metric reads one unlabelled gauge or counter from the gateway's /metrics.
-func metric(ctx context.Context, hc *http.Client, api, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return 0, fmt.Errorf("/metrics has no %s", name)
+	_ = os.RemoveAll(e.dir)
 }
