@@ -57,7 +57,7 @@ fmt: opa
 # the receiver is down and then drained, and the time to ready. It prints the
 # budget with today's figures; build/bench-go.txt and build/bench.json hold
 # every figure.
-BENCH_PKGS     := ./gateway ./gateway/opa ./mappings ./conformance ./cmd/gateway
+BENCH_PKGS     := ./gateway ./gateway/opa ./mappings ./fhirvalidator ./cmd/gateway
 BENCH_REGEX    := ^Benchmark(ParseCaseRecord|Decide|Message|ValidateBuiltin|Stages)$$
 BENCH_DURATION ?= 10s
 

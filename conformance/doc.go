@@ -1,19 +1,22 @@
-// Package conformance is the gateway's own FHIR validator: the check, at run
-// time, that every message the gateway emits conforms to R4 and to the UK
-// Core profiles it claims, because the samply models it builds them with
-// validate nothing. It is also `gateway validate`, for integrators checking
-// their own messages.
+// Package conformance is the conformance suite that integrators run against the
+// gateway and against NHS receivers, so that "it works with the gateway" is
+// something a university or a trust can prove on their own deployment rather
+// than take on trust.
 //
-// A Validator is built from StructureDefinitions (Load: R4 core bundles, UK
-// Core snapshots, FHIR package folders) or, with no definitions at hand, from
-// the compact built-in rule set (Builtin), which holds the facts of the
-// profiles for the resources the gateway emits.
+// Two halves:
 //
-// Its tests also run the independent cross-check: the golden Bundles of
-// package mappings, the evaluation documents and the definitions the project
-// publishes (docs/fhir) go through fhircheck, a validation harness of
-// third-party FHIR tools (Medplum, fhirpath.js, FHIR.js) that the gateway's
-// developers did not write, so that a misreading of the specification shared
-// by the mapping and its own tests still gets caught; and the two validators'
-// verdicts are compared file by file (docs/conformance.md).
+//   - Run posts scenario files (a case record, the decision time, and what
+//     must come back: outcome, route, rules, obligations, data categories and
+//     assertions on the FHIR Bundle) to a gateway's
+//     POST /v1/referrals/$evaluate, over HTTP or in-process, and checks every
+//     answer, validating each Bundle with the built-in FHIR rules.
+//   - CheckReceiver tests an NHS receiver's $process-message the way the
+//     gateway's delivery worker relies on it: a valid message is accepted, a
+//     repeated X-Request-Id is not processed twice, a malformed Bundle and a
+//     missing BaRS header are refused with a BaRS OperationOutcome.
+//
+// Both return a Report, which prints as progress lines and writes JUnit XML
+// (for CI) and a FHIR TestReport (for the record). docs/conformance-suite.md
+// is the user's guide; the scenarios shipped with the gateway live in
+// conformance/testdata/scenarios and are embedded as Scenarios.
 package conformance

@@ -1,67 +1,85 @@
 package conformance
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
 	"sync"
 	"testing"
+
+	"github.com/student-mh-referrals/gateway/fhirvalidator"
+	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/config"
+	gwhttp "github.com/student-mh-referrals/gateway/gateway/http"
+	"github.com/student-mh-referrals/gateway/gateway/opa"
+	"github.com/student-mh-referrals/gateway/mappings"
+	"github.com/student-mh-referrals/gateway/policies"
 )
 
-var update = flag.Bool("update", false, "rewrite builtin.rules and the golden files under testdata/validator from ../shared")
+// testGateway is the example configuration's evaluator, built once: the
+// policies take a moment to compile.
+var testGateway = sync.OnceValues(func() (*gateway.Evaluator, error) {
+	cfg, err := config.Load("")
+	if err != nil {
+		return nil, err
+	}
+	reg, err := cfg.Registry()
+	if err != nil {
+		return nil, err
+	}
+	dec, err := opa.New(context.Background(), policies.FS)
+	if err != nil {
+		return nil, err
+	}
+	src := cfg.Source
+	src.Version = "test"
+	return &gateway.Evaluator{Registry: reg, Decider: dec, Mapper: mappings.New(), Source: src, Validator: fhirvalidator.Builtin()}, nil
+})
 
-// moduleDir is the directory holding go.mod, above the test's directory.
-func moduleDir(t testing.TB) string {
+func evaluator(t testing.TB) *gateway.Evaluator {
 	t.Helper()
-	dir, err := os.Getwd()
+	ev, err := testGateway()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
+	return ev
 }
 
-// sharedDir returns ../shared (the FHIR definitions, examples and
-// fhircheck), or skips the test when it is missing; under CI=true a missing
-// folder fails the test instead.
-func sharedDir(t testing.TB) string {
+// testAPI is the gateway's API over the example configuration, with a
+// submitter client per institution of the scenarios (token "token-UKPRN")
+// and no store: $evaluate with its authentication and its institution check.
+func testAPI(t testing.TB, scenarios []Scenario) (http.Handler, func(string) (string, bool)) {
 	t.Helper()
-	dir := filepath.Join(moduleDir(t), "..", "shared")
-	if _, err := os.Stat(filepath.Join(dir, "fhir", "r4", "profiles-resources.json")); err != nil {
-		msg := "this test needs the FHIR definitions in " + dir + "/fhir (see ../shared/fhir/README.md)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
+	ev := evaluator(t)
+	var creds []gwhttp.Credential
+	seen := map[string]bool{}
+	for _, s := range scenarios {
+		if seen[s.Institution] {
+			continue
 		}
-		t.Skip(msg)
+		seen[s.Institution] = true
+		sum := sha256.Sum256([]byte("token-" + s.Institution))
+		creds = append(creds, gwhttp.Credential{
+			Client:      gateway.Client{ID: "test-" + s.Institution, Institution: s.Institution, Roles: []string{gateway.RoleSubmitter}},
+			TokenSHA256: hex.EncodeToString(sum[:]),
+		})
 	}
-	return dir
+	srv := &gwhttp.Server{
+		Evaluator:    ev,
+		Intake:       &gateway.Intake{Evaluator: ev},
+		Auth:         gwhttp.NewAuthenticator(creds, false),
+		MaxBodyBytes: 256 << 10,
+		Schema:       gateway.CaseRecordSchema,
+	}
+	return srv.Handler(), func(inst string) (string, bool) { return "token-" + inst, seen[inst] }
 }
 
-var (
-	fullOnce sync.Once
-	full     *Validator
-	fullErr  error
-)
-
-// fullValidator loads R4, UK Core, the US Core profiles of fhircheck and the
-// project's own definitions (docs/fhir) once per test binary.
-func fullValidator(t testing.TB) *Validator {
+func builtinScenarios(t testing.TB) []Scenario {
 	t.Helper()
-	shared := sharedDir(t)
-	fullOnce.Do(func() {
-		full, fullErr = Load(filepath.Join(shared, "fhir", "r4"), filepath.Join(shared, "fhir", "ukcore"),
-			filepath.Join(shared, "fhircheck", "profiles", "uscore"), filepath.Join(moduleDir(t), "docs", "fhir"))
-	})
-	if fullErr != nil {
-		t.Fatal(fullErr)
+	ss, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return full
+	return ss
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/student-mh-referrals/gateway/conformance"
+	"github.com/student-mh-referrals/gateway/fhirvalidator"
 	"github.com/student-mh-referrals/gateway/gateway"
 )
 
@@ -181,7 +181,7 @@ func TestAuditEventBundle(t *testing.T) {
 
 // r4Validator loads the R4 core definitions from ../shared/fhir/r4, or
 // skips (fails under CI=true).
-func r4Validator(t *testing.T) *conformance.Validator {
+func r4Validator(t *testing.T) *fhirvalidator.Validator {
 	t.Helper()
 	dir := filepath.Join("..", "..", "shared", "fhir", "r4")
 	if _, err := os.Stat(dir); err != nil {
@@ -191,7 +191,7 @@ func r4Validator(t *testing.T) *conformance.Validator {
 		}
 		t.Skip(msg)
 	}
-	v, err := conformance.Load(dir)
+	v, err := fhirvalidator.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/student-mh-referrals/gateway/conformance"
+	"github.com/student-mh-referrals/gateway/fhirvalidator"
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/config"
 	"github.com/student-mh-referrals/gateway/gateway/logging"
@@ -113,11 +113,11 @@ func (a *app) rules() []gateway.PolicyRule {
 
 // newValidator is the output gate's validator: the built-in rule set, or the
 // configured definitions (a directory or a rules file).
-func newValidator(definitions string) (*conformance.Validator, error) {
+func newValidator(definitions string) (*fhirvalidator.Validator, error) {
 	if definitions == "" {
-		return conformance.Builtin(), nil
+		return fhirvalidator.Builtin(), nil
 	}
-	v, err := conformance.Open(definitions)
+	v, err := fhirvalidator.Open(definitions)
 	if err != nil {
 		return nil, fmt.Errorf("conformance.definitions: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/student-mh-referrals/gateway/conformance/suite"
+	"github.com/student-mh-referrals/gateway/conformance"
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/config"
 	"github.com/student-mh-referrals/gateway/gateway/delivery"
@@ -69,7 +69,7 @@ func (f *tokenFlag) given() bool { return f.def != "" || len(f.byInst) > 0 }
 // check refuses a bare TOKEN that would serve scenarios of several
 // institutions: a submitter client belongs to one institution, so the
 // token would be refused for every other one's scenarios.
-func (f *tokenFlag) check(scenarios []suite.Scenario) error {
+func (f *tokenFlag) check(scenarios []conformance.Scenario) error {
 	if f.def == "" {
 		return nil
 	}
@@ -107,15 +107,15 @@ func (r *reportFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.scenarios, "scenarios", "", "read scenario files from `dir` (default: the scenarios built into the binary)")
 }
 
-func (r *reportFlags) load() ([]suite.Scenario, error) {
+func (r *reportFlags) load() ([]conformance.Scenario, error) {
 	if r.scenarios == "" {
-		return suite.Builtin()
+		return conformance.Builtin()
 	}
-	return suite.LoadDir(r.scenarios)
+	return conformance.LoadDir(r.scenarios)
 }
 
 // write writes the report files and returns the exit status.
-func (r *reportFlags) write(rep *suite.Report, stdout io.Writer) error {
+func (r *reportFlags) write(rep *conformance.Report, stdout io.Writer) error {
 	fmt.Fprintln(stdout, rep.Summary())
 	if r.junit != "" {
 		if err := writeFile(r.junit, rep.WriteJUnit); err != nil {
@@ -189,7 +189,7 @@ func conformanceRun(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err != nil {
 			return &exitStatus{code: exitFailure, err: fmt.Errorf("--run: %w", err)}
 		}
-		scenarios = slices.DeleteFunc(scenarios, func(s suite.Scenario) bool { return !re.MatchString(s.Name) })
+		scenarios = slices.DeleteFunc(scenarios, func(s conformance.Scenario) bool { return !re.MatchString(s.Name) })
 		if len(scenarios) == 0 {
 			return &exitStatus{code: exitFailure, err: fmt.Errorf("--run %q matches no scenario", *only)}
 		}
@@ -197,17 +197,17 @@ func conformanceRun(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := tokens.check(scenarios); err != nil {
 		return &exitStatus{code: exitFailure, err: err}
 	}
-	t := suite.Target{URL: *target, Client: &http.Client{Timeout: *timeout}, Token: tokens.lookup}
+	t := conformance.Target{URL: *target, Client: &http.Client{Timeout: *timeout}, Token: tokens.lookup}
 	if *target == "" {
 		h, lookup, cleanup, err := inProcessGateway(ctx, *cfgPath, scenarios)
 		if err != nil {
 			return err
 		}
 		defer cleanup()
-		t = suite.Target{Handler: h, Token: lookup}
+		t = conformance.Target{Handler: h, Token: lookup}
 	}
-	p := suite.Printer{W: stdout, TTY: isTerminal(stdout)}
-	rep := suite.Run(ctx, scenarios, t, suite.Options{Progress: p.Case})
+	p := conformance.Printer{W: stdout, TTY: isTerminal(stdout)}
+	rep := conformance.Run(ctx, scenarios, t, conformance.Options{Progress: p.Case})
 	return out.write(rep, stdout)
 }
 
@@ -215,7 +215,7 @@ func conformanceRun(ctx context.Context, args []string, stdout, stderr io.Writer
 // temporary SQLite store, with a submitter client (and a random token) for
 // each institution of the scenarios: $evaluate answers a client only for
 // its own institution.
-func inProcessGateway(ctx context.Context, cfgPath string, scenarios []suite.Scenario) (http.Handler, func(string) (string, bool), func(), error) {
+func inProcessGateway(ctx context.Context, cfgPath string, scenarios []conformance.Scenario) (http.Handler, func(string) (string, bool), func(), error) {
 	a, err := newApp(ctx, cfgPath, io.Discard, "error")
 	if err != nil {
 		return nil, nil, nil, err
@@ -288,7 +288,7 @@ func conformanceReceiver(ctx context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	msg, err := suite.ExampleMessage(ctx, a.evaluator, scenarios, svc.ID)
+	msg, err := conformance.ExampleMessage(ctx, a.evaluator, scenarios, svc.ID)
 	if err != nil {
 		return err
 	}
@@ -297,7 +297,7 @@ func conformanceReceiver(ctx context.Context, args []string, stdout, stderr io.W
 		return err
 	}
 	fmt.Fprintf(stdout, "message: scenario %s, addressed to %s (%s|%s)\n", msg.Scenario, svc.ID, svc.Target.System, svc.Target.Value)
-	p := suite.Printer{W: stdout, TTY: isTerminal(stdout)}
-	rep := suite.CheckReceiver(ctx, suite.Receiver{Endpoint: *endpoint, Token: *token, Client: client, Message: msg}, suite.Options{Progress: p.Case})
+	p := conformance.Printer{W: stdout, TTY: isTerminal(stdout)}
+	rep := conformance.CheckReceiver(ctx, conformance.Receiver{Endpoint: *endpoint, Token: *token, Client: client, Message: msg}, conformance.Options{Progress: p.Case})
 	return out.write(rep, stdout)
 }

@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/student-mh-referrals/gateway/conformance/suite"
+	"github.com/student-mh-referrals/gateway/conformance"
 	"github.com/student-mh-referrals/gateway/gateway/sandbox"
 )
 
@@ -44,7 +44,7 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 }
 
 func TestConformanceRunInProcess(t *testing.T) {
-	scenarios, err := suite.Builtin()
+	scenarios, err := conformance.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func brokenReceiver() http.Handler {
 }
 
 func TestConformanceReceiver(t *testing.T) {
-	all := suite.ReceiverCheckNames()
+	all := conformance.ReceiverCheckNames()
 	tests := []struct {
 		name    string
 		handler http.Handler
@@ -221,7 +221,7 @@ func TestConformanceAgainstProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes; skipped with -short")
 	}
-	scenarios, err := suite.Builtin()
+	scenarios, err := conformance.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestConformanceAgainstProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		if want := fmt.Sprintf("%d checks against http://%s/fhir/$process-message: %d passed, 0 failed", len(suite.ReceiverCheckNames()), sbx, len(suite.ReceiverCheckNames())); !strings.Contains(string(out), want) {
+		if want := fmt.Sprintf("%d checks against http://%s/fhir/$process-message: %d passed, 0 failed", len(conformance.ReceiverCheckNames()), sbx, len(conformance.ReceiverCheckNames())); !strings.Contains(string(out), want) {
 			t.Errorf("no %q in\n%s", want, out)
 		}
 	})

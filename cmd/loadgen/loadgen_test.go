@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/student-mh-referrals/gateway/conformance"
+	"github.com/student-mh-referrals/gateway/fhirvalidator"
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/config"
 	"github.com/student-mh-referrals/gateway/gateway/opa"
@@ -42,7 +42,7 @@ func TestGeneratedCasesGetTheirOutcome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := &gateway.Evaluator{Registry: reg, Decider: dec, Mapper: mappings.New(), Source: cfg.Source, Validator: conformance.Builtin()}
+	ev := &gateway.Evaluator{Registry: reg, Decider: dec, Mapper: mappings.New(), Source: cfg.Source, Validator: fhirvalidator.Builtin()}
 	if ev.Source.Version == "" {
 		ev.Source.Version = "test"
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/student-mh-referrals/gateway/conformance"
+	"github.com/student-mh-referrals/gateway/fhirvalidator"
 	"github.com/student-mh-referrals/gateway/mappings"
 )
 
@@ -100,7 +100,7 @@ func TestResponseMessage(t *testing.T) {
 			if got := canonical(t, body); !bytes.Equal(got, want) {
 				t.Errorf("differs from %s (run with -update to accept):\n%s", golden, got)
 			}
-			if res := conformance.Builtin().Validate(body); !res.OK() {
+			if res := fhirvalidator.Builtin().Validate(body); !res.OK() {
 				t.Errorf("not valid FHIR:\n%s", res)
 			}
 
@@ -173,7 +173,7 @@ func TestResponseMessage(t *testing.T) {
 	t.Run("the validator catches a broken response", func(t *testing.T) {
 		body, _, _ := responseMessage(req, true, "", t0)
 		broken := editJSON(t, body, func(b map[string]any) { delete(resource(b, 0), "source") })
-		if conformance.Builtin().Validate(broken).OK() {
+		if fhirvalidator.Builtin().Validate(broken).OK() {
 			t.Fatal("a MessageHeader without source passed validation")
 		}
 	})
