@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/student-mh-referrals/gateway/gateway/sandbox"
+	"github.com/student-mh-referrals/gateway/sandbox"
 )
 
 // faults are the ways the test receiver misbehaves.

@@ -19,7 +19,7 @@ import (
 	"testing"
 
 	"github.com/student-mh-referrals/gateway/conformance"
-	"github.com/student-mh-referrals/gateway/gateway/sandbox"
+	"github.com/student-mh-referrals/gateway/sandbox"
 )
 
 // runCLI runs the command in-process and returns its output and exit status.

@@ -27,7 +27,7 @@ import (
 	"github.com/student-mh-referrals/gateway/gateway/config"
 	"github.com/student-mh-referrals/gateway/gateway/delivery"
 	"github.com/student-mh-referrals/gateway/gateway/postgres/pgtest"
-	"github.com/student-mh-referrals/gateway/gateway/sandbox"
+	"github.com/student-mh-referrals/gateway/sandbox"
 	"github.com/student-mh-referrals/gateway/gateway/sqlite"
 )
 

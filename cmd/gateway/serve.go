@@ -22,7 +22,7 @@ import (
 	gwhttp "github.com/student-mh-referrals/gateway/gateway/http"
 	"github.com/student-mh-referrals/gateway/gateway/logging"
 	"github.com/student-mh-referrals/gateway/gateway/prometheus"
-	"github.com/student-mh-referrals/gateway/gateway/sandbox"
+	"github.com/student-mh-referrals/gateway/sandbox"
 	"github.com/student-mh-referrals/gateway/mappings"
 )
 

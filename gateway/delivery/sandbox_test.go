@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/sandbox"
+	"github.com/student-mh-referrals/gateway/sandbox"
 )
 
 // TestExactlyOnceThroughFaults runs workers (one process, or two processes

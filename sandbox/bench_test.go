@@ -20,7 +20,7 @@ import (
 // gateway builds, synthetic data) by file name.
 func goldenBundles(t testing.TB) map[string][]byte {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "..", "mappings", "testdata", "golden", "*.bundle.json"))
+	files, err := filepath.Glob(filepath.Join("..", "mappings", "testdata", "golden", "*.bundle.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden Bundles: %v", err)
 	}

@@ -16,6 +16,9 @@
 // answer slowly, reset the connection, reject the referral) through
 // POST /sandbox/faults or AddFault; see Fault.
 //
+// It is a test double, not an adapter of the gateway: nothing in production
+// depends on it.
+//
 // It keeps only ids and codes of what it receives, never content, so that its
 // listings show no personal data. It is not for production: its control
 // endpoints have no authentication.
