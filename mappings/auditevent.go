@@ -124,7 +124,7 @@ func AuditEventID(institution string, seq int64) string {
 	return gateway.DeriveID("AuditEvent", institution, strconv.FormatInt(seq, 10))
 }
 
-// AuditEvent renders one audit record as a FHIR R4 AuditEvent shaped after
+// auditEventOf renders one audit record as a FHIR R4 AuditEvent shaped after
 // the IHE Basic Audit Log Patterns: a decision follows the authorization
 // decision pattern (AuthZconsent: DICOM 110113, subtype AuthZ-Consent,
 // action E, outcome 0 for a permit and 8 for a deny, as BALP's deny example
@@ -135,18 +135,6 @@ func AuditEventID(institution string, seq int64) string {
 // with its code as subtype. It does not claim a BALP profile in
 // meta.profile: the BALP package is not part of the definitions the gateway
 // validates against.
-func AuditEvent(r gateway.AuditRecord, src gateway.Source) (json.RawMessage, error) {
-	ev, err := auditEventOf(r, src)
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return nil, gateway.Internal(fmt.Errorf("mappings: encode AuditEvent: %w", err))
-	}
-	return b, nil
-}
-
 func auditEventOf(r gateway.AuditRecord, src gateway.Source) (auditEvent, error) {
 	software := src.Software
 	if software == "" {

@@ -31,13 +31,8 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfgPath := fs.String("config", "", "configuration `file`")
 	inst := fs.String("institution", "", "verify only this institution's chain (a UKPRN, or \"gateway\" for the gateway's own)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseFlags(fs, args[1:])
-	if err != nil {
+	if err := parseNoArgs(fs, args[1:], use+"\n", stderr); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		fmt.Fprintln(stderr, use)
-		return &exitStatus{code: exitFailure}
 	}
 	cfg, store, err := configStore(ctx, *cfgPath)
 	if err != nil {
@@ -120,13 +115,8 @@ func cmdRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlags("retention run", stderr)
 	cfgPath := fs.String("config", "", "configuration `file`")
 	by := fs.String("by", "", "who (default: the operating-system user)")
-	pos, err := parseFlags(fs, args[1:])
-	if err != nil {
+	if err := parseNoArgs(fs, args[1:], use+"\n", stderr); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		fmt.Fprintln(stderr, use)
-		return &exitStatus{code: exitFailure}
 	}
 	cfg, store, err := configStore(ctx, *cfgPath)
 	if err != nil {

@@ -166,11 +166,8 @@ func conformanceRun(ctx context.Context, args []string, stdout, stderr io.Writer
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit of each request")
 	var out reportFlags
 	out.register(fs)
-	if pos, err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, conformanceUsage, stderr); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		fmt.Fprint(stderr, conformanceUsage)
-		return &exitStatus{code: exitFailure}
 	}
 	switch {
 	case *target != "" && !tokens.given():
@@ -264,11 +261,8 @@ func conformanceReceiver(ctx context.Context, args []string, stdout, stderr io.W
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit of each request")
 	var out reportFlags
 	out.register(fs)
-	if pos, err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, conformanceUsage, stderr); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		fmt.Fprint(stderr, conformanceUsage)
-		return &exitStatus{code: exitFailure}
 	}
 	a, err := newApp(ctx, *cfgPath, io.Discard, "error")
 	if err != nil {

@@ -27,8 +27,8 @@ import (
 	"github.com/student-mh-referrals/gateway/gateway/config"
 	"github.com/student-mh-referrals/gateway/gateway/delivery"
 	"github.com/student-mh-referrals/gateway/gateway/postgres/pgtest"
-	"github.com/student-mh-referrals/gateway/sandbox"
 	"github.com/student-mh-referrals/gateway/gateway/sqlite"
+	"github.com/student-mh-referrals/gateway/sandbox"
 )
 
 // The fault tests run the fully wired API (as apiServerOn does) over a store

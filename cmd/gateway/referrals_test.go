@@ -29,9 +29,6 @@ func testStore(t *testing.T, driver string) config.Store {
 	return config.Store{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "gateway.db")}
 }
 
-// apiServer serves the fully wired API over a fresh SQLite store, as
-// `gateway serve` does with the example configuration.
-func apiServer(t *testing.T) *httptest.Server { return apiServerOn(t, "sqlite") }
 
 // apiServerOn is apiServer over a store of the given driver.
 func apiServerOn(t *testing.T, driver string) *httptest.Server {

@@ -82,6 +82,20 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseNoArgs is parseFlags for a command that takes flags only: a
+// positional argument prints usage and is a usage error.
+func parseNoArgs(fs *flag.FlagSet, args []string, usage string, stderr io.Writer) error {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitStatus{code: exitFailure}
+	}
+	return nil
+}
+
 // parseFlags parses args, allowing flags after positional arguments
 // (`gateway evaluate case.json --at …`), and maps flag errors to usage
 // failures.

@@ -22,8 +22,8 @@ import (
 	gwhttp "github.com/student-mh-referrals/gateway/gateway/http"
 	"github.com/student-mh-referrals/gateway/gateway/logging"
 	"github.com/student-mh-referrals/gateway/gateway/prometheus"
-	"github.com/student-mh-referrals/gateway/sandbox"
 	"github.com/student-mh-referrals/gateway/mappings"
+	"github.com/student-mh-referrals/gateway/sandbox"
 )
 
 // serveGCPercent is the garbage collector's target for `gateway serve`
