@@ -29,8 +29,8 @@ func testStore(t *testing.T, driver string) config.Store {
 	return config.Store{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "gateway.db")}
 }
 
-
-// apiServerOn is apiServer over a store of the given driver.
+// apiServerOn serves the fully wired API over a fresh store of the given
+// driver, as `gateway serve` does with the example configuration.
 func apiServerOn(t *testing.T, driver string) *httptest.Server {
 	t.Helper()
 	ctx := context.Background()
