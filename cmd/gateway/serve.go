@@ -178,7 +178,7 @@ var productionLimits = serverLimits{
 // itself.
 func newHTTPServer(h http.Handler, log *zap.Logger, lim serverLimits) *http.Server {
 	return &http.Server{
-		Handler:                      h,
+		Handler:                      requestDeadline(h, lim.WriteTimeout),
 		ReadHeaderTimeout:            lim.ReadHeaderTimeout,
 		ReadTimeout:                  lim.ReadTimeout,
 		WriteTimeout:                 lim.WriteTimeout,
@@ -187,6 +187,30 @@ func newHTTPServer(h http.Handler, log *zap.Logger, lim serverLimits) *http.Serv
 		DisableGeneralOptionsHandler: true,
 		ErrorLog:                     zap.NewStdLog(log),
 	}
+}
+
+// requestDeadline ends each request's context when the server's write
+// timeout does: past it the answer can no longer be sent, so a handler (an
+// audit search over a long chain) stops its work rather than run on.
+func requestDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// tlsCipherSuites are the TLS 1.2 suites the API offers: ECDHE with an AEAD
+// cipher only (AES-GCM, ChaCha20-Poly1305), never CBC, whose MAC-then-encrypt
+// construction has a history of padding-oracle attacks. TLS 1.3's suites are
+// all AEAD and not configurable.
+var tlsCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // serverTLS is the API's TLS configuration: nil without a certificate; with
@@ -200,7 +224,7 @@ func serverTLS(c config.TLS) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsCipherSuites, Certificates: []tls.Certificate{cert}}
 	if c.ClientCAFile != "" {
 		pem, err := os.ReadFile(c.ClientCAFile)
 		if err != nil {
