@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/student-mh-referrals/gateway/gateway/config"
 )
@@ -142,5 +144,106 @@ func TestForgedCursorOnTheWiredAPI(t *testing.T) {
 	_, _ = io.Copy(&buf, resp.Body)
 	if resp.StatusCode != 422 || !strings.Contains(buf.String(), `"cursor"`) || !strings.Contains(buf.String(), "OperationOutcome") {
 		t.Fatalf("status %d: %s", resp.StatusCode, buf.String())
+	}
+}
+
+// TestServeMetricsOnItsOwnListener runs `gateway serve`: /metrics is a 404
+// on the API's listener and served on metrics.listen, which serves nothing
+// else.
+func TestServeMetricsOnItsOwnListener(t *testing.T) {
+	dir := t.TempDir()
+	cfg, api, _ := processConfig(t, dir, testStore(t, "sqlite"))
+	y, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`metrics:\n  listen: (\S+)`).FindSubmatch(y)
+	if m == nil {
+		t.Fatal("no metrics.listen in the configuration")
+	}
+	metrics := string(m[1])
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- cmdServe(ctx, []string{"--config", cfg}, out, io.Discard) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s1, _ := get("http://" + api + "/healthz")
+		s2, _ := get("http://" + metrics + "/metrics")
+		if s1 == 200 && s2 == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway did not come up: %s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s, body := get("http://" + api + "/metrics"); s != 404 || strings.Contains(body, "gateway_") {
+		t.Errorf("/metrics on the API listener: status %d: %.200s", s, body)
+	}
+	if s, body := get("http://" + metrics + "/metrics"); s != 200 || !strings.Contains(body, "gateway_outbox_depth") {
+		t.Errorf("/metrics on the metrics listener: status %d: %.200s", s, body)
+	}
+	if s, _ := get("http://" + metrics + "/healthz"); s != 404 {
+		t.Errorf("the metrics listener serves /healthz: status %d", s)
+	}
+}
+
+// TestStartWarnings: what the configuration allows but weakens is logged
+// at every start: demo mode, plain HTTP behind a TLS proxy on a public
+// interface, /metrics on a non-loopback address.
+func TestStartWarnings(t *testing.T) {
+	y := string(config.Example)
+	for from, to := range map[string]string{
+		"listen: 127.0.0.1:8080":    "listen: 0.0.0.0:8080",
+		"terminatedUpstream: false": "terminatedUpstream: true",
+		"listen: 127.0.0.1:9090":    "listen: 0.0.0.0:9090",
+	} {
+		if !strings.Contains(y, from) {
+			t.Fatalf("%q is not in the example", from)
+		}
+		y = strings.Replace(y, from, to, 1)
+	}
+	cfg, err := config.Parse([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	startWarnings(zap.New(core), cfg)
+	var got []string
+	for _, e := range logs.All() {
+		if e.Level != zap.WarnLevel {
+			t.Errorf("%q logged at %s", e.Message, e.Level)
+		}
+		got = append(got, e.Message)
+	}
+	for _, want := range []string{"DEMO MODE", "plain HTTP on 0.0.0.0:8080", "/metrics is served without a login on the non-loopback address 0.0.0.0:9090"} {
+		if !strings.Contains(strings.Join(got, "\n"), want) {
+			t.Errorf("no warning mentioning %q in %q", want, got)
+		}
+	}
+	local, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs = observer.New(zap.InfoLevel)
+	startWarnings(zap.New(core), local)
+	if logs.Len() != 1 {
+		t.Errorf("the loopback example logs %d warnings, want the demo's alone", logs.Len())
 	}
 }

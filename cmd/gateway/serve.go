@@ -57,9 +57,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer func() { _ = a.log.Sync() }()
-	if a.cfg.Demo {
-		a.log.Warn("DEMO MODE: the published demo tokens are accepted and the pseudonym key is public; never run a real deployment with demo: true")
-	}
+	startWarnings(a.log, a.cfg)
 	key, err := a.cfg.PseudonymKey()
 	if err != nil {
 		return err
@@ -77,6 +75,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	g.Go(func() error { return listenAndServe(ctx, a.log, "api", a.cfg.Listen, api.Handler(), tlsCfg) })
+	g.Go(func() error {
+		return listenAndServe(ctx, a.log, "metrics", a.cfg.Metrics.Listen, metricsHandler(metrics))
+	})
 	if dir := a.cfg.Policies.Dir; dir != "" {
 		// Edits to the policy directory are compiled, tested and swapped
 		// in while the gateway serves; a broken set is refused.
@@ -119,6 +120,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		zap.String("policy_revision", a.decider.Revision()),
 		zap.Int("services", len(a.cfg.Services)))
 	return g.Wait()
+}
+
+// startWarnings logs, at every start, what the configuration allows but an
+// operator must know: demo mode, plain HTTP behind a TLS proxy, metrics on
+// a non-loopback address.
+func startWarnings(log *zap.Logger, cfg *config.Config) {
+	if cfg.Demo {
+		log.Warn("DEMO MODE: the published demo tokens are accepted and the pseudonym key is public; never run a real deployment with demo: true")
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
+}
+
+// metricsHandler serves /metrics alone, on the metrics listener: anything
+// else there is a 404.
+func metricsHandler(m *prometheus.Metrics) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	return mux
 }
 
 // cmdSandbox runs the sandbox NHS receiver alone.
@@ -320,7 +341,6 @@ func (a *app) server(store gateway.Store, key []byte) (*gwhttp.Server, *promethe
 		Auth:                gwhttp.NewAuthenticator(credentials(a.cfg.Clients), a.cfg.Demo),
 		Logger:              a.log,
 		Observer:            metrics,
-		Metrics:             metrics.Handler(),
 		MaxBodyBytes:        a.cfg.Limits.MaxBodyBytes,
 		Schema:              gateway.CaseRecordSchema,
 		Rules:               a.rules,

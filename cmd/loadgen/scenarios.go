@@ -195,7 +195,7 @@ func drainScenario(ctx context.Context, o *options, driver string) (*Scenario, e
 	sc.Drain = dr
 	hc := newClient(1)
 	defer hc.CloseIdleConnections()
-	depth, err := metric(ctx, hc, env.API, "gateway_outbox_depth")
+	depth, err := metric(ctx, hc, env.Metrics, "gateway_outbox_depth")
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ func drainScenario(ctx context.Context, o *options, driver string) (*Scenario, e
 	deadline := start.Add(120 * time.Second)
 	left := 0.0
 	for {
-		d, err := metric(ctx, hc, env.API, "gateway_outbox_depth")
+		d, err := metric(ctx, hc, env.Metrics, "gateway_outbox_depth")
 		if err != nil {
 			return nil, err
 		}

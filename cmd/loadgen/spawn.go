@@ -52,6 +52,7 @@ type Env struct {
 	cfg        string
 	API        string // http://127.0.0.1:port
 	Sandbox    string
+	Metrics    string // the gateway's metrics listener, http://127.0.0.1:port
 	gw, sbx    *proc
 	dropSchema func()
 }
@@ -98,10 +99,15 @@ func NewEnv(ctx context.Context, o SpawnOptions) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.API, e.Sandbox = "http://"+api, "http://"+sbx
+	met, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	e.API, e.Sandbox, e.Metrics = "http://"+api, "http://"+sbx, "http://"+met
 	y := string(config.Example)
 	y = strings.ReplaceAll(y, "listen: 127.0.0.1:8080", "listen: "+api)
 	y = strings.ReplaceAll(y, "listen: 127.0.0.1:8081", "listen: "+sbx)
+	y = strings.ReplaceAll(y, "listen: 127.0.0.1:9090", "listen: "+met)
 	y = strings.ReplaceAll(y, "http://127.0.0.1:8081/fhir", "http://"+sbx+"/fhir")
 	y = strings.ReplaceAll(y, "http://127.0.0.1:8080/fhir", "http://"+api+"/fhir")
 	// A retry after a timed-out attempt comes soon: the drain scenario
@@ -388,9 +394,10 @@ func (e *Env) Close() {
 	}
 }
 
-// metric reads one unlabelled gauge or counter from the gateway's /metrics.
-func metric(ctx context.Context, hc *http.Client, api, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/metrics", nil)
+// metric reads one unlabelled gauge or counter from the gateway's /metrics
+// (on its metrics listener, base).
+func metric(ctx context.Context, hc *http.Client, base, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}

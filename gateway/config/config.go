@@ -48,6 +48,7 @@ type Config struct {
 	Audit       Audit       `json:"audit"`
 	Retention   Retention   `json:"retention"`
 	Debug       Debug       `json:"debug"`
+	Metrics     Metrics     `json:"metrics"`
 }
 
 // Debug holds what an operator turns on to measure the gateway, never in
@@ -78,6 +79,10 @@ type TLS struct {
 	// ClientCAFile, when set, makes the listener ask for client
 	// certificates signed by these CAs (mTLS).
 	ClientCAFile string `json:"clientCAFile"`
+	// TerminatedUpstream states that TLS ends in front of the gateway (a
+	// load balancer or proxy): only then may the API serve plain HTTP on a
+	// non-loopback address, with a warning at every start.
+	TerminatedUpstream bool `json:"terminatedUpstream"`
 }
 
 // Client is a calling system as configured: who it is, what it may do, and
@@ -190,6 +195,9 @@ func (c *Config) defaults() {
 	}
 	c.Delivery.defaults()
 	c.Retention.defaults()
+	if c.Metrics.Listen == "" {
+		c.Metrics.Listen = "127.0.0.1:9090"
+	}
 }
 
 // Validate checks what decoding cannot: that every service is complete and
@@ -278,6 +286,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Debug.validate(); err != nil {
+		return err
+	}
+	if err := c.validateListeners(); err != nil {
 		return err
 	}
 	return c.validateClients(seen)
