@@ -191,7 +191,7 @@ func (s *Server) readStudentSearch(w http.ResponseWriter, r *http.Request) (stud
 	// "no filters") breaks the contract: 422, as for a case record.
 	if t := bytes.TrimSpace(b); json.Valid(t) && t[0] != '{' {
 		return body, &gateway.Error{Code: gateway.EINVALID, Message: "bad search", Issues: []gateway.Issue{{
-			Severity: "error", Type: "structure", Message: "the body must be a JSON object, not " + jsonKind(t[0]),
+			Severity: "error", Type: "structure", Message: "the body must be a JSON object with the search's members",
 		}}}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -203,21 +203,6 @@ func (s *Server) readStudentSearch(w http.ResponseWriter, r *http.Request) (stud
 		}}}
 	}
 	return body, nil
-}
-
-// jsonKind names the JSON value that starts with c.
-func jsonKind(c byte) string {
-	switch c {
-	case 'n':
-		return "null"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	}
-	return "a number"
 }
 
 // studentQuery turns a POST search into a domain query with the student's
