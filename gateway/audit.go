@@ -361,10 +361,23 @@ func (a *Audit) ready() error {
 	return nil
 }
 
+// stopped is the error of a read of the chain whose request was cancelled
+// or ran out of time (the server's write timeout bounds every request), so
+// that no loop over the chain outlives the request that asked for it.
+func stopped(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Code: EUNAVAILABLE, Message: "the request was cancelled or ran out of time; narrow the search (from, to) and try again", Err: err}
+	}
+	return nil
+}
+
 // scan reads the chain in order from after afterSeq and calls fn for each
 // parsed record until fn returns false.
 func (a *Audit) scan(ctx context.Context, institution string, afterSeq int64, fn func(AuditRecord) bool) error {
 	for {
+		if err := stopped(ctx); err != nil {
+			return err
+		}
 		recs, err := a.Log.Decisions(ctx, institution, afterSeq, scanBatch)
 		if err != nil {
 			return err
@@ -405,11 +418,27 @@ func (a *Audit) Search(ctx context.Context, c *Client, q Query) (Page, error) {
 	if limit == 0 {
 		limit = DefaultPageSize
 	}
+	badCursor := func(msg string) error {
+		return &Error{Code: EINVALID, Message: "bad search", Issues: []Issue{{
+			Severity: "error", Type: "value", Expression: "cursor", Message: msg,
+		}}}
+	}
 	corder, cseq, _ := parseCursor(q.Cursor)
 	if q.Cursor != "" && corder != q.Order {
-		return Page{}, &Error{Code: EINVALID, Message: "bad search", Issues: []Issue{{
-			Severity: "error", Type: "value", Expression: "cursor", Message: "the cursor belongs to a search in the other order",
-		}}}
+		return Page{}, badCursor("the cursor belongs to a search in the other order")
+	}
+	// A cursor is a position this server gave, so it lies within the chain
+	// (a descending one on a record, at 1 or above): one beyond the head is
+	// forged and refused, rather than read down from, window by empty
+	// window.
+	var head int64
+	if q.Cursor != "" || q.Order == "desc" {
+		if head, err = a.head(ctx, inst); err != nil {
+			return Page{}, err
+		}
+	}
+	if q.Cursor != "" && (cseq > head || (q.Order == "desc" && cseq < 1)) {
+		return Page{}, badCursor("the cursor is beyond the end of the audit trail; start the search again without it")
 	}
 	page := Page{Institution: inst, Order: q.Order, Records: []AuditRecord{}}
 	if q.Order == "asc" {
@@ -430,14 +459,13 @@ func (a *Audit) Search(ctx context.Context, c *Client, q Query) (Page, error) {
 	// (or the head), one more match than the page to know if there is a
 	// next.
 	upper := cseq // exclusive
-	if upper == 0 {
-		head, err := a.head(ctx, inst)
-		if err != nil {
-			return Page{}, err
-		}
+	if q.Cursor == "" {
 		upper = head + 1
 	}
 	for upper > 1 && len(page.Records) <= limit {
+		if err := stopped(ctx); err != nil {
+			return Page{}, err
+		}
 		lo := max(0, upper-1-scanBatch)
 		recs, err := a.Log.Decisions(ctx, inst, lo, int(upper-1-lo))
 		if err != nil {
@@ -468,6 +496,9 @@ func (a *Audit) Search(ctx context.Context, c *Client, q Query) (Page, error) {
 // "a record at or after p exists" only turns false once as p grows.
 func (a *Audit) head(ctx context.Context, inst string) (int64, error) {
 	exists := func(p int64) (bool, error) {
+		if err := stopped(ctx); err != nil {
+			return false, err
+		}
 		recs, err := a.Log.Decisions(ctx, inst, p-1, 1)
 		return len(recs) > 0, err
 	}

@@ -3,9 +3,12 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -508,4 +511,117 @@ func TestCSV(t *testing.T) {
 			t.Fatalf("%v %q", err, b.String())
 		}
 	})
+}
+
+// countingLog counts the reads of the chain, and cancels its context after
+// cancelAfter reads when set. It reads the store under a context that is
+// never cancelled, as an adapter that does not watch its context would, so
+// that the tests show the audit's own loops stopping.
+type countingLog struct {
+	gateway.DecisionLog
+	reads       int
+	cancelAfter int
+	cancel      context.CancelFunc
+}
+
+func (c *countingLog) Decisions(ctx context.Context, inst string, after int64, limit int) ([]gateway.DecisionRecord, error) {
+	c.reads++
+	if c.cancel != nil && c.reads == c.cancelAfter {
+		c.cancel()
+	}
+	return c.DecisionLog.Decisions(context.WithoutCancel(ctx), inst, after, limit)
+}
+
+// cursor is a cursor as an attacker writes one: base64url of "v1:ORDER:SEQ".
+func cursor(order string, seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("v1:%s:%d", order, seq)))
+}
+
+// TestForgedCursorIsRefused: a cursor beyond the head of the chain (the
+// penetration test's "v1:desc:9223372036854775807", which read down the
+// chain in empty windows of 500 for minutes) is refused naming cursor,
+// after the few reads that find the head; cursors within the chain work.
+func TestForgedCursorIsRefused(t *testing.T) {
+	db := openStore(t)
+	seed(t, db, instA, 30)
+	ctx := context.Background()
+	tests := []struct {
+		name, cursor, order string
+		refused             bool
+	}{
+		{"desc at the largest seq", cursor("desc", math.MaxInt64), "desc", true},
+		{"desc just past the head", cursor("desc", 31), "desc", true},
+		{"desc at 0", cursor("desc", 0), "desc", true},
+		{"asc at the largest seq", cursor("asc", math.MaxInt64), "asc", true},
+		{"asc just past the head", cursor("asc", 31), "asc", true},
+		{"desc at the head", cursor("desc", 30), "desc", false},
+		{"asc at the head", cursor("asc", 30), "asc", false},
+		{"asc at 0", cursor("asc", 0), "asc", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := &countingLog{DecisionLog: db}
+			a := &gateway.Audit{Log: log}
+			p, err := a.Search(ctx, auditorA, gateway.Query{Order: tt.order, Cursor: tt.cursor, Limit: 10})
+			if !tt.refused {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			e := gateway.AsError(err)
+			if e.Code != gateway.EINVALID || len(e.Issues) != 1 || e.Issues[0].Expression != "cursor" {
+				t.Fatalf("err = %v, page %d records; want a refusal naming cursor", err, len(p.Records))
+			}
+			// Finding the head of 30 records takes about 2·log2(30) reads.
+			if log.reads > 12 {
+				t.Fatalf("%d reads of the chain before the refusal", log.reads)
+			}
+		})
+	}
+}
+
+// TestCancelledSearchStops: every loop over the chain stops at the first
+// read after its request's context is done, with a 503-class error rather
+// than reading on.
+func TestCancelledSearchStops(t *testing.T) {
+	db := openStore(t)
+	seed(t, db, instA, 1600) // four windows
+	for _, tt := range []struct {
+		name string
+		// cancelAfter is the read at which the context is cancelled: for
+		// the newest-first search, after the 22 reads that find the head
+		// of 1,600 records and two windows below it.
+		cancelAfter int
+		run         func(ctx context.Context, a *gateway.Audit) error
+	}{
+		{"desc search matching nothing", 24, func(ctx context.Context, a *gateway.Audit) error {
+			_, err := a.Search(ctx, auditorA, gateway.Query{CaseID: "none"})
+			return err
+		}},
+		{"asc search matching nothing", 2, func(ctx context.Context, a *gateway.Audit) error {
+			_, err := a.Search(ctx, auditorA, gateway.Query{Order: "asc", CaseID: "none"})
+			return err
+		}},
+		{"export", 2, func(ctx context.Context, a *gateway.Audit) error {
+			return a.Each(ctx, auditorA, gateway.Query{}, func(gateway.AuditRecord) error { return nil })
+		}},
+		{"record", 2, func(ctx context.Context, a *gateway.Audit) error {
+			_, _, err := a.Record(ctx, auditorA, "none", 0)
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			log := &countingLog{DecisionLog: db, cancelAfter: tt.cancelAfter, cancel: cancel}
+			err := tt.run(ctx, &gateway.Audit{Log: log})
+			if gateway.ErrorCode(err) != gateway.EUNAVAILABLE || !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want unavailable (context canceled)", err)
+			}
+			if log.reads != tt.cancelAfter {
+				t.Fatalf("%d reads, want %d: the loop read on after its context was done", log.reads, tt.cancelAfter)
+			}
+		})
+	}
 }

@@ -45,9 +45,6 @@ func newApp(ctx context.Context, path string, logOut io.Writer, logLevel string)
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range cfg.Warnings() {
-		log.Warn("configuration: " + w)
-	}
 	reg, err := cfg.Registry()
 	if err != nil {
 		return nil, err

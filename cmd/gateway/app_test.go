@@ -13,7 +13,8 @@ import (
 )
 
 // TestIgnoredEngineWarns: a configuration that still sets policies.engine
-// starts, and the gateway logs one warning that the setting is ignored.
+// loads, and the gateway logs one warning at start that the setting is
+// ignored.
 func TestIgnoredEngineWarns(t *testing.T) {
 	cfg := strings.Replace(string(config.Example), "  dir: \"\"\n", "  dir: \"\"\n  engine: plan\n", 1)
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
@@ -21,9 +22,11 @@ func TestIgnoredEngineWarns(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	if _, err := newApp(context.Background(), path, &logs, "warn"); err != nil {
+	a, err := newApp(context.Background(), path, &logs, "warn")
+	if err != nil {
 		t.Fatalf("a configuration with policies.engine does not load: %v", err)
 	}
+	startWarnings(a.log, a.cfg) // as gateway serve does at start
 	var warned int
 	for _, line := range bytes.Split(bytes.TrimSpace(logs.Bytes()), []byte("\n")) {
 		var entry struct{ Level, Msg string }

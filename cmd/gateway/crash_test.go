@@ -50,6 +50,7 @@ func processConfig(t *testing.T, dir string, store config.Store) (path, api, san
 	y := string(config.Example)
 	y = strings.ReplaceAll(y, "listen: 127.0.0.1:8080", "listen: "+api)
 	y = strings.ReplaceAll(y, "listen: 127.0.0.1:8081", "listen: "+sandbox)
+	y = strings.ReplaceAll(y, "listen: 127.0.0.1:9090", "listen: "+freePort(t))
 	y = strings.ReplaceAll(y, "http://127.0.0.1:8081/fhir", "http://"+sandbox+"/fhir")
 	y = strings.ReplaceAll(y, "http://127.0.0.1:8080/fhir", "http://"+api+"/fhir")
 	if store.Driver == "postgres" {

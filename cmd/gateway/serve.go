@@ -57,9 +57,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer func() { _ = a.log.Sync() }()
-	if a.cfg.Demo {
-		a.log.Warn("DEMO MODE: the published demo tokens are accepted and the pseudonym key is public; never run a real deployment with demo: true")
-	}
+	startWarnings(a.log, a.cfg)
 	key, err := a.cfg.PseudonymKey()
 	if err != nil {
 		return err
@@ -77,6 +75,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	g.Go(func() error { return listenAndServe(ctx, a.log, "api", a.cfg.Listen, api.Handler(), tlsCfg) })
+	g.Go(func() error {
+		return listenAndServe(ctx, a.log, "metrics", a.cfg.Metrics.Listen, metricsHandler(metrics))
+	})
 	if dir := a.cfg.Policies.Dir; dir != "" {
 		// Edits to the policy directory are compiled, tested and swapped
 		// in while the gateway serves; a broken set is refused.
@@ -119,6 +120,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		zap.String("policy_revision", a.decider.Revision()),
 		zap.Int("services", len(a.cfg.Services)))
 	return g.Wait()
+}
+
+// startWarnings logs, at every start, what the configuration allows but an
+// operator must know: demo mode, plain HTTP behind a TLS proxy, metrics on
+// a non-loopback address, settings that are ignored.
+func startWarnings(log *zap.Logger, cfg *config.Config) {
+	if cfg.Demo {
+		log.Warn("DEMO MODE: the published demo tokens are accepted and the pseudonym key is public; never run a real deployment with demo: true")
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
+}
+
+// metricsHandler serves /metrics alone, on the metrics listener: anything
+// else there is a 404.
+func metricsHandler(m *prometheus.Metrics) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	return mux
 }
 
 // cmdSandbox runs the sandbox NHS receiver alone.
@@ -178,7 +199,7 @@ var productionLimits = serverLimits{
 // itself.
 func newHTTPServer(h http.Handler, log *zap.Logger, lim serverLimits) *http.Server {
 	return &http.Server{
-		Handler:                      h,
+		Handler:                      requestDeadline(h, lim.WriteTimeout),
 		ReadHeaderTimeout:            lim.ReadHeaderTimeout,
 		ReadTimeout:                  lim.ReadTimeout,
 		WriteTimeout:                 lim.WriteTimeout,
@@ -187,6 +208,30 @@ func newHTTPServer(h http.Handler, log *zap.Logger, lim serverLimits) *http.Serv
 		DisableGeneralOptionsHandler: true,
 		ErrorLog:                     zap.NewStdLog(log),
 	}
+}
+
+// requestDeadline ends each request's context when the server's write
+// timeout does: past it the answer can no longer be sent, so a handler (an
+// audit search over a long chain) stops its work rather than run on.
+func requestDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// tlsCipherSuites are the TLS 1.2 suites the API offers: ECDHE with an AEAD
+// cipher only (AES-GCM, ChaCha20-Poly1305), never CBC, whose MAC-then-encrypt
+// construction has a history of padding-oracle attacks. TLS 1.3's suites are
+// all AEAD and not configurable.
+var tlsCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // serverTLS is the API's TLS configuration: nil without a certificate; with
@@ -200,7 +245,7 @@ func serverTLS(c config.TLS) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsCipherSuites, Certificates: []tls.Certificate{cert}}
 	if c.ClientCAFile != "" {
 		pem, err := os.ReadFile(c.ClientCAFile)
 		if err != nil {
@@ -296,7 +341,6 @@ func (a *app) server(store gateway.Store, key []byte) (*gwhttp.Server, *promethe
 		Auth:                gwhttp.NewAuthenticator(credentials(a.cfg.Clients), a.cfg.Demo),
 		Logger:              a.log,
 		Observer:            metrics,
-		Metrics:             metrics.Handler(),
 		MaxBodyBytes:        a.cfg.Limits.MaxBodyBytes,
 		Schema:              gateway.CaseRecordSchema,
 		Rules:               a.rules,

@@ -48,6 +48,7 @@ type Config struct {
 	Audit       Audit       `json:"audit"`
 	Retention   Retention   `json:"retention"`
 	Debug       Debug       `json:"debug"`
+	Metrics     Metrics     `json:"metrics"`
 }
 
 // Debug holds what an operator turns on to measure the gateway, never in
@@ -78,6 +79,10 @@ type TLS struct {
 	// ClientCAFile, when set, makes the listener ask for client
 	// certificates signed by these CAs (mTLS).
 	ClientCAFile string `json:"clientCAFile"`
+	// TerminatedUpstream states that TLS ends in front of the gateway (a
+	// load balancer or proxy): only then may the API serve plain HTTP on a
+	// non-loopback address, with a warning at every start.
+	TerminatedUpstream bool `json:"terminatedUpstream"`
 }
 
 // Client is a calling system as configured: who it is, what it may do, and
@@ -123,16 +128,6 @@ type Policies struct {
 	// Engine is accepted and ignored: decisions run on OPA's own evaluator.
 	// A configuration that sets it still loads, and Warnings names it.
 	Engine string `json:"engine,omitempty"`
-}
-
-// Warnings lists the settings of c that are accepted but have no effect, for
-// the gateway to log at start.
-func (c *Config) Warnings() []string {
-	var out []string
-	if c.Policies.Engine != "" {
-		out = append(out, "policies.engine is ignored: decisions run on OPA's own evaluator")
-	}
-	return out
 }
 
 // Limits bounds what a client may send.
@@ -195,6 +190,9 @@ func (c *Config) defaults() {
 	}
 	c.Delivery.defaults()
 	c.Retention.defaults()
+	if c.Metrics.Listen == "" {
+		c.Metrics.Listen = "127.0.0.1:9090"
+	}
 }
 
 // Validate checks what decoding cannot: that every service is complete and
@@ -280,6 +278,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Debug.validate(); err != nil {
+		return err
+	}
+	if err := c.validateListeners(); err != nil {
 		return err
 	}
 	return c.validateClients(seen)

@@ -74,5 +74,25 @@ func (c *Config) PseudonymKey() ([]byte, error) {
 	if err != nil || len(key) < 32 {
 		return nil, fmt.Errorf("audit.pseudonymKeyFile: the file must hold at least 32 bytes in hex")
 	}
+	if n := distinctBytes(key); n < minDistinctKeyBytes {
+		return nil, fmt.Errorf("audit.pseudonymKeyFile: the key has only %d distinct byte values (at least %d needed): it was not drawn at random; make one with `openssl rand -hex 32`", n, minDistinctKeyBytes)
+	}
 	return key, nil
+}
+
+// minDistinctKeyBytes is the fewest distinct byte values a pseudonym key
+// may hold. 32 random bytes hold about 30 (fewer than 20 has odds below
+// one in a billion), while an all-zero key holds 1 and a short pattern
+// repeated a few: such a key is guessable, and with it every pseudonym.
+const minDistinctKeyBytes = 20
+
+func distinctBytes(b []byte) int {
+	var seen [256]bool
+	n := 0
+	for _, c := range b {
+		if !seen[c] {
+			seen[c], n = true, n+1
+		}
+	}
+	return n
 }

@@ -187,6 +187,13 @@ func (s *Server) readStudentSearch(w http.ResponseWriter, r *http.Request) (stud
 	if err != nil {
 		return body, err
 	}
+	// JSON that is not an object (null above all, which would decode as
+	// "no filters") breaks the contract: 422, as for a case record.
+	if t := bytes.TrimSpace(b); json.Valid(t) && t[0] != '{' {
+		return body, &gateway.Error{Code: gateway.EINVALID, Message: "bad search", Issues: []gateway.Issue{{
+			Severity: "error", Type: "structure", Message: "the body must be a JSON object with the search's members",
+		}}}
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil || dec.More() {

@@ -201,6 +201,10 @@ func issue(t *testing.T, body string) (expr, code string) {
 	return expr, oo.Issue[0].Code
 }
 
+// forgedCursor is base64url("v1:desc:9223372036854775807"): a descending
+// cursor at the largest seq, far beyond any chain's head.
+const forgedCursor = "djE6ZGVzYzo5MjIzMzcyMDM2ODU0Nzc1ODA3"
+
 func TestAuditSearchAPI(t *testing.T) {
 	f := newAuditFixture(t, false)
 	tests := []struct {
@@ -231,6 +235,10 @@ func TestAuditSearchAPI(t *testing.T) {
 		{"a bad outcome", "/v1/audit/decisions?outcome=maybe", tokAuditA, 422, "", "outcome", "value"},
 		{"a bad limit", "/v1/audit/decisions?limit=lots", tokAuditA, 422, "", "limit", "value"},
 		{"a forged cursor", "/v1/audit/decisions?cursor=abc", tokAuditA, 422, "", "cursor", "value"},
+		// The penetration test's cursor: "v1:desc:9223372036854775807".
+		{"a cursor far beyond the chain", "/v1/audit/decisions?order=desc&cursor=" + forgedCursor, tokAuditA, 422, "", "cursor", "value"},
+		{"a cursor just beyond the chain", "/v1/audit/decisions?order=asc&cursor=djE6YXNjOjU", tokAuditA, 422, "", "cursor", "value"}, // v1:asc:5
+		{"a cursor at the chain's head", "/v1/audit/decisions?order=asc&cursor=djE6YXNjOjQ", tokAuditA, 200, "", "", ""},              // v1:asc:4
 		{"a submitter", "/v1/audit/decisions", tokSubmitA, 403, "", "", "forbidden"},
 		{"no token", "/v1/audit/decisions", "", 401, "", "", "login"},
 	}
@@ -273,6 +281,10 @@ func TestAuditSearchByStudent(t *testing.T) {
 		{"an unknown member", `{"nhs":"9434765919"}`, 400, "", ""},
 		{"an export format", `{"nhsNumber":"9434765919","format":"csv"}`, 422, "", "format"},
 		{"not JSON", `{"nhsNumber":`, 400, "", ""},
+		{"null", `null`, 422, "", ""},
+		{"null with white space", " null\n", 422, "", ""},
+		{"an array", `[{"nhsNumber":"9434765919"}]`, 422, "", ""},
+		{"a string", `"9434765919"`, 422, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,10 +301,8 @@ func TestAuditSearchByStudent(t *testing.T) {
 			if strings.Contains(a.body, "943476591") {
 				t.Fatalf("the error echoes the NHS number: %s", a.body)
 			}
-			if tt.expr != "" {
-				if expr, _ := issue(t, a.body); expr != tt.expr {
-					t.Fatalf("issue on %s, want %s", expr, tt.expr)
-				}
+			if expr, _ := issue(t, a.body); tt.expr != "" && expr != tt.expr {
+				t.Fatalf("issue on %s, want %s", expr, tt.expr)
 			}
 		})
 	}
@@ -624,6 +634,11 @@ func TestUISignIn(t *testing.T) {
 			page := b.get("/ui/decisions")
 			if page.status != 200 || !strings.Contains(page.body, "Signed in as <strong>ig-a</strong>") {
 				t.Fatalf("decisions: status %d: %.400s", page.status, page.body)
+			}
+			// A forged cursor is refused by the search, so the page starts
+			// again at the newest record.
+			if page := b.get("/ui/decisions?cursor=" + forgedCursor); page.status != 200 || !strings.Contains(page.body, "/ui/decisions/d-other") {
+				t.Fatalf("decisions with a forged cursor: status %d: %.400s", page.status, page.body)
 			}
 		})
 	}

@@ -2,7 +2,6 @@ package http
 
 import (
 	"encoding/json"
-	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -17,7 +16,6 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	s := &Server{
 		Intake:              &gateway.Intake{},
 		Rules:               func() []gateway.PolicyRule { return nil },
-		Metrics:             http.NotFoundHandler(),
 		CapabilityStatement: []byte("{}"),
 	}
 	served := map[string]bool{}

@@ -33,9 +33,9 @@ type Server struct {
 	// Rules lists the policy rules in force.
 	Rules func() []gateway.PolicyRule
 	// Observer counts requests and decisions for the metrics; optional.
+	// The metrics themselves are served on their own listener
+	// (metrics.listen), never by the API.
 	Observer Observer
-	// Metrics serves /metrics when set.
-	Metrics http.Handler
 	// Intake accepts, reads and cancels referrals; without it the referral
 	// routes are off.
 	Intake *gateway.Intake
@@ -102,9 +102,6 @@ func (s *Server) router() *mux.Router {
 	r.HandleFunc("/v1/schema/case-record.json", s.handleSchema).Methods(http.MethodGet)
 	if s.Rules != nil {
 		r.HandleFunc("/v1/policy/rules", s.handleRules).Methods(http.MethodGet)
-	}
-	if s.Metrics != nil {
-		r.Handle("/metrics", s.Metrics).Methods(http.MethodGet)
 	}
 	s.auditRoutes(r)
 	return r
