@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"runtime/debug"
 	"testing"
 )
@@ -8,6 +9,8 @@ import (
 func TestTuneGC(t *testing.T) {
 	old := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(old)
+	oldLimit := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(oldLimit)
 	tests := []struct {
 		name string
 		gogc string
@@ -29,5 +32,27 @@ func TestTuneGC(t *testing.T) {
 				t.Errorf("GC percent %d; want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestTuneMemoryLimit: serve sets its soft memory limit unless the operator
+// set GOMEMLIMIT.
+func TestTuneMemoryLimit(t *testing.T) {
+	oldGC, oldLimit := debug.SetGCPercent(100), debug.SetMemoryLimit(-1)
+	defer func() { debug.SetGCPercent(oldGC); debug.SetMemoryLimit(oldLimit) }()
+	for _, tc := range []struct {
+		env  string
+		want int64
+	}{{"", serveMemoryLimit}, {"200MiB", math.MaxInt64}} {
+		debug.SetMemoryLimit(math.MaxInt64)
+		tuneGC(func(k string) string {
+			if k == "GOMEMLIMIT" {
+				return tc.env
+			}
+			return ""
+		})
+		if got := debug.SetMemoryLimit(-1); got != tc.want {
+			t.Errorf("GOMEMLIMIT=%q: memory limit %d, want %d", tc.env, got, tc.want)
+		}
 	}
 }

@@ -134,6 +134,10 @@ type Policies struct {
 type Limits struct {
 	// MaxBodyBytes is the largest request body accepted (413 beyond).
 	MaxBodyBytes int64 `json:"maxBodyBytes"`
+	// MaxInFlight is how many submissions and dry runs are served at once;
+	// beyond it a request gets 503 with Retry-After, so that a burst is
+	// refused cleanly rather than queued until memory runs out.
+	MaxInFlight int `json:"maxInFlight"`
 }
 
 // Load reads and checks a configuration file; an empty path means the
@@ -181,6 +185,9 @@ func (c *Config) defaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	if c.Limits.MaxInFlight == 0 {
+		c.Limits.MaxInFlight = 64
+	}
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = 256 << 10
 	}
@@ -200,6 +207,9 @@ func (c *Config) defaults() {
 func (c *Config) Validate() error {
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		return fmt.Errorf("log.level %q: use debug, info, warn or error", c.Log.Level)
+	}
+	if c.Limits.MaxInFlight < 1 {
+		return fmt.Errorf("limits.maxInFlight %d: must be at least 1", c.Limits.MaxInFlight)
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		return fmt.Errorf("limits.maxBodyBytes %d: must be at least 1024", c.Limits.MaxBodyBytes)

@@ -70,6 +70,7 @@ func TestParseRejects(t *testing.T) {
 		{"bad UKPRN", `"10006842", "10003957"]`, `"1234", "10003957"]`, "UKPRN"},
 		{"duplicate service", "id: liverpool-liaison", "id: u-cope", "duplicate"},
 		{"unknown route", "routes: [consent]\n\n  - id: liverpool-liaison", "routes: [asked-nicely]\n\n  - id: liverpool-liaison", "unknown route"},
+		{"no intake slots", "maxInFlight: 64", "maxInFlight: -1", "limits.maxInFlight"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

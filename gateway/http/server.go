@@ -28,6 +28,9 @@ type Server struct {
 	Logger    *zap.Logger
 	// MaxBodyBytes bounds every request body (413 beyond).
 	MaxBodyBytes int64
+	// MaxInFlight bounds the intake requests served at once (503 with
+	// Retry-After beyond); 0 means no bound.
+	MaxInFlight int
 	// Schema is the JSON Schema of the case record, served for integrators.
 	Schema []byte
 	// Rules lists the policy rules in force.
@@ -84,14 +87,15 @@ func (s *Server) router() *mux.Router {
 	r.HandleFunc("/healthz", s.handleHealth).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
 	r.HandleFunc("/v1/openapi.json", handleOpenAPI).Methods(http.MethodGet)
+	intake := inFlight(s.MaxInFlight)
 	if s.Intake != nil {
-		r.HandleFunc("/v1/referrals/$evaluate", s.require(s.handleEvaluate, gateway.RoleSubmitter)).Methods(http.MethodPost)
-		r.HandleFunc("/v1/referrals", s.require(s.handleSubmit, gateway.RoleSubmitter)).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals/$evaluate", s.require(intake(s.handleEvaluate), gateway.RoleSubmitter)).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals", s.require(intake(s.handleSubmit), gateway.RoleSubmitter)).Methods(http.MethodPost)
 		r.HandleFunc("/v1/referrals/{id}", s.require(s.handleReferral, gateway.RoleSubmitter)).Methods(http.MethodGet)
 		r.HandleFunc("/v1/referrals/{id}/$cancel", s.require(s.handleCancel, gateway.RoleSubmitter)).Methods(http.MethodPost)
 		r.HandleFunc("/fhir/$process-message", s.require(s.handleInbound, gateway.RoleReceiver)).Methods(http.MethodPost)
 	} else {
-		r.HandleFunc("/v1/referrals/$evaluate", s.handleEvaluate).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals/$evaluate", intake(s.handleEvaluate)).Methods(http.MethodPost)
 	}
 	if s.CapabilityStatement != nil {
 		r.HandleFunc("/fhir/metadata", func(w http.ResponseWriter, r *http.Request) {
