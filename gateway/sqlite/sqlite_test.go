@@ -3,9 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,8 +46,7 @@ var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 // whose content hash content determines. The store treats record and
 // bundle as opaque JSON.
 func acceptRequest(caseID, content string) gateway.AcceptRequest {
-	sum := sha256.Sum256([]byte(caseID + "\x00" + content))
-	hash := hex.EncodeToString(sum[:])
+	hash := gateway.DeriveID("content", caseID, content)
 	body, _ := json.Marshal(map[string]string{"caseId": caseID, "content": content})
 	return gateway.AcceptRequest{
 		Institution: inst, CaseID: caseID, ContentHash: hash, ServiceID: "u-cope", At: t0,
