@@ -401,7 +401,7 @@ type DecisionLog interface {
 
 // Store is the gateway's durable state. One implementation over
 // database/sql (gateway/sqlstore) serves SQLite and PostgreSQL, and both
-// pass the same test suite (gateway/storetest).
+// pass the same test suite (TestStore in gateway/sqlstore).
 type Store interface {
 	Referrals
 	Outbox

@@ -24,7 +24,6 @@ import (
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/sqlite"
-	"github.com/student-mh-referrals/gateway/gateway/storetest"
 )
 
 // t0 is when the test messages are queued.
@@ -152,10 +151,12 @@ var university = gateway.Sender{
 // outbox message.
 func queue(t testing.TB, s gateway.Store, caseID, service string, tgt gateway.Identifier, at time.Time) gateway.OutboxMessage {
 	t.Helper()
-	req := storetest.NewAcceptRequest(institution, caseID, "content of "+caseID, "", at)
-	req.ServiceID = service
-	req.Bundle = message(caseID, tgt)
-	req.Sender = university
+	hash := gateway.DeriveID("content", caseID)
+	req := gateway.AcceptRequest{
+		Institution: institution, CaseID: caseID, ContentHash: hash, ServiceID: service, At: at,
+		Record: []byte(`{}`), Bundle: message(caseID, tgt), Sender: university,
+		Decision: gateway.DecisionRecord{DecisionID: gateway.DeriveID("decision", hash), At: at, Body: []byte(`{"allow":true}`)},
+	}
 	res, err := s.Accept(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)

@@ -14,56 +14,16 @@ import (
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/postgres/pgtest"
 	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
-	"github.com/student-mh-referrals/gateway/gateway/storetest"
 )
 
-// testDB is a store with the suite's hooks.
-type testDB struct {
-	*DB
-	dsn string
-}
-
-func (d testDB) Exec(ctx context.Context, queries ...string) error {
-	for _, q := range queries {
-		if _, err := d.db.ExecContext(ctx, q); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (d testDB) Tamper(ctx context.Context, queries ...string) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	for _, q := range append(append([]string{`ALTER TABLE decision_records DISABLE TRIGGER USER`}, queries...),
-		`ALTER TABLE decision_records ENABLE TRIGGER USER`) {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
-}
-
-// Another opens a second pool on the same schema, as a second gateway
-// process would.
-func (d testDB) Another(t *testing.T) gateway.Store { return openAt(t, d.dsn) }
-
-func openAt(t testing.TB, dsn string) testDB {
+func openAt(t testing.TB, dsn string) *DB {
 	t.Helper()
 	db, err := Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return testDB{DB: db, dsn: dsn}
-}
-
-func TestStore(t *testing.T) {
-	pgtest.DSN(t)
-	storetest.Run(t, func(t *testing.T) gateway.Store { return openAt(t, pgtest.FreshSchema(t)) })
+	return db
 }
 
 func TestOpen(t *testing.T) {
@@ -129,10 +89,6 @@ func TestOpen(t *testing.T) {
 	})
 }
 
-func BenchmarkAccept(b *testing.B) {
-	storetest.BenchmarkAccept(b, func(b *testing.B) gateway.Store { return openAt(b, pgtest.FreshSchema(b)) })
-}
-
 // TestMigrateQueuedMessages opens a store made by a gateway from before
 // messages kept their sender: a queued message gets its sender from its
 // Bundle, and one whose Bundle names none has none.
@@ -152,7 +108,7 @@ func TestMigrateQueuedMessages(t *testing.T) {
 	if err := sqlstore.Migrate(ctx, old, dialect, fstest.MapFS{"0001_init.sql": {Data: b}}); err != nil {
 		t.Fatal(err)
 	}
-	for i, body := range []string{storetest.LegacyBundle, `{"resourceType":"Bundle","entry":[]}`} {
+	for i, body := range []string{legacyBundle, `{"resourceType":"Bundle","entry":[]}`} {
 		id := fmt.Sprint("m", i)
 		for _, st := range []struct {
 			q    string
@@ -169,10 +125,24 @@ func TestMigrateQueuedMessages(t *testing.T) {
 		}
 	}
 	db := openAt(t, dsn)
-	for id, want := range map[string]gateway.Sender{"m0": storetest.LegacySender, "m1": {}} {
+	for id, want := range map[string]gateway.Sender{"m0": legacySender, "m1": {}} {
 		m, err := db.Message(ctx, id)
 		if err != nil || !reflect.DeepEqual(m.Sender, want) {
 			t.Errorf("message %s: sender %+v, %v; want %+v", id, m.Sender, err, want)
 		}
 	}
+}
+
+// legacyBundle is a queued message's Bundle as the gateway stored it before
+// messages kept their sender: its MessageHeader.sender references the
+// university's Organization entry, whose sender is legacySender.
+const legacyBundle = `{"resourceType":"Bundle","type":"message","entry":[
+	{"fullUrl":"urn:uuid:h","resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:u"}}},
+	{"fullUrl":"urn:uuid:t","resource":{"resourceType":"Organization","name":"Trust"}},
+	{"fullUrl":"urn:uuid:u","resource":{"resourceType":"Organization","name":"University",
+		"identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"X1"}]}}]}`
+
+var legacySender = gateway.Sender{
+	Identifier: []gateway.Identifier{{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X1"}},
+	Name:       "University",
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,39 +21,9 @@ import (
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
-	"github.com/student-mh-referrals/gateway/gateway/storetest"
 )
 
-// testDB is a store with the suite's hooks.
-type testDB struct {
-	*DB
-	opt Options
-}
-
-func (d testDB) Exec(ctx context.Context, queries ...string) error {
-	for _, q := range queries {
-		if _, err := d.w.ExecContext(ctx, q); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (d testDB) Tamper(ctx context.Context, queries ...string) error {
-	return d.Exec(ctx, append([]string{
-		`DROP TRIGGER IF EXISTS decision_records_no_update`,
-		`DROP TRIGGER IF EXISTS decision_records_no_delete`,
-	}, queries...)...)
-}
-
-// SingleWriter implements storetest.SingleWriter.
-func (d testDB) SingleWriter() bool { return true }
-
-func (d testDB) Another(t *testing.T) gateway.Store {
-	return openAt(t, d.path, d.opt)
-}
-
-func openAt(t testing.TB, path string, opt Options) testDB {
+func openAt(t testing.TB, path string, opt Options) *DB {
 	t.Helper()
 	db, err := OpenWith(context.Background(), path, opt)
 	if err != nil {
@@ -63,7 +34,25 @@ func openAt(t testing.TB, path string, opt Options) testDB {
 			t.Error(err)
 		}
 	})
-	return testDB{DB: db, opt: opt}
+	return db
+}
+
+// inst and t0 are the institution and time of the tests' referrals.
+const inst = "10000001"
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// acceptRequest is a complete accept request for caseID of inst at t0,
+// whose content hash content determines. The store treats record and
+// bundle as opaque JSON.
+func acceptRequest(caseID, content string) gateway.AcceptRequest {
+	hash := gateway.DeriveID("content", caseID, content)
+	body, _ := json.Marshal(map[string]string{"caseId": caseID, "content": content})
+	return gateway.AcceptRequest{
+		Institution: inst, CaseID: caseID, ContentHash: hash, ServiceID: "u-cope", At: t0,
+		Record: body, Bundle: body,
+		Decision: gateway.DecisionRecord{DecisionID: gateway.DeriveID("decision", hash), At: t0, Body: []byte(`{"allow":true}`)},
+	}
 }
 
 // commitModes are the store with and without group commit.
@@ -71,16 +60,6 @@ var commitModes = []struct {
 	name string
 	opt  Options
 }{{"group-commit", Options{}}, {"commit-per-write", Options{NoGroupCommit: true}}}
-
-func TestStore(t *testing.T) {
-	for _, opt := range commitModes {
-		t.Run(opt.name, func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) gateway.Store {
-				return openAt(t, filepath.Join(t.TempDir(), "gateway.db"), opt.opt)
-			})
-		})
-	}
-}
 
 func TestOpen(t *testing.T) {
 	ctx := context.Background()
@@ -165,8 +144,8 @@ func TestCrashDurability(t *testing.T) {
 	db := openAt(t, path, Options{})
 	ctx := context.Background()
 	for i := 0; i < acked; i++ {
-		req := storetest.NewAcceptRequest(storetest.InstA, fmt.Sprintf("crash-%d", i), "a", "", storetest.T0)
-		ref, err := db.Referral(ctx, storetest.InstA, gateway.ReferralID(req.Institution, req.CaseID, req.ContentHash))
+		req := acceptRequest(fmt.Sprintf("crash-%d", i), "a")
+		ref, err := db.Referral(ctx, inst, gateway.ReferralID(req.Institution, req.CaseID, req.ContentHash))
 		if err != nil {
 			t.Fatalf("acknowledged referral %d lost: %v", i, err)
 		}
@@ -174,7 +153,7 @@ func TestCrashDurability(t *testing.T) {
 			t.Fatalf("referral %d: %+v", i, ref)
 		}
 	}
-	v, err := db.Verify(ctx, storetest.InstA)
+	v, err := db.Verify(ctx, inst)
 	if err != nil || !v.OK || v.Records < int64(acked) {
 		t.Fatalf("chain after crash: %+v %v (acked %d)", v, err, acked)
 	}
@@ -200,7 +179,7 @@ func crashChild(path string) {
 		go func() {
 			defer acked.Done()
 			for i := w; i < 400; i += 8 {
-				req := storetest.NewAcceptRequest(storetest.InstA, fmt.Sprintf("crash-%d", i), "a", "", storetest.T0)
+				req := acceptRequest(fmt.Sprintf("crash-%d", i), "a")
 				if _, err := db.Accept(context.Background(), req); err != nil {
 					fmt.Fprint(os.Stderr, err)
 					os.Exit(3)
@@ -234,7 +213,7 @@ func TestBackup(t *testing.T) {
 	dir := t.TempDir()
 	db := openAt(t, filepath.Join(dir, "gateway.db"), Options{})
 	for i := 0; i < 20; i++ {
-		if _, err := db.Accept(ctx, storetest.NewAcceptRequest(storetest.InstA, fmt.Sprintf("C%d", i), "a", "", storetest.T0)); err != nil {
+		if _, err := db.Accept(ctx, acceptRequest(fmt.Sprintf("C%d", i), "a")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -250,7 +229,7 @@ func TestBackup(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := db.AppendDecision(ctx, gateway.DecisionRecord{Institution: storetest.InstA, DecisionID: fmt.Sprint(i), At: storetest.T0, Body: []byte(`{}`)}); err != nil {
+			if _, err := db.AppendDecision(ctx, gateway.DecisionRecord{Institution: inst, DecisionID: fmt.Sprint(i), At: t0, Body: []byte(`{}`)}); err != nil {
 				t.Error(err)
 				return
 			}
@@ -268,12 +247,12 @@ func TestBackup(t *testing.T) {
 	}
 	cp := openAt(t, backup, Options{})
 	for i := 0; i < 20; i++ {
-		got, err := cp.LatestReferral(ctx, storetest.InstA, fmt.Sprintf("C%d", i))
+		got, err := cp.LatestReferral(ctx, inst, fmt.Sprintf("C%d", i))
 		if err != nil {
 			t.Fatalf("backup lacks referral %d: %v", i, err)
 		}
 		// The backup carries the content too, not only the rows.
-		want := storetest.NewAcceptRequest(storetest.InstA, fmt.Sprintf("C%d", i), "a", "", storetest.T0)
+		want := acceptRequest(fmt.Sprintf("C%d", i), "a")
 		if !bytes.Equal(got.Record, want.Record) || !bytes.Equal(got.Bundle, want.Bundle) {
 			t.Fatalf("backup of referral %d: record %q, bundle %q", i, got.Record, got.Bundle)
 		}
@@ -282,23 +261,13 @@ func TestBackup(t *testing.T) {
 			t.Fatalf("backup of message %d: %q, %v", i, ms.Body, err)
 		}
 	}
-	v, err := cp.Verify(ctx, storetest.InstA)
+	v, err := cp.Verify(ctx, inst)
 	if err != nil || !v.OK || v.Records < 20 {
 		t.Fatalf("backup chain %+v %v", v, err)
 	}
 	leftovers, _ := filepath.Glob(filepath.Join(dir, ".backup.db.*"))
 	if len(leftovers) != 0 {
 		t.Fatalf("temporary files left: %v", leftovers)
-	}
-}
-
-func BenchmarkAccept(b *testing.B) {
-	for _, opt := range commitModes {
-		b.Run(opt.name, func(b *testing.B) {
-			storetest.BenchmarkAccept(b, func(b *testing.B) gateway.Store {
-				return openAt(b, filepath.Join(b.TempDir(), "gateway.db"), opt.opt)
-			})
-		})
 	}
 }
 
@@ -323,7 +292,7 @@ func TestMigrateQueuedMessages(t *testing.T) {
 	if err := sqlstore.Migrate(ctx, old, dialect, before); err != nil {
 		t.Fatal(err)
 	}
-	for i, body := range []string{storetest.LegacyBundle, `{"resourceType":"Bundle","entry":[]}`} {
+	for i, body := range []string{legacyBundle, `{"resourceType":"Bundle","entry":[]}`} {
 		id := fmt.Sprint("m", i)
 		for _, st := range []struct {
 			q    string
@@ -341,10 +310,24 @@ func TestMigrateQueuedMessages(t *testing.T) {
 	}
 	old.Close()
 	db := openAt(t, path, Options{})
-	for id, want := range map[string]gateway.Sender{"m0": storetest.LegacySender, "m1": {}} {
+	for id, want := range map[string]gateway.Sender{"m0": legacySender, "m1": {}} {
 		m, err := db.Message(ctx, id)
 		if err != nil || !reflect.DeepEqual(m.Sender, want) {
 			t.Errorf("message %s: sender %+v, %v; want %+v", id, m.Sender, err, want)
 		}
 	}
+}
+
+// legacyBundle is a queued message's Bundle as the gateway stored it before
+// messages kept their sender: its MessageHeader.sender references the
+// university's Organization entry, whose sender is legacySender.
+const legacyBundle = `{"resourceType":"Bundle","type":"message","entry":[
+	{"fullUrl":"urn:uuid:h","resource":{"resourceType":"MessageHeader","sender":{"reference":"urn:uuid:u"}}},
+	{"fullUrl":"urn:uuid:t","resource":{"resourceType":"Organization","name":"Trust"}},
+	{"fullUrl":"urn:uuid:u","resource":{"resourceType":"Organization","name":"University",
+		"identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"X1"}]}}]}`
+
+var legacySender = gateway.Sender{
+	Identifier: []gateway.Identifier{{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X1"}},
+	Name:       "University",
 }

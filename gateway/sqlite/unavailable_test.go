@@ -14,7 +14,6 @@ import (
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
-	"github.com/student-mh-referrals/gateway/gateway/storetest"
 )
 
 func TestMapErr(t *testing.T) {
@@ -48,7 +47,7 @@ func TestDiskFull(t *testing.T) {
 			db := openAt(t, filepath.Join(t.TempDir(), "gateway.db"), opt.opt)
 			content := strings.Repeat("x", 1500) // a few accepts fill a page
 			req := func(i int) gateway.AcceptRequest {
-				return storetest.NewAcceptRequest(storetest.InstA, fmt.Sprintf("FULL-%04d", i), content, "", storetest.T0)
+				return acceptRequest(fmt.Sprintf("FULL-%04d", i), content)
 			}
 			for i := range 3 {
 				if _, err := db.Accept(ctx, req(i)); err != nil {
@@ -94,7 +93,7 @@ func TestDiskFull(t *testing.T) {
 			for _, r := range refused {
 				assertNothingOf(t, db, r)
 			}
-			v, err := db.Verify(ctx, storetest.InstA)
+			v, err := db.Verify(ctx, inst)
 			if err != nil || !v.OK || v.Records != int64(3+len(accepted)) {
 				t.Fatalf("chain %+v %v; want it intact with %d records", v, err, 3+len(accepted))
 			}
@@ -115,7 +114,7 @@ func TestDiskFull(t *testing.T) {
 			if want := 3 + len(accepted) + len(refused); st.Counts[gateway.MessagePending] != want {
 				t.Fatalf("%d messages queued, want %d", st.Counts[gateway.MessagePending], want)
 			}
-			if v, err := db.Verify(ctx, storetest.InstA); err != nil || !v.OK {
+			if v, err := db.Verify(ctx, inst); err != nil || !v.OK {
 				t.Fatalf("chain %+v %v", v, err)
 			}
 		})
@@ -124,7 +123,7 @@ func TestDiskFull(t *testing.T) {
 
 // assertNothingOf checks that a refused accept left no referral, decision
 // record or message.
-func assertNothingOf(t *testing.T, db testDB, r gateway.AcceptRequest) {
+func assertNothingOf(t *testing.T, db *DB, r gateway.AcceptRequest) {
 	t.Helper()
 	ctx := context.Background()
 	for q, want := range map[string]string{

@@ -1,5 +1,7 @@
 package sqlstore
 
+import "context"
+
 // HotQueries are the statements that run for every message (claim, mark
 // delivering, recording an attempt), every submission (the referral
 // reads) and every scrape of /metrics, for TestHotPlansUseIndexes.
@@ -16,3 +18,19 @@ var HotQueries = map[string]string{
 
 // Rewrite is d.rewrite.
 func Rewrite(d Dialect, q string) string { return d.rewrite(q) }
+
+// Exec runs raw statements in one transaction on the writer, beneath the
+// store, as an attacker with database access would.
+func Exec(ctx context.Context, db *DB, queries ...string) error {
+	t, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer t.Rollback()
+	for _, q := range queries {
+		if _, err := t.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return t.Commit()
+}

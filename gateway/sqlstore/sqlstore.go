@@ -3,7 +3,7 @@
 // transactions. The SQLite and PostgreSQL packages open the database, hold
 // the schema migrations and describe their differences in a Dialect, so that
 // a change to what the store does is made in one place and both databases
-// keep meaning the same thing (gateway/storetest holds them to it).
+// keep meaning the same thing (the package's tests run every case on both).
 //
 // Both databases serialise what must not interleave through the same row:
 // every transaction that appends to an institution's decision chain, or must
@@ -279,14 +279,6 @@ func (db *DB) mapErr(err error) error { return db.d.MapErr(err) }
 
 // time is a time as the database keeps it: UTC, microseconds.
 func (db *DB) time(v time.Time) any { return db.d.Time(utc(v)) }
-
-// nullTime is time, or NULL for the zero time.
-func (db *DB) nullTime(v time.Time) any {
-	if v.IsZero() {
-		return nil
-	}
-	return db.time(v)
-}
 
 func utc(v time.Time) time.Time { return v.UTC().Truncate(time.Microsecond) }
 

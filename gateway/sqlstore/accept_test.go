@@ -1,4 +1,4 @@
-package storetest
+package sqlstore_test
 
 import (
 	"context"
@@ -38,7 +38,7 @@ type acceptScenario struct {
 	} `json:"steps"`
 }
 
-func testAccept(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testAccept(t *testing.T, open func(testing.TB) *store) {
 	var scenarios []acceptScenario
 	if err := json.Unmarshal(acceptScenarios, &scenarios); err != nil {
 		t.Fatal(err)
@@ -52,14 +52,14 @@ func testAccept(t *testing.T, open func(t *testing.T) gateway.Store) {
 			for i, st := range sc.Steps {
 				inst := st.Institution
 				if inst == "" {
-					inst = InstA
+					inst = instA
 				}
 				prev := st.PreviousID
 				if st.Previous != nil {
 					prev = ids[*st.Previous]
 				}
-				at := T0.Add(time.Duration(i) * time.Minute)
-				req := NewAcceptRequest(inst, st.Case, st.Content, prev, at)
+				at := t0.Add(time.Duration(i) * time.Minute)
+				req := newAcceptRequest(inst, st.Case, st.Content, prev, at)
 				res, err := s.Accept(ctx, req)
 				if st.Want.Error != "" {
 					wantCode(t, err, st.Want.Error)
@@ -93,7 +93,7 @@ func testAccept(t *testing.T, open func(t *testing.T) gateway.Store) {
 				checkCreated(t, s, req, res, at, gateway.MessageKind(st.Want.Kind))
 			}
 			// Exactly one decision and one message per created version.
-			for _, inst := range []string{InstA, InstB} {
+			for _, inst := range []string{instA, instB} {
 				v := must[gateway.ChainVerification](t)(s.Verify(ctx, inst))
 				if !v.OK {
 					t.Fatalf("chain %s: %+v", inst, v)
@@ -146,7 +146,7 @@ func checkCreated(t *testing.T, s gateway.Store, req gateway.AcceptRequest, res 
 	}
 }
 
-func testAcceptInvalid(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testAcceptInvalid(t *testing.T, open func(testing.TB) *store) {
 	s := open(t)
 	tests := []struct {
 		name   string
@@ -159,29 +159,29 @@ func testAcceptInvalid(t *testing.T, open func(t *testing.T) gateway.Store) {
 		{"no record", func(r *gateway.AcceptRequest) { r.Record = nil }},
 		{"no decision id", func(r *gateway.AcceptRequest) { r.Decision.DecisionID = "" }},
 		{"decision body not JSON", func(r *gateway.AcceptRequest) { r.Decision.Body = []byte("allow") }},
-		{"decision of another institution", func(r *gateway.AcceptRequest) { r.Decision.Institution = InstB }},
+		{"decision of another institution", func(r *gateway.AcceptRequest) { r.Decision.Institution = instB }},
 		{"no time", func(r *gateway.AcceptRequest) { r.At = time.Time{} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := NewAcceptRequest(InstA, "C1", "a", "", T0)
+			req := newAcceptRequest(instA, "C1", "a", "", t0)
 			tt.change(&req)
 			_, err := s.Accept(context.Background(), req)
 			wantCode(t, err, gateway.EINVALID)
 		})
 	}
-	if _, err := s.LatestReferral(context.Background(), InstA, "C1"); gateway.ErrorCode(err) != gateway.ENOTFOUND {
+	if _, err := s.LatestReferral(context.Background(), instA, "C1"); gateway.ErrorCode(err) != gateway.ENOTFOUND {
 		t.Fatalf("an invalid request left a referral behind: %v", err)
 	}
 }
 
 // testConcurrentDuplicates: a client retrying on timeout while its first
 // request is still running must not create two referrals.
-func testConcurrentDuplicates(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testConcurrentDuplicates(t *testing.T, open func(testing.TB) *store) {
 	s := open(t)
-	other := hooks(t, s).Another(t)
+	other := s.another(t)
 	const n = 24
-	req := NewAcceptRequest(InstA, "C-dup", "a", "", T0)
+	req := newAcceptRequest(instA, "C-dup", "a", "", t0)
 	var wg sync.WaitGroup
 	results := make([]gateway.AcceptResult, n)
 	errs := make([]error, n)
@@ -190,7 +190,7 @@ func testConcurrentDuplicates(t *testing.T, open func(t *testing.T) gateway.Stor
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st := s
+			var st gateway.Store = s
 			if i%2 == 1 {
 				st = other
 			}
@@ -220,7 +220,7 @@ func testConcurrentDuplicates(t *testing.T, open func(t *testing.T) gateway.Stor
 	if st.Counts[gateway.MessagePending] != 1 {
 		t.Fatalf("queue holds %d messages, want 1", st.Counts[gateway.MessagePending])
 	}
-	v := must[gateway.ChainVerification](t)(s.Verify(ctx, InstA))
+	v := must[gateway.ChainVerification](t)(s.Verify(ctx, instA))
 	if !v.OK || v.Records != 1 {
 		t.Fatalf("chain %+v, want 1 record", v)
 	}
@@ -229,11 +229,11 @@ func testConcurrentDuplicates(t *testing.T, open func(t *testing.T) gateway.Stor
 // testConcurrentVersions: two different changes to one case built on the same
 // version; one wins, the other is told to rebuild, and the chain holds one
 // record per version.
-func testConcurrentVersions(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testConcurrentVersions(t *testing.T, open func(testing.TB) *store) {
 	s := open(t)
-	other := hooks(t, s).Another(t)
+	other := s.another(t)
 	ctx := context.Background()
-	first := accept(t, s, NewAcceptRequest(InstA, "C1", "v1", "", T0))
+	first := accept(t, s, newAcceptRequest(instA, "C1", "v1", "", t0))
 	const n = 12
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -242,12 +242,12 @@ func testConcurrentVersions(t *testing.T, open func(t *testing.T) gateway.Store)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st := s
+			var st gateway.Store = s
 			if i%2 == 1 {
 				st = other
 			}
 			<-start
-			_, errs[i] = st.Accept(ctx, NewAcceptRequest(InstA, "C1", "v2-"+string(rune('a'+i)), first.Referral.ID, T0.Add(time.Minute)))
+			_, errs[i] = st.Accept(ctx, newAcceptRequest(instA, "C1", "v2-"+string(rune('a'+i)), first.Referral.ID, t0.Add(time.Minute)))
 		}()
 	}
 	close(start)
@@ -265,38 +265,38 @@ func testConcurrentVersions(t *testing.T, open func(t *testing.T) gateway.Store)
 	if won != 1 {
 		t.Fatalf("%d concurrent changes were accepted, want 1", won)
 	}
-	latest := must[gateway.StoredReferral](t)(s.LatestReferral(ctx, InstA, "C1"))
+	latest := must[gateway.StoredReferral](t)(s.LatestReferral(ctx, instA, "C1"))
 	if latest.Version != 2 || latest.PreviousID != first.Referral.ID {
 		t.Fatalf("latest %+v", latest)
 	}
-	v := must[gateway.ChainVerification](t)(s.Verify(ctx, InstA))
+	v := must[gateway.ChainVerification](t)(s.Verify(ctx, instA))
 	if !v.OK || v.Records != 2 {
 		t.Fatalf("chain %+v, want 2 records", v)
 	}
 }
 
-func testTenancy(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testTenancy(t *testing.T, open func(testing.TB) *store) {
 	s := open(t)
 	ctx := context.Background()
-	res := accept(t, s, NewAcceptRequest(InstA, "C1", "a", "", T0))
+	res := accept(t, s, newAcceptRequest(instA, "C1", "a", "", t0))
 	tests := []struct {
 		name string
 		call func() error
 	}{
 		{"referral of another institution", func() error {
-			_, err := s.Referral(ctx, InstB, res.Referral.ID)
+			_, err := s.Referral(ctx, instB, res.Referral.ID)
 			return err
 		}},
 		{"latest version of another institution's case", func() error {
-			_, err := s.LatestReferral(ctx, InstB, "C1")
+			_, err := s.LatestReferral(ctx, instB, "C1")
 			return err
 		}},
 		{"cancel another institution's referral", func() error {
-			_, err := s.Cancel(ctx, gateway.CancelRequest{Institution: InstB, ReferralID: res.Referral.ID, Bundle: []byte(`{}`), At: T0})
+			_, err := s.Cancel(ctx, gateway.CancelRequest{Institution: instB, ReferralID: res.Referral.ID, Bundle: []byte(`{}`), At: t0})
 			return err
 		}},
 		{"unknown referral", func() error {
-			_, err := s.Referral(ctx, InstA, gateway.ReferralID(InstA, "C1", "other"))
+			_, err := s.Referral(ctx, instA, gateway.ReferralID(instA, "C1", "other"))
 			return err
 		}},
 	}
@@ -304,7 +304,7 @@ func testTenancy(t *testing.T, open func(t *testing.T) gateway.Store) {
 		t.Run(tt.name, func(t *testing.T) { wantCode(t, tt.call(), gateway.ENOTFOUND) })
 	}
 	// The failed cancel changed nothing.
-	if got := must[gateway.StoredReferral](t)(s.Referral(ctx, InstA, res.Referral.ID)); got.Status != gateway.StatusAccepted {
+	if got := must[gateway.StoredReferral](t)(s.Referral(ctx, instA, res.Referral.ID)); got.Status != gateway.StatusAccepted {
 		t.Fatalf("status %s after another institution's cancel", got.Status)
 	}
 }

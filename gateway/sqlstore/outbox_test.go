@@ -1,4 +1,4 @@
-package storetest
+package sqlstore_test
 
 import (
 	"context"
@@ -56,7 +56,7 @@ func at(op gateway.OperatorAction, when time.Time) gateway.OperatorAction {
 	return op
 }
 
-func testOutbox(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testOutbox(t *testing.T, open func(testing.TB) *store) {
 	ctx := context.Background()
 	outcome := json.RawMessage(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","details":{"coding":[{"code":"INVALID_RESOURCE"}]}}]}`)
 	tests := []struct {
@@ -64,24 +64,24 @@ func testOutbox(t *testing.T, open func(t *testing.T) gateway.Store) {
 		run  func(t *testing.T, s gateway.Store, res gateway.AcceptResult)
 	}{
 		{"claim leases a due message once, with its body", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			if ms := claim(t, s, "w", 10, T0.Add(-time.Second)); len(ms) != 0 {
+			if ms := claim(t, s, "w", 10, t0.Add(-time.Second)); len(ms) != 0 {
 				t.Fatalf("claimed %d messages before they were due", len(ms))
 			}
-			m := claimOne(t, s, T0)
+			m := claimOne(t, s, t0)
 			if m.ID != res.Message.ID || m.State != gateway.MessageLeased || m.LeaseOwner != "worker-1" || m.LeaseID == "" ||
-				m.Attempts != 1 || !m.DueAt.Equal(T0.Add(lease)) || !jsonEqual(m.Body, res.Referral.Bundle) {
+				m.Attempts != 1 || !m.DueAt.Equal(t0.Add(lease)) || !jsonEqual(m.Body, res.Referral.Bundle) {
 				t.Fatalf("claimed %+v", m)
 			}
-			if ms := claim(t, s, "worker-2", 10, T0.Add(lease-time.Second)); len(ms) != 0 {
+			if ms := claim(t, s, "worker-2", 10, t0.Add(lease-time.Second)); len(ms) != 0 {
 				t.Fatalf("a leased message was claimed again before its lease ran out")
 			}
-			if got := status(t, s, InstA, res.Referral.ID); got != gateway.StatusDelivering {
+			if got := status(t, s, instA, res.Referral.ID); got != gateway.StatusDelivering {
 				t.Fatalf("status %s after claim, want delivering", got)
 			}
 		}},
 		{"an expired lease makes the message claimable, with the same headers", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			first := claimOne(t, s, T0)
-			again := claim(t, s, "worker-2", 10, T0.Add(lease))
+			first := claimOne(t, s, t0)
+			again := claim(t, s, "worker-2", 10, t0.Add(lease))
 			if len(again) != 1 {
 				t.Fatalf("claimed %d after the lease expired, want 1", len(again))
 			}
@@ -91,14 +91,14 @@ func testOutbox(t *testing.T, open func(t *testing.T) gateway.Store) {
 				t.Fatalf("reclaimed %+v", m)
 			}
 			// The crashed worker comes back: its lease is gone.
-			err := s.RecordAttempt(ctx, first.ID, first.LeaseID, gateway.Attempt{Result: gateway.AttemptDelivered, At: T0.Add(lease)})
+			err := s.RecordAttempt(ctx, first.ID, first.LeaseID, gateway.Attempt{Result: gateway.AttemptDelivered, At: t0.Add(lease)})
 			wantCode(t, err, gateway.ECONFLICT)
-			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: T0.Add(lease + time.Second)})
+			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: t0.Add(lease + time.Second)})
 		}},
 		{"retry waits until its time and keeps the headers", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			m := claimOne(t, s, T0)
-			retryAt := T0.Add(10 * time.Minute)
-			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptRetry, At: T0.Add(time.Second), RetryAt: retryAt, Error: "503 from receiver"})
+			m := claimOne(t, s, t0)
+			retryAt := t0.Add(10 * time.Minute)
+			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptRetry, At: t0.Add(time.Second), RetryAt: retryAt, Error: "503 from receiver"})
 			got := message(t, s, m.ID)
 			if got.State != gateway.MessagePending || !got.DueAt.Equal(retryAt) || got.LastError != "503 from receiver" {
 				t.Fatalf("after retry %+v", got)
@@ -110,42 +110,42 @@ func testOutbox(t *testing.T, open func(t *testing.T) gateway.Store) {
 			if m2.Attempts != 2 || m2.RequestID != m.RequestID || m2.CorrelationID != m.CorrelationID {
 				t.Fatalf("retried %+v", m2)
 			}
-			if got := status(t, s, InstA, res.Referral.ID); got != gateway.StatusDelivering {
+			if got := status(t, s, instA, res.Referral.ID); got != gateway.StatusDelivering {
 				t.Fatalf("status %s while retrying", got)
 			}
 		}},
 		{"delivered is final", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			m := claimOne(t, s, T0)
-			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: T0.Add(time.Second)})
-			if got := message(t, s, m.ID); got.State != gateway.MessageDelivered || !got.LastAttemptAt.Equal(T0) {
+			m := claimOne(t, s, t0)
+			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: t0.Add(time.Second)})
+			if got := message(t, s, m.ID); got.State != gateway.MessageDelivered || !got.LastAttemptAt.Equal(t0) {
 				t.Fatalf("message %+v", got)
 			}
-			if got := status(t, s, InstA, res.Referral.ID); got != gateway.StatusDelivered {
+			if got := status(t, s, instA, res.Referral.ID); got != gateway.StatusDelivered {
 				t.Fatalf("status %s", got)
 			}
-			err := s.RecordAttempt(ctx, m.ID, m.LeaseID, gateway.Attempt{Result: gateway.AttemptFailed, At: T0.Add(2 * time.Second)})
+			err := s.RecordAttempt(ctx, m.ID, m.LeaseID, gateway.Attempt{Result: gateway.AttemptFailed, At: t0.Add(2 * time.Second)})
 			wantCode(t, err, gateway.ECONFLICT)
-			wantCode(t, s.Retry(ctx, m.ID, at(operator, T0.Add(time.Hour))), gateway.ECONFLICT)
-			wantCode(t, s.Drop(ctx, m.ID, at(operator, T0.Add(time.Hour))), gateway.ECONFLICT)
-			if ms := claim(t, s, "w", 10, T0.Add(24*time.Hour)); len(ms) != 0 {
+			wantCode(t, s.Retry(ctx, m.ID, at(operator, t0.Add(time.Hour))), gateway.ECONFLICT)
+			wantCode(t, s.Drop(ctx, m.ID, at(operator, t0.Add(time.Hour))), gateway.ECONFLICT)
+			if ms := claim(t, s, "w", 10, t0.Add(24*time.Hour)); len(ms) != 0 {
 				t.Fatal("a delivered message was claimed")
 			}
 		}},
 		{"failed keeps the receiver's OperationOutcome; retry puts it back", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			m := claimOne(t, s, T0)
-			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptFailed, At: T0.Add(time.Second), Error: "422 from receiver", Response: outcome})
+			m := claimOne(t, s, t0)
+			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptFailed, At: t0.Add(time.Second), Error: "422 from receiver", Response: outcome})
 			got := message(t, s, m.ID)
 			if got.State != gateway.MessageFailed || !jsonEqual(got.Response, outcome) || got.LastError != "422 from receiver" {
 				t.Fatalf("failed message %+v", got)
 			}
-			if st := status(t, s, InstA, res.Referral.ID); st != gateway.StatusFailed {
+			if st := status(t, s, instA, res.Referral.ID); st != gateway.StatusFailed {
 				t.Fatalf("status %s", st)
 			}
 			failed := must[[]gateway.OutboxMessage](t)(s.Messages(ctx, gateway.MessageFailed, 10))
 			if len(failed) != 1 || failed[0].ID != m.ID || failed[0].Body != nil {
 				t.Fatalf("failed list %+v (bodies must be left out)", failed)
 			}
-			now := T0.Add(time.Hour)
+			now := t0.Add(time.Hour)
 			if err := s.Retry(ctx, m.ID, at(operator, now)); err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +154,7 @@ func testOutbox(t *testing.T, open func(t *testing.T) gateway.Store) {
 				got.OperatorBy != operator.By || got.OperatorReason != operator.Reason || !got.OperatorAt.Equal(now) {
 				t.Fatalf("retried message %+v", got)
 			}
-			if st := status(t, s, InstA, res.Referral.ID); st != gateway.StatusDelivering {
+			if st := status(t, s, instA, res.Referral.ID); st != gateway.StatusDelivering {
 				t.Fatalf("status %s after operator retry", st)
 			}
 			if m2 := claimOne(t, s, now); m2.RequestID != m.RequestID {
@@ -162,27 +162,27 @@ func testOutbox(t *testing.T, open func(t *testing.T) gateway.Store) {
 			}
 		}},
 		{"dead-lettered waits for an operator", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			m := claimOne(t, s, T0)
-			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDeadLettered, At: T0.Add(time.Second), Error: "timeout after 8 attempts"})
-			if st := status(t, s, InstA, res.Referral.ID); st != gateway.StatusDeadLettered {
+			m := claimOne(t, s, t0)
+			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDeadLettered, At: t0.Add(time.Second), Error: "timeout after 8 attempts"})
+			if st := status(t, s, instA, res.Referral.ID); st != gateway.StatusDeadLettered {
 				t.Fatalf("status %s", st)
 			}
-			if ms := claim(t, s, "w", 10, T0.Add(24*time.Hour)); len(ms) != 0 {
+			if ms := claim(t, s, "w", 10, t0.Add(24*time.Hour)); len(ms) != 0 {
 				t.Fatal("a dead message was claimed")
 			}
 			dead := must[[]gateway.OutboxMessage](t)(s.Messages(ctx, gateway.MessageDead, 10))
 			if len(dead) != 1 || dead[0].ID != m.ID {
 				t.Fatalf("dead list %+v", dead)
 			}
-			if err := s.Retry(ctx, m.ID, at(operator, T0.Add(time.Hour))); err != nil {
+			if err := s.Retry(ctx, m.ID, at(operator, t0.Add(time.Hour))); err != nil {
 				t.Fatal(err)
 			}
-			claimOne(t, s, T0.Add(time.Hour))
+			claimOne(t, s, t0.Add(time.Hour))
 		}},
 		{"drop records who and why", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			wantCode(t, s.Retry(ctx, res.Message.ID, at(operator, T0)), gateway.ECONFLICT) // pending
-			wantCode(t, s.Drop(ctx, res.Message.ID, gateway.OperatorAction{At: T0}), gateway.EINVALID)
-			now := T0.Add(time.Minute)
+			wantCode(t, s.Retry(ctx, res.Message.ID, at(operator, t0)), gateway.ECONFLICT) // pending
+			wantCode(t, s.Drop(ctx, res.Message.ID, gateway.OperatorAction{At: t0}), gateway.EINVALID)
+			now := t0.Add(time.Minute)
 			if err := s.Drop(ctx, res.Message.ID, at(operator, now)); err != nil {
 				t.Fatal(err)
 			}
@@ -190,28 +190,28 @@ func testOutbox(t *testing.T, open func(t *testing.T) gateway.Store) {
 			if got.State != gateway.MessageDropped || got.OperatorBy != operator.By || got.OperatorReason != operator.Reason || !got.OperatorAt.Equal(now) {
 				t.Fatalf("dropped %+v", got)
 			}
-			if st := status(t, s, InstA, res.Referral.ID); st != gateway.StatusDeadLettered {
+			if st := status(t, s, instA, res.Referral.ID); st != gateway.StatusDeadLettered {
 				t.Fatalf("status %s after drop", st)
 			}
-			if ms := claim(t, s, "w", 10, T0.Add(24*time.Hour)); len(ms) != 0 {
+			if ms := claim(t, s, "w", 10, t0.Add(24*time.Hour)); len(ms) != 0 {
 				t.Fatal("a dropped message was claimed")
 			}
 			wantCode(t, s.Drop(ctx, res.Message.ID, at(operator, now)), gateway.ECONFLICT)
 			wantCode(t, s.Retry(ctx, res.Message.ID, at(operator, now)), gateway.ECONFLICT)
 		}},
 		{"a leased message is dropped only once its lease ran out", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			m := claimOne(t, s, T0)
-			wantCode(t, s.Drop(ctx, m.ID, at(operator, T0.Add(time.Minute))), gateway.ECONFLICT)
-			if err := s.Drop(ctx, m.ID, at(operator, T0.Add(lease))); err != nil {
+			m := claimOne(t, s, t0)
+			wantCode(t, s.Drop(ctx, m.ID, at(operator, t0.Add(time.Minute))), gateway.ECONFLICT)
+			if err := s.Drop(ctx, m.ID, at(operator, t0.Add(lease))); err != nil {
 				t.Fatal(err)
 			}
-			err := s.RecordAttempt(ctx, m.ID, m.LeaseID, gateway.Attempt{Result: gateway.AttemptDelivered, At: T0.Add(lease)})
+			err := s.RecordAttempt(ctx, m.ID, m.LeaseID, gateway.Attempt{Result: gateway.AttemptDelivered, At: t0.Add(lease)})
 			wantCode(t, err, gateway.ECONFLICT)
 		}},
 		{"a case's messages go out in order", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			v2 := accept(t, s, NewAcceptRequest(InstA, "C1", "b", res.Referral.ID, T0.Add(time.Second)))
-			other := accept(t, s, NewAcceptRequest(InstA, "C2", "a", "", T0.Add(2*time.Second)))
-			now := T0.Add(time.Minute)
+			v2 := accept(t, s, newAcceptRequest(instA, "C1", "b", res.Referral.ID, t0.Add(time.Second)))
+			other := accept(t, s, newAcceptRequest(instA, "C2", "a", "", t0.Add(2*time.Second)))
+			now := t0.Add(time.Minute)
 			ms := claim(t, s, "w", 10, now)
 			if ids := messageIDs(ms); len(ms) != 2 || !ids[res.Message.ID] || !ids[other.Message.ID] {
 				t.Fatalf("claimed %v, want version 1 of C1 and C2 but not version 2 of C1", ids)
@@ -236,35 +236,35 @@ func testOutbox(t *testing.T, open func(t *testing.T) gateway.Store) {
 			}
 		}},
 		{"queue stats count states and age the oldest queued message", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			accept(t, s, NewAcceptRequest(InstA, "C2", "a", "", T0.Add(time.Minute)))
-			accept(t, s, NewAcceptRequest(InstB, "C3", "a", "", T0.Add(2*time.Minute)))
-			ms := claim(t, s, "w", 2, T0.Add(time.Hour))
-			attempt(t, s, ms[1], gateway.Attempt{Result: gateway.AttemptDelivered, At: T0.Add(time.Hour)})
+			accept(t, s, newAcceptRequest(instA, "C2", "a", "", t0.Add(time.Minute)))
+			accept(t, s, newAcceptRequest(instB, "C3", "a", "", t0.Add(2*time.Minute)))
+			ms := claim(t, s, "w", 2, t0.Add(time.Hour))
+			attempt(t, s, ms[1], gateway.Attempt{Result: gateway.AttemptDelivered, At: t0.Add(time.Hour)})
 			st := must[gateway.QueueStats](t)(s.QueueStats(ctx))
 			want := map[gateway.MessageState]int{
 				gateway.MessagePending: 1, gateway.MessageLeased: 1, gateway.MessageFailed: 0, gateway.MessageDead: 0,
 			}
-			if fmt.Sprint(st.Counts) != fmt.Sprint(want) || !st.OldestPending.Equal(T0) {
-				t.Fatalf("stats %+v, want %v oldest %v", st, want, T0)
+			if fmt.Sprint(st.Counts) != fmt.Sprint(want) || !st.OldestPending.Equal(t0) {
+				t.Fatalf("stats %+v, want %v oldest %v", st, want, t0)
 			}
 		}},
 		{"bad calls", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
 			_, err := s.Message(ctx, "no-such-message")
 			wantCode(t, err, gateway.ENOTFOUND)
-			wantCode(t, s.RecordAttempt(ctx, "no-such-message", "x", gateway.Attempt{Result: gateway.AttemptDelivered, At: T0}), gateway.ENOTFOUND)
-			wantCode(t, s.Retry(ctx, "no-such-message", at(operator, T0)), gateway.ENOTFOUND)
-			m := claimOne(t, s, T0)
-			wantCode(t, s.RecordAttempt(ctx, m.ID, "not-the-lease", gateway.Attempt{Result: gateway.AttemptDelivered, At: T0}), gateway.ECONFLICT)
-			wantCode(t, s.RecordAttempt(ctx, m.ID, m.LeaseID, gateway.Attempt{Result: gateway.AttemptRetry, At: T0}), gateway.EINVALID)
-			wantCode(t, s.RecordAttempt(ctx, m.ID, m.LeaseID, gateway.Attempt{Result: "maybe", At: T0}), gateway.EINVALID)
-			_, err = s.Claim(ctx, "", 1, T0, lease)
+			wantCode(t, s.RecordAttempt(ctx, "no-such-message", "x", gateway.Attempt{Result: gateway.AttemptDelivered, At: t0}), gateway.ENOTFOUND)
+			wantCode(t, s.Retry(ctx, "no-such-message", at(operator, t0)), gateway.ENOTFOUND)
+			m := claimOne(t, s, t0)
+			wantCode(t, s.RecordAttempt(ctx, m.ID, "not-the-lease", gateway.Attempt{Result: gateway.AttemptDelivered, At: t0}), gateway.ECONFLICT)
+			wantCode(t, s.RecordAttempt(ctx, m.ID, m.LeaseID, gateway.Attempt{Result: gateway.AttemptRetry, At: t0}), gateway.EINVALID)
+			wantCode(t, s.RecordAttempt(ctx, m.ID, m.LeaseID, gateway.Attempt{Result: "maybe", At: t0}), gateway.EINVALID)
+			_, err = s.Claim(ctx, "", 1, t0, lease)
 			wantCode(t, err, gateway.EINVALID)
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
-			tt.run(t, s, accept(t, s, NewAcceptRequest(InstA, "C1", "a", "", T0)))
+			tt.run(t, s, accept(t, s, newAcceptRequest(instA, "C1", "a", "", t0)))
 		})
 	}
 }
@@ -280,19 +280,19 @@ func messageIDs(ms []gateway.OutboxMessage) map[string]bool {
 // testConcurrentClaimers: claimers on two handles with their own connections
 // (two on each) drain one queue; every message is claimed exactly once, and a
 // case's update is never claimed before its first version was delivered.
-func testConcurrentClaimers(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testConcurrentClaimers(t *testing.T, open func(testing.TB) *store) {
 	a := open(t)
-	b := hooks(t, a).Another(t)
+	b := a.another(t)
 	ctx := context.Background()
 	const cases = 120
 	want := map[string]bool{}
 	first := map[string]string{} // update message id -> first version's message id
 	for i := 0; i < cases; i++ {
 		caseID := fmt.Sprintf("C%03d", i)
-		r1 := accept(t, a, NewAcceptRequest(InstA, caseID, "a", "", T0.Add(time.Duration(i)*time.Millisecond)))
+		r1 := accept(t, a, newAcceptRequest(instA, caseID, "a", "", t0.Add(time.Duration(i)*time.Millisecond)))
 		want[r1.Message.ID] = true
 		if i%4 == 0 {
-			r2 := accept(t, a, NewAcceptRequest(InstA, caseID, "b", r1.Referral.ID, T0.Add(time.Second+time.Duration(i)*time.Millisecond)))
+			r2 := accept(t, a, newAcceptRequest(instA, caseID, "b", r1.Referral.ID, t0.Add(time.Second+time.Duration(i)*time.Millisecond)))
 			want[r2.Message.ID] = true
 			first[r2.Message.ID] = r1.Message.ID
 		}
@@ -302,7 +302,7 @@ func testConcurrentClaimers(t *testing.T, open func(t *testing.T) gateway.Store)
 		claims   = map[string][]string{} // message -> claimers
 		failures []error
 	)
-	now := T0.Add(time.Hour)
+	now := t0.Add(time.Hour)
 	var wg sync.WaitGroup
 	for _, w := range []struct {
 		name string
@@ -373,7 +373,7 @@ func testConcurrentClaimers(t *testing.T, open func(t *testing.T) gateway.Store)
 	if len(byClaimer) < 2 {
 		t.Errorf("claims per claimer %v: the claimers did not run side by side", byClaimer)
 	}
-	if sw, ok := a.(SingleWriter); (!ok || !sw.SingleWriter()) && (byHandle['a'] == 0 || byHandle['b'] == 0) {
+	if !a.singleWriter && (byHandle['a'] == 0 || byHandle['b'] == 0) {
 		t.Errorf("claims per claimer %v: the two handles did not claim side by side", byClaimer)
 	}
 	st := must[gateway.QueueStats](t)(a.QueueStats(ctx))
@@ -385,7 +385,7 @@ func testConcurrentClaimers(t *testing.T, open func(t *testing.T) gateway.Store)
 	}
 }
 
-func testResponses(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testResponses(t *testing.T, open func(testing.TB) *store) {
 	ctx := context.Background()
 	ack := json.RawMessage(`{"resourceType":"Bundle","type":"message","note":"accepted"}`)
 	tests := []struct {
@@ -393,50 +393,50 @@ func testResponses(t *testing.T, open func(t *testing.T) gateway.Store) {
 		run  func(t *testing.T, s gateway.Store, res gateway.AcceptResult)
 	}{
 		{"delivered then acknowledged then rejected", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			m := claimOne(t, s, T0)
-			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: T0})
-			got := must[gateway.StoredReferral](t)(s.RecordResponse(ctx, res.Referral.ID, gateway.StatusAcknowledged, ack, T0.Add(time.Hour)))
-			if got.Status != gateway.StatusAcknowledged || !jsonEqual(got.Response, ack) || !got.UpdatedAt.Equal(T0.Add(time.Hour)) {
+			m := claimOne(t, s, t0)
+			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: t0})
+			got := must[gateway.StoredReferral](t)(s.RecordResponse(ctx, res.Referral.ID, gateway.StatusAcknowledged, ack, t0.Add(time.Hour)))
+			if got.Status != gateway.StatusAcknowledged || !jsonEqual(got.Response, ack) || !got.UpdatedAt.Equal(t0.Add(time.Hour)) {
 				t.Fatalf("after acknowledgement %+v", got)
 			}
-			stored := must[gateway.StoredReferral](t)(s.Referral(ctx, InstA, res.Referral.ID))
+			stored := must[gateway.StoredReferral](t)(s.Referral(ctx, instA, res.Referral.ID))
 			if stored.Status != gateway.StatusAcknowledged || !jsonEqual(stored.Response, ack) {
 				t.Fatalf("stored %+v", stored)
 			}
-			must[gateway.StoredReferral](t)(s.RecordResponse(ctx, res.Referral.ID, gateway.StatusRejected, ack, T0.Add(2*time.Hour)))
-			_, err := s.RecordResponse(ctx, res.Referral.ID, gateway.StatusAcknowledged, ack, T0.Add(3*time.Hour))
+			must[gateway.StoredReferral](t)(s.RecordResponse(ctx, res.Referral.ID, gateway.StatusRejected, ack, t0.Add(2*time.Hour)))
+			_, err := s.RecordResponse(ctx, res.Referral.ID, gateway.StatusAcknowledged, ack, t0.Add(3*time.Hour))
 			wantCode(t, err, gateway.ECONFLICT)
 		}},
 		{"a response that overtakes the worker is not overwritten", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			m := claimOne(t, s, T0)
-			must[gateway.StoredReferral](t)(s.RecordResponse(ctx, res.Referral.ID, gateway.StatusAcknowledged, ack, T0))
-			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: T0.Add(time.Second)})
-			if st := status(t, s, InstA, res.Referral.ID); st != gateway.StatusAcknowledged {
+			m := claimOne(t, s, t0)
+			must[gateway.StoredReferral](t)(s.RecordResponse(ctx, res.Referral.ID, gateway.StatusAcknowledged, ack, t0))
+			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: t0.Add(time.Second)})
+			if st := status(t, s, instA, res.Referral.ID); st != gateway.StatusAcknowledged {
 				t.Fatalf("status %s, want acknowledged", st)
 			}
 		}},
 		{"bad responses", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			_, err := s.RecordResponse(ctx, res.Referral.ID, gateway.StatusDelivered, ack, T0)
+			_, err := s.RecordResponse(ctx, res.Referral.ID, gateway.StatusDelivered, ack, t0)
 			wantCode(t, err, gateway.EINVALID)
-			_, err = s.RecordResponse(ctx, "no-such-referral", gateway.StatusAcknowledged, ack, T0)
+			_, err = s.RecordResponse(ctx, "no-such-referral", gateway.StatusAcknowledged, ack, t0)
 			wantCode(t, err, gateway.ENOTFOUND)
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
-			tt.run(t, s, accept(t, s, NewAcceptRequest(InstA, "C1", "a", "", T0)))
+			tt.run(t, s, accept(t, s, newAcceptRequest(instA, "C1", "a", "", t0)))
 		})
 	}
 }
 
-func testCancel(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testCancel(t *testing.T, open func(testing.TB) *store) {
 	ctx := context.Background()
 	s := open(t)
-	v1 := accept(t, s, NewAcceptRequest(InstA, "C1", "a", "", T0))
-	v2 := accept(t, s, NewAcceptRequest(InstA, "C1", "b", v1.Referral.ID, T0.Add(time.Minute)))
+	v1 := accept(t, s, newAcceptRequest(instA, "C1", "a", "", t0))
+	v2 := accept(t, s, newAcceptRequest(instA, "C1", "b", v1.Referral.ID, t0.Add(time.Minute)))
 	revoke := json.RawMessage(`{"resourceType":"Bundle","type":"message","status":"revoked"}`)
-	req := gateway.CancelRequest{Institution: InstA, ReferralID: v1.Referral.ID, Bundle: revoke, CorrelationID: "corr-1", At: T0.Add(time.Hour),
+	req := gateway.CancelRequest{Institution: instA, ReferralID: v1.Referral.ID, Bundle: revoke, CorrelationID: "corr-1", At: t0.Add(time.Hour),
 		Sender: gateway.Sender{Name: "withdrawing university"}}
 	_, err := s.Cancel(ctx, req)
 	wantCode(t, err, gateway.ECONFLICT) // not the latest version
@@ -451,7 +451,7 @@ func testCancel(t *testing.T, open func(t *testing.T) gateway.Store) {
 	}
 	// Version 1, version 2, then the revoke, in that order, once each.
 	var kinds []string
-	for now := T0.Add(2 * time.Hour); ; now = now.Add(time.Second) {
+	for now := t0.Add(2 * time.Hour); ; now = now.Add(time.Second) {
 		ms := claim(t, s, "w", 10, now)
 		if len(ms) == 0 {
 			break
@@ -468,9 +468,9 @@ func testCancel(t *testing.T, open func(t *testing.T) gateway.Store) {
 	if fmt.Sprint(kinds) != "[new update cancel]" {
 		t.Fatalf("sent %v, want [new update cancel]", kinds)
 	}
-	if st := status(t, s, InstA, v2.Referral.ID); st != gateway.StatusCancelled {
+	if st := status(t, s, instA, v2.Referral.ID); st != gateway.StatusCancelled {
 		t.Fatalf("delivery changed a cancelled referral to %s", st)
 	}
-	_, err = s.RecordResponse(ctx, v2.Referral.ID, gateway.StatusAcknowledged, revoke, T0.Add(3*time.Hour))
+	_, err = s.RecordResponse(ctx, v2.Referral.ID, gateway.StatusAcknowledged, revoke, t0.Add(3*time.Hour))
 	wantCode(t, err, gateway.ECONFLICT)
 }

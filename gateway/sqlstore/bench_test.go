@@ -1,4 +1,4 @@
-package storetest
+package sqlstore_test
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/student-mh-referrals/gateway/gateway"
 )
 
 // benchPadding makes a benchmark bundle about as large as a real BaRS
@@ -17,15 +15,17 @@ var benchPadding = strings.Repeat("x", 8<<10)
 
 // BenchmarkAccept measures durable accepts of distinct referrals, one at a
 // time and from concurrent requests (GOMAXPROCS×parallelism goroutines
-// across 16 institutions), and reports accepts/s.
-func BenchmarkAccept(b *testing.B, open func(b *testing.B) gateway.Store) {
+// across 16 institutions), on each database, and reports accepts/s.
+func BenchmarkAccept(b *testing.B) { forEachDialect(b, benchAccept) }
+
+func benchAccept(b *testing.B, open func(testing.TB) *store) {
 	b.Run("sequential", func(b *testing.B) {
 		s := open(b)
 		ctx := context.Background()
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			req := newAcceptRequest(InstA, fmt.Sprintf("B%09d", i), "a", "", T0, benchPadding)
+			req := paddedAcceptRequest(instA, fmt.Sprintf("B%09d", i), "a", "", t0, benchPadding)
 			if _, err := s.Accept(ctx, req); err != nil {
 				b.Fatal(err)
 			}
@@ -44,7 +44,7 @@ func BenchmarkAccept(b *testing.B, open func(b *testing.B) gateway.Store) {
 				for pb.Next() {
 					i := n.Add(1)
 					inst := fmt.Sprintf("1%07d", i%16)
-					req := newAcceptRequest(inst, fmt.Sprintf("B%09d", i), "a", "", T0.Add(time.Duration(i)), benchPadding)
+					req := paddedAcceptRequest(inst, fmt.Sprintf("B%09d", i), "a", "", t0.Add(time.Duration(i)), benchPadding)
 					if _, err := s.Accept(ctx, req); err != nil {
 						b.Error(err)
 						return

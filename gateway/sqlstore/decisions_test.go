@@ -1,4 +1,4 @@
-package storetest
+package sqlstore_test
 
 import (
 	"context"
@@ -15,32 +15,32 @@ import (
 func newDecision(inst string, i int) gateway.DecisionRecord {
 	id := gateway.DeriveID("decision", inst, fmt.Sprint(i))
 	return gateway.DecisionRecord{
-		Institution: inst, DecisionID: id, At: T0.Add(time.Duration(i) * time.Second),
+		Institution: inst, DecisionID: id, At: t0.Add(time.Duration(i) * time.Second),
 		Body: json.RawMessage(fmt.Sprintf(`{"allow":false,"route":"consent","rules":["C-02"],"n":%d}`, i)),
 	}
 }
 
-func testDecisionChain(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testDecisionChain(t *testing.T, open func(testing.TB) *store) {
 	s := open(t)
 	ctx := context.Background()
 	// Interleave two institutions, and an accepted referral, so that each
 	// chain is per institution.
 	var want []gateway.DecisionRecord
 	for i := 1; i <= 6; i++ {
-		want = append(want, must[gateway.DecisionRecord](t)(s.AppendDecision(ctx, newDecision(InstA, i))))
-		must[gateway.DecisionRecord](t)(s.AppendDecision(ctx, newDecision(InstB, i)))
+		want = append(want, must[gateway.DecisionRecord](t)(s.AppendDecision(ctx, newDecision(instA, i))))
+		must[gateway.DecisionRecord](t)(s.AppendDecision(ctx, newDecision(instB, i)))
 		if i == 3 {
-			want = append(want, accept(t, s, NewAcceptRequest(InstA, "C1", "a", "", T0.Add(time.Minute))).Decision)
+			want = append(want, accept(t, s, newAcceptRequest(instA, "C1", "a", "", t0.Add(time.Minute))).Decision)
 		}
 	}
 	prev := gateway.GenesisHash
 	for i, r := range want {
-		if r.Seq != int64(i+1) || r.PrevHash != prev || r.Hash != gateway.DecisionHash(r) || r.Institution != InstA {
+		if r.Seq != int64(i+1) || r.PrevHash != prev || r.Hash != gateway.DecisionHash(r) || r.Institution != instA {
 			t.Fatalf("record %d: %+v", i+1, r)
 		}
 		prev = r.Hash
 	}
-	got := must[[]gateway.DecisionRecord](t)(s.Decisions(ctx, InstA, 0, 100))
+	got := must[[]gateway.DecisionRecord](t)(s.Decisions(ctx, instA, 0, 100))
 	if len(got) != len(want) {
 		t.Fatalf("read %d records, want %d", len(got), len(want))
 	}
@@ -49,16 +49,16 @@ func testDecisionChain(t *testing.T, open func(t *testing.T) gateway.Store) {
 			t.Fatalf("record %d read back as %+v, want %+v", i+1, got[i], want[i])
 		}
 	}
-	if r := must[gateway.DecisionRecord](t)(s.Decision(ctx, InstA, want[4].DecisionID)); r.Hash != want[4].Hash {
+	if r := must[gateway.DecisionRecord](t)(s.Decision(ctx, instA, want[4].DecisionID)); r.Hash != want[4].Hash {
 		t.Fatalf("decision %s by id: %+v, want %+v", want[4].DecisionID, r, want[4])
 	}
-	_, err := s.Decision(ctx, InstB, want[3].DecisionID) // the accepted referral's: InstA's
+	_, err := s.Decision(ctx, instB, want[3].DecisionID) // the accepted referral's: instA's
 	wantCode(t, err, gateway.ENOTFOUND)
-	page := must[[]gateway.DecisionRecord](t)(s.Decisions(ctx, InstA, 2, 3))
+	page := must[[]gateway.DecisionRecord](t)(s.Decisions(ctx, instA, 2, 3))
 	if len(page) != 3 || page[0].Seq != 3 || page[2].Seq != 5 {
 		t.Fatalf("page after 2: %+v", page)
 	}
-	for _, inst := range []string{InstA, InstB} {
+	for _, inst := range []string{instA, instB} {
 		v := must[gateway.ChainVerification](t)(s.Verify(ctx, inst))
 		if !v.OK || v.Records != v.HeadSeq || v.HeadSeq == 0 {
 			t.Fatalf("verify %s: %+v", inst, v)
@@ -67,15 +67,14 @@ func testDecisionChain(t *testing.T, open func(t *testing.T) gateway.Store) {
 	if v := must[gateway.ChainVerification](t)(s.Verify(ctx, "10009999")); !v.OK || v.Records != 0 {
 		t.Fatalf("empty chain: %+v", v)
 	}
-	_, err = s.AppendDecision(ctx, gateway.DecisionRecord{Institution: InstA, At: T0, Body: []byte(`{}`)})
+	_, err = s.AppendDecision(ctx, gateway.DecisionRecord{Institution: instA, At: t0, Body: []byte(`{}`)})
 	wantCode(t, err, gateway.EINVALID)
 	// The store itself refuses to rewrite history.
-	h := hooks(t, s)
 	for _, q := range []string{
 		`UPDATE decision_records SET body = '{}' WHERE seq = 1`,
 		`DELETE FROM decision_records WHERE seq = 1`,
 	} {
-		if err := h.Exec(ctx, q); err == nil {
+		if err := s.Exec(ctx, q); err == nil {
 			t.Fatalf("%q succeeded; decision_records must be append-only", q)
 		}
 	}
@@ -83,9 +82,9 @@ func testDecisionChain(t *testing.T, open func(t *testing.T) gateway.Store) {
 
 // testConcurrentAppends: appends for one institution from many goroutines and
 // two handles never fork the chain.
-func testConcurrentAppends(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testConcurrentAppends(t *testing.T, open func(testing.TB) *store) {
 	s := open(t)
-	other := hooks(t, s).Another(t)
+	other := s.another(t)
 	ctx := context.Background()
 	const workers, each = 16, 8
 	var wg sync.WaitGroup
@@ -94,14 +93,14 @@ func testConcurrentAppends(t *testing.T, open func(t *testing.T) gateway.Store) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st := s
+			var st gateway.Store = s
 			if w%2 == 1 {
 				st = other
 			}
 			for i := 0; i < each; i++ {
-				inst := InstA
+				inst := instA
 				if i%4 == 3 {
-					inst = InstB
+					inst = instB
 				}
 				if _, err := st.AppendDecision(ctx, newDecision(inst, w*each+i)); err != nil {
 					errs <- err
@@ -115,7 +114,7 @@ func testConcurrentAppends(t *testing.T, open func(t *testing.T) gateway.Store) 
 		t.Fatal(err)
 	}
 	total := int64(0)
-	for _, inst := range []string{InstA, InstB} {
+	for _, inst := range []string{instA, instB} {
 		v := must[gateway.ChainVerification](t)(s.Verify(ctx, inst))
 		if !v.OK {
 			t.Fatalf("chain %s forked or broke: %+v", inst, v)
@@ -129,8 +128,8 @@ func testConcurrentAppends(t *testing.T, open func(t *testing.T) gateway.Store) 
 
 // testTampering alters the chain behind the store's back and expects Verify
 // to name the first record at fault and how.
-func testTampering(t *testing.T, open func(t *testing.T) gateway.Store) {
-	inst := sqlQuote(InstA)
+func testTampering(t *testing.T, open func(testing.TB) *store) {
+	inst := sqlQuote(instA)
 	where := func(seq int) string { return fmt.Sprintf("institution = %s AND seq = %d", inst, seq) }
 	tests := []struct {
 		name    string
@@ -166,54 +165,54 @@ func testTampering(t *testing.T, open func(t *testing.T) gateway.Store) {
 			s := open(t)
 			ctx := context.Background()
 			for i := 1; i <= 5; i++ {
-				must[gateway.DecisionRecord](t)(s.AppendDecision(ctx, newDecision(InstA, i)))
-				must[gateway.DecisionRecord](t)(s.AppendDecision(ctx, newDecision(InstB, i)))
+				must[gateway.DecisionRecord](t)(s.AppendDecision(ctx, newDecision(instA, i)))
+				must[gateway.DecisionRecord](t)(s.AppendDecision(ctx, newDecision(instB, i)))
 			}
-			if v := must[gateway.ChainVerification](t)(s.Verify(ctx, InstA)); !v.OK || v.Records != 5 {
+			if v := must[gateway.ChainVerification](t)(s.Verify(ctx, instA)); !v.OK || v.Records != 5 {
 				t.Fatalf("before tampering: %+v", v)
 			}
-			if err := hooks(t, s).Tamper(ctx, tt.queries...); err != nil {
+			if err := s.Tamper(ctx, tt.queries...); err != nil {
 				t.Fatal(err)
 			}
-			v := must[gateway.ChainVerification](t)(s.Verify(ctx, InstA))
+			v := must[gateway.ChainVerification](t)(s.Verify(ctx, instA))
 			if v.OK || v.BadSeq != tt.seq || v.Problem != tt.problem {
 				t.Fatalf("verify = ok %v, seq %d, %s (%s); want seq %d, %s", v.OK, v.BadSeq, v.Problem, v.Detail, tt.seq, tt.problem)
 			}
-			if v := must[gateway.ChainVerification](t)(s.Verify(ctx, InstB)); !v.OK {
+			if v := must[gateway.ChainVerification](t)(s.Verify(ctx, instB)); !v.OK {
 				t.Fatalf("the other institution's chain: %+v", v)
 			}
 		})
 	}
 }
 
-func testPurge(t *testing.T, open func(t *testing.T) gateway.Store) {
+func testPurge(t *testing.T, open func(testing.TB) *store) {
 	s := open(t)
 	ctx := context.Background()
 	// Old and delivered, old and failed: purged; old but still queued,
 	// recent: kept.
-	old := accept(t, s, NewAcceptRequest(InstA, "C-old", "a", "", T0))
-	failed := accept(t, s, NewAcceptRequest(InstA, "C-failed", "a", "", T0.Add(time.Second)))
-	queued := accept(t, s, NewAcceptRequest(InstA, "C-queued", "a", "", T0.Add(2*time.Second)))
-	ms := claim(t, s, "w", 2, T0.Add(time.Minute))
+	old := accept(t, s, newAcceptRequest(instA, "C-old", "a", "", t0))
+	failed := accept(t, s, newAcceptRequest(instA, "C-failed", "a", "", t0.Add(time.Second)))
+	queued := accept(t, s, newAcceptRequest(instA, "C-queued", "a", "", t0.Add(2*time.Second)))
+	ms := claim(t, s, "w", 2, t0.Add(time.Minute))
 	if len(ms) != 2 || ms[0].ID != old.Message.ID || ms[1].ID != failed.Message.ID {
 		t.Fatalf("claimed %+v, want the two oldest", ms)
 	}
-	attempt(t, s, ms[0], gateway.Attempt{Result: gateway.AttemptDelivered, At: T0.Add(time.Minute)})
-	attempt(t, s, ms[1], gateway.Attempt{Result: gateway.AttemptFailed, At: T0.Add(time.Minute), Response: []byte(`{"resourceType":"OperationOutcome"}`)})
-	must[gateway.StoredReferral](t)(s.RecordResponse(ctx, old.Referral.ID, gateway.StatusAcknowledged, []byte(`{"note":"seen"}`), T0.Add(2*time.Minute)))
-	recent := accept(t, s, NewAcceptRequest(InstA, "C-recent", "a", "", T0.Add(48*time.Hour)))
-	for _, m := range claim(t, s, "w", 10, T0.Add(48*time.Hour)) {
+	attempt(t, s, ms[0], gateway.Attempt{Result: gateway.AttemptDelivered, At: t0.Add(time.Minute)})
+	attempt(t, s, ms[1], gateway.Attempt{Result: gateway.AttemptFailed, At: t0.Add(time.Minute), Response: []byte(`{"resourceType":"OperationOutcome"}`)})
+	must[gateway.StoredReferral](t)(s.RecordResponse(ctx, old.Referral.ID, gateway.StatusAcknowledged, []byte(`{"note":"seen"}`), t0.Add(2*time.Minute)))
+	recent := accept(t, s, newAcceptRequest(instA, "C-recent", "a", "", t0.Add(48*time.Hour)))
+	for _, m := range claim(t, s, "w", 10, t0.Add(48*time.Hour)) {
 		if m.ID == recent.Message.ID {
-			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: T0.Add(48 * time.Hour)})
+			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: t0.Add(48 * time.Hour)})
 		}
 	}
-	before := T0.Add(24 * time.Hour)
-	now := T0.Add(72 * time.Hour)
+	before := t0.Add(24 * time.Hour)
+	now := t0.Add(72 * time.Hour)
 	n := must[int](t)(s.PurgeContent(ctx, before, now))
 	if n != 2 {
 		t.Fatalf("purged %d referrals, want 2", n)
 	}
-	got := must[gateway.StoredReferral](t)(s.Referral(ctx, InstA, old.Referral.ID))
+	got := must[gateway.StoredReferral](t)(s.Referral(ctx, instA, old.Referral.ID))
 	if got.Record != nil || got.Bundle != nil || got.Response != nil || !got.PurgedAt.Equal(now) ||
 		got.Status != gateway.StatusAcknowledged || got.DecisionID != old.Referral.DecisionID || got.ContentHash != old.Referral.ContentHash {
 		t.Fatalf("purged referral %+v", got)
@@ -227,19 +226,19 @@ func testPurge(t *testing.T, open func(t *testing.T) gateway.Store) {
 	// Nothing is left to send, so an operator cannot put it back.
 	wantCode(t, s.Retry(ctx, failed.Message.ID, at(operator, now)), gateway.ECONFLICT)
 	for _, keep := range []gateway.AcceptResult{queued, recent} {
-		got := must[gateway.StoredReferral](t)(s.Referral(ctx, InstA, keep.Referral.ID))
+		got := must[gateway.StoredReferral](t)(s.Referral(ctx, instA, keep.Referral.ID))
 		if got.Record == nil || got.Bundle == nil || !got.PurgedAt.IsZero() {
 			t.Fatalf("referral %s lost its content: %+v", keep.Referral.CaseID, got)
 		}
 	}
-	if v := must[gateway.ChainVerification](t)(s.Verify(ctx, InstA)); !v.OK || v.Records != 4 {
+	if v := must[gateway.ChainVerification](t)(s.Verify(ctx, instA)); !v.OK || v.Records != 4 {
 		t.Fatalf("decision chain after purge: %+v", v)
 	}
 	if n := must[int](t)(s.PurgeContent(ctx, before, now)); n != 0 {
 		t.Fatalf("second purge purged %d", n)
 	}
 	// The idempotency key outlives the content: a replay is still the same referral.
-	res := accept(t, s, NewAcceptRequest(InstA, "C-old", "a", "", T0.Add(96*time.Hour)))
+	res := accept(t, s, newAcceptRequest(instA, "C-old", "a", "", t0.Add(96*time.Hour)))
 	if res.Created || res.Referral.ID != old.Referral.ID {
 		t.Fatalf("replay after purge: created %v id %s", res.Created, res.Referral.ID)
 	}
