@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -321,7 +322,10 @@ func TestTwoGatewaysOnePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfgB := filepath.Join(dir, "gateway-b.yaml")
-	if err := os.WriteFile(cfgB, bytes.Replace(b, []byte("listen: "+apiA), []byte("listen: "+apiB), 1), 0o600); err != nil {
+	b = bytes.Replace(b, []byte("listen: "+apiA), []byte("listen: "+apiB), 1)
+	// and its own metrics listener
+	b = regexp.MustCompile(`(?m)^(metrics:\n\s+listen: )\S+`).ReplaceAll(b, []byte("${1}"+freePort(t)))
+	if err := os.WriteFile(cfgB, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	startProcess(t, bin, apiB, "serve", "--config", cfgB)

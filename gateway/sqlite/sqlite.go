@@ -35,7 +35,7 @@ import (
 type Options struct {
 	// NoGroupCommit gives every write its own transaction and flush instead
 	// of batching concurrent writes into one. It exists to measure the
-	// difference (BenchmarkAccept, BenchmarkLifecycle): under concurrent
+	// difference (gateway/sqlstore's BenchmarkAccept, BenchmarkLifecycle): under concurrent
 	// accepts group commit gives two to three times the throughput at half
 	// the CPU time per accept; one at a time, the two are alike.
 	NoGroupCommit bool
