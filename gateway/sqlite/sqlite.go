@@ -35,9 +35,10 @@ import (
 type Options struct {
 	// NoGroupCommit gives every write its own transaction and flush instead
 	// of batching concurrent writes into one. It exists to measure the
-	// difference (gateway/sqlstore's BenchmarkAccept, BenchmarkLifecycle): under concurrent
-	// accepts group commit gives two to three times the throughput at half
-	// the CPU time per accept; one at a time, the two are alike.
+	// difference (BenchmarkAccept in gateway/sqlstore, BenchmarkLifecycle):
+	// under concurrent accepts group commit gives two to three times the
+	// throughput at half the CPU time per accept; one at a time, the two are
+	// alike.
 	NoGroupCommit bool
 }
 
