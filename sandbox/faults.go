@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,8 +49,8 @@ type Fault struct {
 	// RetryAfter is the Retry-After header of ModeStatus: seconds or an
 	// HTTP date.
 	RetryAfter string `json:"retryAfter,omitempty"`
-	// Delay is the wait of ModeSlow; in JSON a Go duration ("2s").
-	Delay time.Duration `json:"-"`
+	// Delay is the wait of ModeSlow, a Go duration ("2s").
+	Delay string `json:"delay,omitempty"`
 	// After makes ModeStatus and ModeReset act after the message was
 	// accepted: the receiver has it but the sender does not learn so, and
 	// must retry into a 409 duplicate.
@@ -69,50 +68,17 @@ type Fault struct {
 	Used int `json:"used"`
 }
 
-// MarshalJSON writes Delay as a Go duration.
-func (f Fault) MarshalJSON() ([]byte, error) {
-	type plain Fault
-	out := struct {
-		plain
-		Delay string `json:"delay,omitempty"`
-	}{plain: plain(f)}
-	if f.Delay > 0 {
-		out.Delay = f.Delay.String()
-	}
-	return json.Marshal(out)
-}
-
-// UnmarshalJSON reads Delay as a Go duration and refuses unknown fields.
-func (f *Fault) UnmarshalJSON(b []byte) error {
-	type plain Fault
-	var in struct {
-		plain
-		Delay string `json:"delay,omitempty"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return err
-	}
-	*f = Fault(in.plain)
-	if in.Delay != "" {
-		d, err := time.ParseDuration(in.Delay)
-		if err != nil {
-			return fmt.Errorf("delay %q: %w", in.Delay, err)
-		}
-		f.Delay = d
-	}
-	return nil
-}
-
 // Validate checks that a fault can be applied.
 func (f Fault) Validate() error {
+	delay, err := time.ParseDuration(f.Delay)
 	switch {
+	case f.Delay != "" && err != nil:
+		return err
 	case f.Mode != ModeStatus && f.Mode != ModeReset && f.Mode != ModeSlow && f.Mode != ModeReject:
 		return fmt.Errorf("mode %q: use %s, %s, %s or %s", f.Mode, ModeStatus, ModeReset, ModeSlow, ModeReject)
 	case f.Mode == ModeStatus && (f.Status < 400 || f.Status > 599):
 		return errors.New("a status fault needs a status from 400 to 599")
-	case f.Mode == ModeSlow && (f.Delay <= 0 || f.Delay > maxDelay):
+	case f.Mode == ModeSlow && (delay <= 0 || delay > maxDelay):
 		return fmt.Errorf("a slow fault needs a delay up to %s", maxDelay)
 	case f.Count < 0:
 		return errors.New("count must not be negative")
@@ -140,13 +106,6 @@ func (rc *Receiver) AddFault(faults ...Fault) error {
 	return nil
 }
 
-// ClearFaults removes every fault: the receiver behaves again.
-func (rc *Receiver) ClearFaults() {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	rc.faults = nil
-}
-
 // Faults lists the script, spent faults included.
 func (rc *Receiver) Faults() []Fault {
 	rc.mu.Lock()
@@ -172,12 +131,15 @@ func (rc *Receiver) takeFault(target string) Fault {
 // postFaults is POST /sandbox/faults: one fault or a list, appended.
 func (rc *Receiver) postFaults(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	var list []Fault
-	if err == nil && bytes.HasPrefix(bytes.TrimSpace(body), []byte("[")) {
-		err = json.Unmarshal(body, &list)
-	} else if err == nil {
-		list = make([]Fault, 1)
-		err = json.Unmarshal(body, &list[0])
+	list := make([]Fault, 1)
+	var into any = &list[0]
+	if bytes.HasPrefix(bytes.TrimSpace(body), []byte("[")) {
+		into = &list
+	}
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(into)
 	}
 	if err == nil {
 		err = rc.AddFault(list...)
@@ -246,9 +208,6 @@ func resetConnection(w http.ResponseWriter) {
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		panic(http.ErrAbortHandler)
-	}
-	if tc, ok := conn.(*tls.Conn); ok {
-		conn = tc.NetConn()
 	}
 	if tcp, ok := conn.(*net.TCPConn); ok {
 		_ = tcp.SetLinger(0)

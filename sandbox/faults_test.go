@@ -73,9 +73,9 @@ func TestFaults(t *testing.T) {
 			[]step{{1, "", "reset"}, {1, "", "200"}}, 1},
 		{"reset after accepting", []Fault{{Mode: ModeReset, After: true, Count: 1}},
 			[]step{{1, "", "reset"}, {1, "", "409"}}, 1},
-		{"slow beyond the sender's patience", []Fault{{Mode: ModeSlow, Delay: slow, Count: 1}},
+		{"slow beyond the sender's patience", []Fault{{Mode: ModeSlow, Delay: slow.String(), Count: 1}},
 			[]step{{1, "", "timeout"}, {1, "", "409"}}, 1},
-		{"slow within it", []Fault{{Mode: ModeSlow, Delay: 20 * time.Millisecond, Count: 1}},
+		{"slow within it", []Fault{{Mode: ModeSlow, Delay: "20ms", Count: 1}},
 			[]step{{1, "", "200"}}, 1},
 		{"scoped to another target", []Fault{{Mode: ModeStatus, Status: 500, Target: "2000010001"}},
 			[]step{{1, "", "200"}, {2, "2000010001", "500"}, {2, "2000010001", "500"}}, 1},
@@ -227,7 +227,7 @@ func TestFaultsEndpoint(t *testing.T) {
 		})
 	}
 	// The listing round-trips: delay as a duration, used counts.
-	if err := rc.AddFault(Fault{Mode: ModeSlow, Delay: 1500 * time.Millisecond, Count: 2}); err != nil {
+	if err := rc.AddFault(Fault{Mode: ModeSlow, Delay: "1.5s", Count: 2}); err != nil {
 		t.Fatal(err)
 	}
 	_, body := do("GET", "")

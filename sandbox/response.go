@@ -50,11 +50,7 @@ type Callback struct {
 func (rc *Receiver) Callbacks() []Callback {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	out := make([]Callback, 0, len(rc.callbacks))
-	for _, c := range rc.callbacks {
-		out = append(out, *c)
-	}
-	return out
+	return append([]Callback{}, rc.callbacks...)
 }
 
 // callbackAttempts bounds how often one response message is posted.
@@ -67,66 +63,52 @@ func (rc *Receiver) respond(req request, accept bool, reason string) {
 	if rc.opt.CallbackURL == "" {
 		return
 	}
-	cb := &Callback{RequestID: req.requestID, Accepted: accept}
 	body, info, err := responseTo(req, accept, reason, rc.now())
 	rc.mu.Lock()
-	rc.callbacks = append(rc.callbacks, cb)
-	cb.ResponseID = info.id
+	i := len(rc.callbacks)
+	rc.callbacks = append(rc.callbacks, Callback{RequestID: req.requestID, ResponseID: info.id, Accepted: accept})
 	rc.mu.Unlock()
-	if err != nil {
-		rc.finish(cb, "cannot build the response message: "+err.Error())
-		rc.log.Warn("no response message", zap.String("request_id", req.requestID), zap.Error(err))
-		return
-	}
-	url := strings.TrimRight(rc.opt.CallbackURL, "/") + "/$process-message"
-	rc.cbs.Add(1)
-	go func() {
-		defer rc.cbs.Done()
-		wait := rc.opt.CallbackDelay
-		for attempt := 1; ; attempt++ {
+	rc.cbs.Go(func() {
+		msg, wait := "", rc.opt.CallbackDelay
+		if err != nil {
+			msg = "cannot build the response message: " + err.Error()
+		}
+		for attempt := 1; err == nil && attempt <= callbackAttempts; attempt++ {
 			if !sleep(rc.ctx, wait) {
-				rc.finish(cb, "the receiver stopped before the response was posted")
-				return
+				msg = "the receiver stopped before the response was posted"
+				break
 			}
-			status, err := rc.postResponse(url, body, info, req.correlationID)
+			status, perr := rc.postResponse(body, info, req.correlationID)
 			rc.mu.Lock()
-			cb.Attempts, cb.Status = attempt, status
+			rc.callbacks[i].Attempts, rc.callbacks[i].Status = attempt, status
 			rc.mu.Unlock()
-			retry := err != nil || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
 			switch {
 			case status >= 200 && status < 300, status == http.StatusConflict:
-				rc.finish(cb, "")
-				rc.log.Info("response message posted", zap.String("request_id", req.requestID), zap.String("response_id", info.id), zap.Int("status", status))
-				return
-			case !retry || attempt == callbackAttempts:
-				msg := fmt.Sprintf("the gateway answered %d", status)
-				if err != nil {
-					msg = "the gateway did not answer: " + err.Error()
-				}
-				rc.finish(cb, msg)
-				rc.log.Warn("response message not taken", zap.String("request_id", req.requestID), zap.String("response_id", info.id), zap.Int("status", status))
-				return
+				msg = ""
+			case perr != nil:
+				msg = "the gateway did not answer: " + perr.Error()
+			default:
+				msg = fmt.Sprintf("the gateway answered %d", status)
+			}
+			if msg == "" || perr == nil && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests && status < 500 {
+				break
 			}
 			wait = 500 * time.Millisecond << (attempt - 1)
 		}
-	}()
-}
-
-// finish records how a callback ended.
-func (rc *Receiver) finish(cb *Callback, errText string) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	cb.Done, cb.Error = true, errText
+		rc.mu.Lock()
+		rc.callbacks[i].Done, rc.callbacks[i].Error = true, msg
+		rc.mu.Unlock()
+		rc.log.Info("response message", zap.String("request_id", req.requestID), zap.String("response_id", info.id), zap.String("error", msg))
+	})
 }
 
 // postResponse posts one response message with the BaRS headers a receiver
 // sends back: the response's id as request id (the same on retries), the
 // referral's correlation id, the receiving organisation and the sandbox as
 // software.
-func (rc *Receiver) postResponse(url string, body []byte, info responseInfo, correlationID string) (int, error) {
-	ctx, cancel := context.WithTimeout(rc.ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+func (rc *Receiver) postResponse(body []byte, info responseInfo, correlationID string) (int, error) {
+	url := strings.TrimRight(rc.opt.CallbackURL, "/") + "/$process-message"
+	req, err := http.NewRequestWithContext(rc.ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -148,13 +130,8 @@ func (rc *Receiver) postResponse(url string, body []byte, info responseInfo, cor
 
 // sleep waits d or until ctx ends; it reports whether the wait ran out.
 func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-time.After(d):
 		return true
 	case <-ctx.Done():
 		return false
@@ -178,43 +155,31 @@ type responseInfo struct {
 // message.
 func responseTo(req request, accept bool, reason string, at time.Time) ([]byte, responseInfo, error) {
 	mh := req.mh
-	switch {
-	case mh.ID == "":
-		return nil, responseInfo{}, errors.New("the request's MessageHeader has no id")
-	case len(mh.Destination) == 0 || mh.Destination[0].Endpoint == "" || mh.Destination[0].Receiver == nil:
-		return nil, responseInfo{}, errors.New("the request's MessageHeader has no destination endpoint and receiver")
-	case mh.Source.Endpoint == "":
-		return nil, responseInfo{}, errors.New("the request's MessageHeader has no source endpoint to answer to")
-	case mh.Sender == nil:
-		return nil, responseInfo{}, errors.New("the request's MessageHeader has no sender")
-	case req.sr.ID == "":
-		return nil, responseInfo{}, errors.New("the request's ServiceRequest has no id")
+	if mh.ID == "" || len(mh.Destination) == 0 || mh.Destination[0].Endpoint == "" || mh.Destination[0].Receiver == nil ||
+		mh.Source.Endpoint == "" || mh.Sender == nil || req.sr.ID == "" {
+		return nil, responseInfo{}, errors.New("the request needs a MessageHeader with an id, a destination endpoint and receiver, " +
+			"a source endpoint and a sender, and a ServiceRequest with an id")
 	}
-	find := func(ref, resourceType string) (rawEntry, error) {
+	var missing []string
+	find := func(ref, resourceType string) rawEntry {
 		for _, e := range req.msg.Entry {
 			if e.FullURL == ref && resourceType == resourceTypeOf(e.Resource) {
-				return e, nil
+				return e
 			}
 		}
-		return rawEntry{}, fmt.Errorf("the request has no %s at %q", resourceType, ref)
+		missing = append(missing, fmt.Sprintf("%s at %q", resourceType, ref))
+		return rawEntry{}
 	}
-	recvOrg, err := find(mh.Destination[0].Receiver.Reference, "Organization")
-	if err != nil {
-		return nil, responseInfo{}, err
-	}
-	sendOrg, err := find(mh.Sender.Reference, "Organization")
-	if err != nil {
-		return nil, responseInfo{}, err
-	}
-	patEntry, err := find(req.sr.Subject.Reference, "Patient")
-	if err != nil {
-		return nil, responseInfo{}, err
-	}
+	recvOrg, sendOrg := find(mh.Destination[0].Receiver.Reference, "Organization"), find(mh.Sender.Reference, "Organization")
+	patEntry := find(req.sr.Subject.Reference, "Patient")
 	var pat struct {
 		ID string `json:"id"`
 	}
 	if json.Unmarshal(patEntry.Resource, &pat) != nil || pat.ID == "" {
-		return nil, responseInfo{}, errors.New("the request's Patient has no id")
+		missing = append(missing, "Patient id")
+	}
+	if missing != nil {
+		return nil, responseInfo{}, fmt.Errorf("the request has no %s", strings.Join(missing, ", "))
 	}
 
 	decision := "accept"
@@ -224,10 +189,8 @@ func responseTo(req request, accept bool, reason string, at time.Time) ([]byte, 
 	bundleID := gateway.DeriveID("sandbox-response-bundle", mh.ID, decision)
 	headerID := gateway.DeriveID("sandbox-response-header", mh.ID, decision)
 	srURL := mh.Focus[0].Reference
-	sr := outServiceRequest{
-		head: newHead("ServiceRequest", req.sr.ID), Identifier: req.sr.Identifier, Status: "active", Intent: req.sr.Intent,
-		Category: req.sr.Category, Code: req.sr.Code, Subject: reference{patEntry.FullURL}, Performer: []reference{{recvOrg.FullURL}},
-	}
+	sr := req.sr
+	sr.head, sr.Status, sr.Performer, sr.Note = newHead("ServiceRequest", sr.ID), "active", []reference{{recvOrg.FullURL}}, nil
 	if sr.Intent == "" {
 		sr.Intent = "order"
 	}
@@ -298,16 +261,4 @@ type outMessageHeader struct {
 	Reason      fhir.CodeableConcept            `json:"reason"`
 	Response    fhir.MessageHeaderResponse      `json:"response"`
 	Focus       []reference                     `json:"focus"`
-}
-
-type outServiceRequest struct {
-	head
-	Identifier json.RawMessage   `json:"identifier,omitempty"`
-	Status     string            `json:"status"`
-	Intent     string            `json:"intent"`
-	Category   json.RawMessage   `json:"category,omitempty"`
-	Code       json.RawMessage   `json:"code,omitempty"`
-	Subject    reference         `json:"subject"`
-	Performer  []reference       `json:"performer,omitempty"`
-	Note       []fhir.Annotation `json:"note,omitempty"`
 }

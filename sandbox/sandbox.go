@@ -92,7 +92,7 @@ type Receiver struct {
 	seen      map[string]int // index in received by X-Request-Id
 	received  []Received
 	faults    []Fault
-	callbacks []*Callback
+	callbacks []Callback
 }
 
 // NewReceiver returns a receiver with options. Call Close to stop its
@@ -144,7 +144,9 @@ func (rc *Receiver) Handler() http.Handler {
 	mux.HandleFunc("GET /sandbox/faults", list("faults", func() any { return rc.Faults() }))
 	mux.HandleFunc("POST /sandbox/faults", rc.postFaults)
 	mux.HandleFunc("DELETE /sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
-		rc.ClearFaults()
+		rc.mu.Lock()
+		rc.faults = nil
+		rc.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -180,8 +182,9 @@ func (rc *Receiver) processMessage(w http.ResponseWriter, r *http.Request) {
 	if f.Mode == ModeSlow {
 		// A slow receiver still processes what it was sent, even when the
 		// sender has given up waiting.
-		rc.log.Info("fault: slow answer", zap.String("request_id", req.requestID), zap.Duration("delay", f.Delay))
-		sleep(rc.ctx, f.Delay)
+		rc.log.Info("fault: slow answer", zap.String("request_id", req.requestID), zap.String("delay", f.Delay))
+		d, _ := time.ParseDuration(f.Delay) // AddFault checked it
+		sleep(rc.ctx, d)
 	}
 	if !f.After && rc.misbehave(w, f, req.requestID) {
 		return
@@ -252,11 +255,11 @@ func (rc *Receiver) read(w http.ResponseWriter, r *http.Request) (request, *prob
 	if !uuidPattern.MatchString(req.correlationID) {
 		return req, badRequest(fhir.IssueTypeRequired, "X-Correlation-Id must be a UUID")
 	}
-	target, ok := decodeTarget(r.Header.Get("NHSD-Target-Identifier"))
-	if !ok {
+	var id struct{ System, Value string }
+	if !decodeHeader(r.Header.Get("NHSD-Target-Identifier"), &id) || id.System == "" || id.Value == "" {
 		return req, badRequest(fhir.IssueTypeValue, "NHSD-Target-Identifier must be base64 of a JSON {system, value}")
 	}
-	req.target = target
+	req.target = id.System + "|" + id.Value
 	if !decodeResource(r.Header.Get("NHSD-End-User-Organisation"), "Organization") {
 		return req, badRequest(fhir.IssueTypeValue, "NHSD-End-User-Organisation must be base64 of a JSON Organization with an identifier or a name")
 	}
@@ -288,7 +291,7 @@ type messageHeader struct {
 	ResourceType string       `json:"resourceType"`
 	ID           string       `json:"id"`
 	EventCoding  *fhir.Coding `json:"eventCoding"`
-	Reason       *struct {
+	Reason       struct {
 		Coding []fhir.Coding `json:"coding"`
 	} `json:"reason"`
 	Destination []struct {
@@ -302,16 +305,18 @@ type messageHeader struct {
 	Focus []reference `json:"focus"`
 }
 
-// serviceRequest is what the sandbox reads of the focus, for its answer and
-// the response message.
+// serviceRequest is the focus as the sandbox reads it and as its response
+// message sends it back.
 type serviceRequest struct {
-	ID         string          `json:"id"`
-	Status     string          `json:"status"`
-	Identifier json.RawMessage `json:"identifier"`
-	Intent     string          `json:"intent"`
-	Category   json.RawMessage `json:"category"`
-	Code       json.RawMessage `json:"code"`
-	Subject    reference       `json:"subject"`
+	head
+	Identifier json.RawMessage   `json:"identifier,omitempty"`
+	Status     string            `json:"status"`
+	Intent     string            `json:"intent"`
+	Category   json.RawMessage   `json:"category,omitempty"`
+	Code       json.RawMessage   `json:"code,omitempty"`
+	Subject    reference         `json:"subject"`
+	Performer  []reference       `json:"performer,omitempty"`
+	Note       []fhir.Annotation `json:"note,omitempty"`
 }
 
 type reference struct {
@@ -346,11 +351,9 @@ func readMessage(req *request) *problem {
 	if mh.EventCoding.System == nil || *mh.EventCoding.System != EventSystem || req.event != "servicerequest-request" {
 		return &problem{http.StatusUnprocessableEntity, fhir.IssueTypeNotSupported, "the sandbox takes only " + EventSystem + "#servicerequest-request messages"}
 	}
-	if mh.Reason != nil {
-		for _, c := range mh.Reason.Coding {
-			if c.System != nil && *c.System == ReasonSystem && c.Code != nil {
-				req.reason = *c.Code
-			}
+	for _, c := range mh.Reason.Coding {
+		if c.System != nil && *c.System == ReasonSystem && c.Code != nil {
+			req.reason = *c.Code
 		}
 	}
 	matched := len(mh.Destination) == 0
@@ -403,30 +406,16 @@ func acceptsFHIRJSON(h string) bool {
 	return false
 }
 
-// decodeTarget reads NHSD-Target-Identifier: base64 of {"system", "value"}.
-func decodeTarget(h string) (string, bool) {
+// decodeHeader decodes a header that carries base64 of JSON into v.
+func decodeHeader(h string, v any) bool {
 	raw, err := base64.StdEncoding.DecodeString(h)
-	if err != nil {
-		return "", false
-	}
-	var id struct {
-		System string `json:"system"`
-		Value  string `json:"value"`
-	}
-	if err := json.Unmarshal(raw, &id); err != nil || id.System == "" || id.Value == "" {
-		return "", false
-	}
-	return id.System + "|" + id.Value, true
+	return err == nil && json.Unmarshal(raw, v) == nil
 }
 
 // decodeResource checks a header that carries base64 of a FHIR resource of
 // the given type: an Organization with an identifier or a name, or a
 // Device with a name.
 func decodeResource(h, resourceType string) bool {
-	raw, err := base64.StdEncoding.DecodeString(h)
-	if err != nil {
-		return false
-	}
 	var r struct {
 		ResourceType string `json:"resourceType"`
 		Identifier   []struct {
@@ -435,7 +424,7 @@ func decodeResource(h, resourceType string) bool {
 		Name       string            `json:"name"`
 		DeviceName []json.RawMessage `json:"deviceName"`
 	}
-	if json.Unmarshal(raw, &r) != nil || r.ResourceType != resourceType {
+	if !decodeHeader(h, &r) || r.ResourceType != resourceType {
 		return false
 	}
 	if resourceType == "Device" {

@@ -29,7 +29,7 @@ func TestExactlyOnceThroughFaults(t *testing.T) {
 		{Mode: sandbox.ModeReset, Count: 2},
 		{Mode: sandbox.ModeReset, After: true, Count: 2},
 		{Mode: sandbox.ModeStatus, Status: 503, After: true, Count: 2},
-		{Mode: sandbox.ModeSlow, Delay: 500 * time.Millisecond, Count: 2, Target: "2000010002"},
+		{Mode: sandbox.ModeSlow, Delay: "500ms", Count: 2, Target: "2000010002"},
 		{Mode: sandbox.ModeStatus, Status: 408, Count: 1, Target: "2000010001"},
 	}
 	tests := []struct {
