@@ -30,9 +30,6 @@ const (
 	ModeReject = "reject"
 )
 
-// maxDelay bounds a slow fault, so that a typo cannot hang a test run.
-const maxDelay = 5 * time.Minute
-
 // Fault is one scripted misbehaviour, applied to the next Count valid
 // messages for Target (every message until cleared when Count is 0). The
 // first fault in the list that matches a message applies to it. As JSON
@@ -43,26 +40,19 @@ const maxDelay = 5 * time.Minute
 //	{"mode": "slow", "delay": "2s", "count": 1}
 //	{"mode": "reject", "reason": "outside our catchment", "target": "2000010001"}
 type Fault struct {
-	Mode string `json:"mode"`
-	// Status is the HTTP status of ModeStatus.
-	Status int `json:"status,omitempty"`
-	// RetryAfter is the Retry-After header of ModeStatus: seconds or an
-	// HTTP date.
-	RetryAfter string `json:"retryAfter,omitempty"`
-	// Delay is the wait of ModeSlow, a Go duration ("2s").
-	Delay string `json:"delay,omitempty"`
+	Mode       string `json:"mode"`
+	Status     int    `json:"status,omitempty"`
+	RetryAfter string `json:"retryAfter,omitempty"` // seconds or an HTTP date
+	Delay      string `json:"delay,omitempty"`      // a Go duration ("2s")
 	// After makes ModeStatus and ModeReset act after the message was
 	// accepted: the receiver has it but the sender does not learn so, and
 	// must retry into a 409 duplicate.
-	After bool `json:"after,omitempty"`
-	// Reason is the reason a ModeReject response gives.
+	After  bool   `json:"after,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	// Target limits the fault to one service: its NHSD-Target-Identifier
 	// as system|value, or the value alone. Empty matches every target.
 	Target string `json:"target,omitempty"`
-	// Count is how many messages the fault applies to; 0 is every message
-	// until the faults are cleared.
-	Count int `json:"count,omitempty"`
+	Count  int    `json:"count,omitempty"`
 	// Used is how many messages the fault has applied to so far; the
 	// receiver keeps it and ignores it in a new fault.
 	Used int `json:"used"`
@@ -78,8 +68,8 @@ func (f Fault) Validate() error {
 		return fmt.Errorf("mode %q: use %s, %s, %s or %s", f.Mode, ModeStatus, ModeReset, ModeSlow, ModeReject)
 	case f.Mode == ModeStatus && (f.Status < 400 || f.Status > 599):
 		return errors.New("a status fault needs a status from 400 to 599")
-	case f.Mode == ModeSlow && (delay <= 0 || delay > maxDelay):
-		return fmt.Errorf("a slow fault needs a delay up to %s", maxDelay)
+	case f.Mode == ModeSlow && (delay <= 0 || delay > 5*time.Minute): // so that a typo cannot hang a test run
+		return errors.New("a slow fault needs a delay up to 5m0s")
 	case f.Count < 0:
 		return errors.New("count must not be negative")
 	case f.RetryAfter != "" && f.Mode != ModeStatus:
@@ -156,14 +146,14 @@ func (rc *Receiver) postFaults(w http.ResponseWriter, r *http.Request) {
 func (rc *Receiver) misbehave(w http.ResponseWriter, f Fault, requestID string) bool {
 	switch f.Mode {
 	case ModeStatus:
-		rc.log.Info("fault: status", zap.String("request_id", requestID), zap.Int("status", f.Status), zap.Bool("after_accepting", f.After))
+		rc.opt.Logger.Info("fault: status", zap.String("request_id", requestID), zap.Int("status", f.Status), zap.Bool("after_accepting", f.After))
 		if f.RetryAfter != "" {
 			w.Header().Set("Retry-After", f.RetryAfter)
 		}
 		_, issue := barsError(f.Status)
 		fail(w, f.Status, issue, fmt.Sprintf("sandbox fault: answering %d as scripted", f.Status))
 	case ModeReset:
-		rc.log.Info("fault: connection reset", zap.String("request_id", requestID), zap.Bool("after_accepting", f.After))
+		rc.opt.Logger.Info("fault: connection reset", zap.String("request_id", requestID), zap.Bool("after_accepting", f.After))
 		resetConnection(w)
 	default:
 		return false

@@ -29,7 +29,7 @@ var softwareHeader = base64.StdEncoding.EncodeToString([]byte(
 	`{"deviceName":[{"name":"` + Software + `","type":"manufacturer-name"}],"resourceType":"Device"}`))
 
 // Callback is what the sandbox keeps of one response message it posts to
-// the gateway: ids, the decision and how the post went.
+// the gateway.
 type Callback struct {
 	// RequestID is the X-Request-Id of the referral message answered.
 	RequestID string `json:"requestId"`
@@ -53,17 +53,14 @@ func (rc *Receiver) Callbacks() []Callback {
 	return append([]Callback{}, rc.callbacks...)
 }
 
-// callbackAttempts bounds how often one response message is posted.
-const callbackAttempts = 5
-
 // respond posts the response message to an accepted referral in the
-// background: after the delay, and again with backoff while the gateway
-// is unreachable or answers 408, 429 or 5xx.
+// background: after the delay, and up to 4 times again with backoff while
+// the gateway is unreachable or answers 408, 429 or 5xx.
 func (rc *Receiver) respond(req request, accept bool, reason string) {
 	if rc.opt.CallbackURL == "" {
 		return
 	}
-	body, info, err := responseTo(req, accept, reason, rc.now())
+	body, info, err := responseTo(req, accept, reason, rc.opt.Now())
 	rc.mu.Lock()
 	i := len(rc.callbacks)
 	rc.callbacks = append(rc.callbacks, Callback{RequestID: req.requestID, ResponseID: info.id, Accepted: accept})
@@ -73,7 +70,7 @@ func (rc *Receiver) respond(req request, accept bool, reason string) {
 		if err != nil {
 			msg = "cannot build the response message: " + err.Error()
 		}
-		for attempt := 1; err == nil && attempt <= callbackAttempts; attempt++ {
+		for attempt := 1; err == nil && attempt <= 5; attempt++ {
 			if !sleep(rc.ctx, wait) {
 				msg = "the receiver stopped before the response was posted"
 				break
@@ -98,14 +95,12 @@ func (rc *Receiver) respond(req request, accept bool, reason string) {
 		rc.mu.Lock()
 		rc.callbacks[i].Done, rc.callbacks[i].Error = true, msg
 		rc.mu.Unlock()
-		rc.log.Info("response message", zap.String("request_id", req.requestID), zap.String("response_id", info.id), zap.String("error", msg))
+		rc.opt.Logger.Info("response message", zap.String("request_id", req.requestID), zap.String("response_id", info.id), zap.String("error", msg))
 	})
 }
 
-// postResponse posts one response message with the BaRS headers a receiver
-// sends back: the response's id as request id (the same on retries), the
-// referral's correlation id, the receiving organisation and the sandbox as
-// software.
+// postResponse posts one response message with the BaRS headers, the
+// referral's correlation id and the receiving organisation among them.
 func (rc *Receiver) postResponse(body []byte, info responseInfo, correlationID string) (int, error) {
 	url := strings.TrimRight(rc.opt.CallbackURL, "/") + "/$process-message"
 	req, err := http.NewRequestWithContext(rc.ctx, http.MethodPost, url, bytes.NewReader(body))

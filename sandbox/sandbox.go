@@ -1,21 +1,16 @@
-// Package sandbox is a stand-in NHS receiver that speaks enough of the NHS
-// Booking and Referral Standard (BaRS) for integrators to try the gateway end
-// to end without an NHS endpoint: `make run` serves it beside the gateway,
-// and `gateway sandbox-receiver` serves it alone.
+// Package sandbox is a test double: a stand-in NHS receiver that speaks
+// enough of the NHS Booking and Referral Standard (BaRS) for integrators to
+// try the gateway end to end without an NHS endpoint (`make run` serves it
+// beside the gateway, `gateway sandbox-receiver` alone). Nothing in
+// production depends on it, and its control endpoints have no
+// authentication.
 //
-// It checks what a BaRS receiver checks at the door (media type, the BaRS
-// headers, a message Bundle whose MessageHeader names a supported event, is
-// addressed to the target and focuses on a ServiceRequest in the bundle),
-// drops duplicates by X-Request-Id, and answers 200 or an OperationOutcome
-// with a BaRS error code. After accepting a referral it posts a BaRS
-// response message to the gateway's own $process-message, as a real service
-// does when it takes a referral on or turns it down. It can be told to
-// misbehave (see Fault) through POST /sandbox/faults or AddFault.
-//
-// It is a test double, not an adapter of the gateway: nothing in production
-// depends on it, and its control endpoints have no authentication. It keeps
-// only ids and codes of what it receives, never content, so that its
-// listings show no personal data.
+// It checks what a BaRS receiver checks at the door, drops duplicates by
+// X-Request-Id, answers 200 or a BaRS OperationOutcome, and posts a BaRS
+// response message to the gateway's $process-message after accepting a
+// referral, as a real service does. It can be told to misbehave (see
+// Fault). It keeps only ids and codes of what it receives, never content,
+// so that its listings show no personal data.
 package sandbox
 
 import (
@@ -44,8 +39,7 @@ const (
 	ReasonSystem = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
 )
 
-// Received is what the sandbox keeps of each accepted message: ids and
-// routing, never content, so that the listing shows no personal data.
+// Received is what the sandbox keeps of each accepted message.
 type Received struct {
 	RequestID     string `json:"requestId"`
 	CorrelationID string `json:"correlationId"`
@@ -57,13 +51,12 @@ type Received struct {
 	Reason string `json:"reason,omitempty"`
 	Status string `json:"status,omitempty"`
 	// Posts counts the valid posts of this X-Request-Id, duplicates
-	// included, so that a test of exactly-once delivery can see retries.
+	// included, for tests of exactly-once delivery.
 	Posts int       `json:"posts"`
 	At    time.Time `json:"at"`
 }
 
-// Options configure a receiver; the zero value is a receiver that posts no
-// response messages.
+// Options configure a receiver; the zero value posts no response messages.
 type Options struct {
 	Logger *zap.Logger
 	// CallbackURL is the gateway's FHIR base: response messages go to
@@ -72,17 +65,14 @@ type Options struct {
 	CallbackURL   string
 	CallbackToken string
 	// CallbackDelay is how long after accepting a message the response is
-	// posted (a real service takes minutes or days; 0 posts at once).
+	// posted (a real service takes minutes or days).
 	CallbackDelay time.Duration
-	// Now replaces the clock (response timestamps) in tests.
-	Now func() time.Time
+	Now           func() time.Time // the clock of response timestamps, for tests
 }
 
 // Receiver is the sandbox receiver; make one with NewReceiver.
 type Receiver struct {
-	log  *zap.Logger
-	opt  Options
-	now  func() time.Time
+	opt  Options // with a Logger and a clock
 	hc   *http.Client
 	ctx  context.Context // cancelled by Close: stops callbacks and slow faults
 	stop context.CancelFunc
@@ -98,13 +88,13 @@ type Receiver struct {
 // NewReceiver returns a receiver with options. Call Close to stop its
 // background work (response messages in flight).
 func NewReceiver(o Options) *Receiver {
-	rc := &Receiver{log: o.Logger, opt: o, now: o.Now, seen: map[string]int{}}
-	if rc.log == nil {
-		rc.log = zap.NewNop()
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
 	}
-	if rc.now == nil {
-		rc.now = time.Now
+	if o.Now == nil {
+		o.Now = time.Now
 	}
+	rc := &Receiver{opt: o, seen: map[string]int{}}
 	// Response messages are posted from a goroutine each; keeping 64 idle
 	// connections to the gateway, not 2, spares a dial per post in a drain.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -182,7 +172,7 @@ func (rc *Receiver) processMessage(w http.ResponseWriter, r *http.Request) {
 	if f.Mode == ModeSlow {
 		// A slow receiver still processes what it was sent, even when the
 		// sender has given up waiting.
-		rc.log.Info("fault: slow answer", zap.String("request_id", req.requestID), zap.String("delay", f.Delay))
+		rc.opt.Logger.Info("fault: slow answer", zap.String("request_id", req.requestID), zap.String("delay", f.Delay))
 		d, _ := time.ParseDuration(f.Delay) // AddFault checked it
 		sleep(rc.ctx, d)
 	}
@@ -193,11 +183,11 @@ func (rc *Receiver) processMessage(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case f.After && rc.misbehave(w, f, req.requestID):
 	case dup:
-		rc.log.Info("duplicate message dropped", zap.String("request_id", req.requestID))
+		rc.opt.Logger.Info("duplicate message dropped", zap.String("request_id", req.requestID))
 		fail(w, http.StatusConflict, fhir.IssueTypeDuplicate, "a message with this X-Request-Id was already processed")
 		return
 	default:
-		rc.log.Info("message accepted", zap.String("request_id", req.requestID), zap.String("target", req.target), zap.String("bundle_id", req.bundleID))
+		rc.opt.Logger.Info("message accepted", zap.String("request_id", req.requestID), zap.String("target", req.target), zap.String("bundle_id", req.bundleID))
 		msg := "message accepted by the sandbox receiver"
 		writeJSON(w, http.StatusOK, "application/fhir+json", fhir.OperationOutcome{Issue: []fhir.OperationOutcomeIssue{{
 			Severity: fhir.IssueSeverityInformation, Code: fhir.IssueTypeInformational, Diagnostics: &msg,
@@ -220,7 +210,7 @@ func (rc *Receiver) accept(req request) (dup bool) {
 	rc.seen[req.requestID] = len(rc.received)
 	rc.received = append(rc.received, Received{
 		RequestID: req.requestID, CorrelationID: req.correlationID, Target: req.target, BundleID: req.bundleID,
-		Event: req.event, Reason: req.reason, Status: req.sr.Status, Posts: 1, At: rc.now().UTC(),
+		Event: req.event, Reason: req.reason, Status: req.sr.Status, Posts: 1, At: rc.opt.Now().UTC(),
 	})
 	return false
 }
@@ -235,9 +225,6 @@ type problem struct {
 func badRequest(issue fhir.IssueType, msg string) *problem {
 	return &problem{http.StatusBadRequest, issue, msg}
 }
-
-// maxBody is the largest body the receiver reads.
-const maxBody = 4 << 20
 
 // read checks the headers and the message, in the order a BaRS receiver
 // does, and returns the first problem.
@@ -266,7 +253,7 @@ func (rc *Receiver) read(w http.ResponseWriter, r *http.Request) (request, *prob
 	if !decodeResource(r.Header.Get("NHSD-Requesting-Software"), "Device") {
 		return req, badRequest(fhir.IssueTypeValue, "NHSD-Requesting-Software must be base64 of a JSON Device naming the software")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
 	if err != nil {
 		return req, &problem{http.StatusRequestEntityTooLarge, fhir.IssueTypeTooLong, "the body is larger than the sandbox accepts (4 MiB)"}
 	}
@@ -367,15 +354,14 @@ func readMessage(req *request) *problem {
 		return badRequest(fhir.IssueTypeInvalid, "MessageHeader.focus must reference a ServiceRequest in the Bundle")
 	}
 	for _, e := range b.Entry {
-		var sr serviceRequest
-		if e.FullURL != mh.Focus[0].Reference {
-			continue
+		if e.FullURL == mh.Focus[0].Reference {
+			var sr serviceRequest
+			_ = json.Unmarshal(e.Resource, &sr)
+			if sr.Status != "active" && sr.Status != "revoked" {
+				return badRequest(fhir.IssueTypeValue, "ServiceRequest.status must be active (a referral) or revoked (a cancellation)")
+			}
+			req.sr = sr
 		}
-		_ = json.Unmarshal(e.Resource, &sr)
-		if sr.Status != "active" && sr.Status != "revoked" {
-			return badRequest(fhir.IssueTypeValue, "ServiceRequest.status must be active (a referral) or revoked (a cancellation)")
-		}
-		req.sr = sr
 	}
 	return nil
 }
@@ -414,15 +400,13 @@ func decodeHeader(h string, v any) bool {
 
 // decodeResource checks a header that carries base64 of a FHIR resource of
 // the given type: an Organization with an identifier or a name, or a
-// Device with a name.
+// Device with a name or an identifier.
 func decodeResource(h, resourceType string) bool {
 	var r struct {
-		ResourceType string `json:"resourceType"`
-		Identifier   []struct {
-			Value string `json:"value"`
-		} `json:"identifier"`
-		Name       string            `json:"name"`
-		DeviceName []json.RawMessage `json:"deviceName"`
+		ResourceType string
+		Identifier   []struct{ Value string }
+		Name         string
+		DeviceName   []json.RawMessage
 	}
 	if !decodeHeader(h, &r) || r.ResourceType != resourceType {
 		return false
