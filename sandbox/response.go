@@ -17,11 +17,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// EventResponse is the BaRS event of a receiver's answer to a referral.
-const EventResponse = "servicerequest-response"
-
-// Software is how the sandbox names itself as a message source.
-const Software = "student-mh-referral-gateway sandbox receiver"
+// EventResponse is the BaRS event of a receiver's answer to a referral, and
+// Software how the sandbox names itself as its source.
+const (
+	EventResponse = "servicerequest-response"
+	Software      = "student-mh-referral-gateway sandbox receiver"
+)
 
 // softwareHeader is the sandbox's NHSD-Requesting-Software: base64 of a
 // Device naming it.

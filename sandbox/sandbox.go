@@ -29,14 +29,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// ErrorCodeSystem is the BaRS code system of HTTP error codes in
-// OperationOutcome.issue.details.
-const ErrorCodeSystem = "https://fhir.nhs.uk/Codesystem/http-error-codes"
-
-// BaRS code systems of message events and reasons.
+// BaRS code systems: HTTP error codes (in OperationOutcome.issue.details),
+// message events and message reasons.
 const (
-	EventSystem  = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
-	ReasonSystem = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
+	ErrorCodeSystem = "https://fhir.nhs.uk/Codesystem/http-error-codes"
+	EventSystem     = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
+	ReasonSystem    = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
 )
 
 // Received is what the sandbox keeps of each accepted message.
