@@ -97,11 +97,7 @@ func (rc *Receiver) AddFault(faults ...Fault) error {
 }
 
 // Faults lists the script, spent faults included.
-func (rc *Receiver) Faults() []Fault {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]Fault{}, rc.faults...)
-}
+func (rc *Receiver) Faults() []Fault { return snapshot(rc, &rc.faults) }
 
 // takeFault returns the fault that applies to a valid message for target
 // (the zero Fault when none does), and counts it as used.

@@ -48,11 +48,7 @@ type Callback struct {
 
 // Callbacks lists the response messages posted or being posted, oldest
 // first.
-func (rc *Receiver) Callbacks() []Callback {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]Callback{}, rc.callbacks...)
-}
+func (rc *Receiver) Callbacks() []Callback { return snapshot(rc, &rc.callbacks) }
 
 // respond posts the response message to an accepted referral in the
 // background: after the delay, and up to 4 times again with backoff while

@@ -110,10 +110,13 @@ func (rc *Receiver) Close() {
 }
 
 // Received returns the messages accepted so far, oldest first.
-func (rc *Receiver) Received() []Received {
+func (rc *Receiver) Received() []Received { return snapshot(rc, &rc.received) }
+
+// snapshot copies a list the receiver keeps.
+func snapshot[T any](rc *Receiver, list *[]T) []T {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return append([]Received(nil), rc.received...)
+	return append([]T{}, *list...)
 }
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
