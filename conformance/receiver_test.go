@@ -29,7 +29,7 @@ type faults struct {
 // testReceiver is the sandbox receiver behind the given faults. valid holds
 // the headers of a valid message, which ignoreHeaders fills in.
 func testReceiver(f faults, valid http.Header) http.Handler {
-	rc := sandbox.New(nil)
+	rc := sandbox.NewReceiver(sandbox.Options{})
 	inner := rc.Handler()
 	var mu sync.Mutex
 	answers := map[string][]byte{}

@@ -90,14 +90,14 @@ func runProcessMessage(b *testing.B, rc *Receiver) {
 			b.Fatalf("status %d: %s", rr.Code, rr.Body)
 		}
 	}
-	rc.Wait()
+	waitCallbacks(b, rc)
 }
 
 // BenchmarkProcessMessage is the receiver's work per message without the
 // response message: headers, the Bundle's checks, the record and the
 // answer.
 func BenchmarkProcessMessage(b *testing.B) {
-	rc := New(nil)
+	rc := NewReceiver(Options{})
 	defer rc.Close()
 	runProcessMessage(b, rc)
 }
@@ -149,7 +149,7 @@ func BenchmarkResponseTo(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		r := reqs[i%len(reqs)]
-		if _, _, err := responseTo(r.msg, r.mh, true, "", t0); err != nil {
+		if _, _, err := responseTo(r, true, "", t0); err != nil {
 			b.Fatal(err)
 		}
 	}

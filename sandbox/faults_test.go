@@ -73,9 +73,9 @@ func TestFaults(t *testing.T) {
 			[]step{{1, "", "reset"}, {1, "", "200"}}, 1},
 		{"reset after accepting", []Fault{{Mode: ModeReset, After: true, Count: 1}},
 			[]step{{1, "", "reset"}, {1, "", "409"}}, 1},
-		{"slow beyond the sender's patience", []Fault{{Mode: ModeSlow, Delay: slow, Count: 1}},
+		{"slow beyond the sender's patience", []Fault{{Mode: ModeSlow, Delay: slow.String(), Count: 1}},
 			[]step{{1, "", "timeout"}, {1, "", "409"}}, 1},
-		{"slow within it", []Fault{{Mode: ModeSlow, Delay: 20 * time.Millisecond, Count: 1}},
+		{"slow within it", []Fault{{Mode: ModeSlow, Delay: "20ms", Count: 1}},
 			[]step{{1, "", "200"}}, 1},
 		{"scoped to another target", []Fault{{Mode: ModeStatus, Status: 500, Target: "2000010001"}},
 			[]step{{1, "", "200"}, {2, "2000010001", "500"}, {2, "2000010001", "500"}}, 1},
@@ -90,7 +90,7 @@ func TestFaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc := New(nil)
+			rc := NewReceiver(Options{})
 			defer rc.Close()
 			srv := httptest.NewServer(rc.Handler())
 			defer srv.Close()
@@ -116,7 +116,7 @@ func TestFaults(t *testing.T) {
 				case err != nil && errors.As(err, &ne) && ne.Timeout():
 					got = "timeout"
 					// Wait for the slow receiver to finish with it.
-					for deadline := time.Now().Add(5 * time.Second); rc.Posts(reqID) == 0 && time.Now().Before(deadline); {
+					for deadline := time.Now().Add(5 * time.Second); len(rc.Received()) == 0 && time.Now().Before(deadline); {
 						time.Sleep(10 * time.Millisecond)
 					}
 				case err != nil && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "connection reset")):
@@ -166,7 +166,7 @@ func TestStatusFaultCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
-			rc := New(nil)
+			rc := NewReceiver(Options{})
 			if err := rc.AddFault(Fault{Mode: ModeStatus, Status: tt.status}); err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +186,7 @@ func TestStatusFaultCodes(t *testing.T) {
 }
 
 func TestFaultsEndpoint(t *testing.T) {
-	rc := New(nil)
+	rc := NewReceiver(Options{})
 	h := rc.Handler()
 	do := func(method, body string) (int, string) {
 		req := httptest.NewRequest(method, "/sandbox/faults", strings.NewReader(body))
@@ -227,7 +227,7 @@ func TestFaultsEndpoint(t *testing.T) {
 		})
 	}
 	// The listing round-trips: delay as a duration, used counts.
-	if err := rc.AddFault(Fault{Mode: ModeSlow, Delay: 1500 * time.Millisecond, Count: 2}); err != nil {
+	if err := rc.AddFault(Fault{Mode: ModeSlow, Delay: "1.5s", Count: 2}); err != nil {
 		t.Fatal(err)
 	}
 	_, body := do("GET", "")

@@ -73,9 +73,9 @@ func TestReadMessage(t *testing.T) {
 		}
 		w := tc.Want
 		if status != w.Status || issue != w.Issue || msg != w.Message ||
-			req.bundleID != w.BundleID || req.event != w.Event || req.reason != w.Reason || req.status != w.ServiceRequestStatus {
+			req.bundleID != w.BundleID || req.event != w.Event || req.reason != w.Reason || req.sr.Status != w.ServiceRequestStatus {
 			t.Errorf("case %d %.120q: got %d %s %q, read %q %q %q %q; want %+v",
-				i, tc.Body, status, issue, msg, req.bundleID, req.event, req.reason, req.status, w)
+				i, tc.Body, status, issue, msg, req.bundleID, req.event, req.reason, req.sr.Status, w)
 		}
 	}
 	golden := goldenBundles(t)
@@ -88,7 +88,7 @@ func TestReadMessage(t *testing.T) {
 		}
 		for _, body := range [][]byte{doc, compact.Bytes()} {
 			req := request{body: body, target: goldenTarget(t, doc)}
-			if p := readMessage(&req); p != nil || req.status != "active" || req.bundleID == "" {
+			if p := readMessage(&req); p != nil || req.sr.Status != "active" || req.bundleID == "" {
 				t.Errorf("%s: not accepted as a referral: %+v", name, p)
 			}
 		}
@@ -108,7 +108,7 @@ func FuzzReadMessage(f *testing.F) {
 			}
 			return
 		}
-		if req.bundleID == "" || len(req.msg.Entry) == 0 || (req.status != "active" && req.status != "revoked") {
+		if req.bundleID == "" || len(req.msg.Entry) == 0 || (req.sr.Status != "active" && req.sr.Status != "revoked") {
 			t.Fatalf("accepted %+v", req)
 		}
 	})

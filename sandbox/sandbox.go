@@ -1,27 +1,16 @@
-// Package sandbox is a stand-in NHS receiver that speaks enough of the NHS
-// Booking and Referral Standard (BaRS) for integrators to try the gateway end
-// to end without an NHS endpoint: `make run` serves it beside the gateway,
-// and `gateway sandbox-receiver` serves it alone.
+// Package sandbox is a test double: a stand-in NHS receiver that speaks
+// enough of the NHS Booking and Referral Standard (BaRS) for integrators to
+// try the gateway end to end without an NHS endpoint (`make run` serves it
+// beside the gateway, `gateway sandbox-receiver` alone). Nothing in
+// production depends on it, and its control endpoints have no
+// authentication.
 //
-// It checks what a BaRS receiver checks at the door (media type, the BaRS
-// headers, a message Bundle whose MessageHeader names a supported event, is
-// addressed to the target and focuses on a ServiceRequest in the bundle),
-// drops duplicates by X-Request-Id as BaRS asks, and answers as BaRS does:
-// 200, or an OperationOutcome with a BaRS error code. After accepting a
-// referral it posts a BaRS response message (servicerequest-response, see
-// ResponseMessage) to the gateway's own $process-message, as a real service
-// does when it takes a referral on or turns it down.
-//
-// For tests and demos it can be told to misbehave (fail with a status,
-// answer slowly, reset the connection, reject the referral) through
-// POST /sandbox/faults or AddFault; see Fault.
-//
-// It is a test double, not an adapter of the gateway: nothing in production
-// depends on it.
-//
-// It keeps only ids and codes of what it receives, never content, so that its
-// listings show no personal data. It is not for production: its control
-// endpoints have no authentication.
+// It checks what a BaRS receiver checks at the door, drops duplicates by
+// X-Request-Id, answers 200 or a BaRS OperationOutcome, and posts a BaRS
+// response message to the gateway's $process-message after accepting a
+// referral, as a real service does. It can be told to misbehave (see
+// Fault). It keeps only ids and codes of what it receives, never content,
+// so that its listings show no personal data.
 package sandbox
 
 import (
@@ -40,18 +29,15 @@ import (
 	"go.uber.org/zap"
 )
 
-// ErrorCodeSystem is the BaRS code system of HTTP error codes in
-// OperationOutcome.issue.details.
-const ErrorCodeSystem = "https://fhir.nhs.uk/Codesystem/http-error-codes"
-
-// BaRS code systems of message events and reasons.
+// BaRS code systems: HTTP error codes (in OperationOutcome.issue.details),
+// message events and message reasons.
 const (
-	EventSystem  = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
-	ReasonSystem = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
+	ErrorCodeSystem = "https://fhir.nhs.uk/Codesystem/http-error-codes"
+	EventSystem     = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
+	ReasonSystem    = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
 )
 
-// Received is what the sandbox keeps of each accepted message: ids and
-// routing, never content, so that the demo listing shows no personal data.
+// Received is what the sandbox keeps of each accepted message.
 type Received struct {
 	RequestID     string `json:"requestId"`
 	CorrelationID string `json:"correlationId"`
@@ -60,13 +46,15 @@ type Received struct {
 	Event         string `json:"event"`
 	// Reason is the BaRS message reason (new, update) and Status the
 	// ServiceRequest's status (active, or revoked for a cancellation).
-	Reason string    `json:"reason,omitempty"`
-	Status string    `json:"status,omitempty"`
-	At     time.Time `json:"at"`
+	Reason string `json:"reason,omitempty"`
+	Status string `json:"status,omitempty"`
+	// Posts counts the valid posts of this X-Request-Id, duplicates
+	// included, for tests of exactly-once delivery.
+	Posts int       `json:"posts"`
+	At    time.Time `json:"at"`
 }
 
-// Options configure a receiver; the zero value is a receiver that posts no
-// response messages.
+// Options configure a receiver; the zero value posts no response messages.
 type Options struct {
 	Logger *zap.Logger
 	// CallbackURL is the gateway's FHIR base: response messages go to
@@ -75,52 +63,41 @@ type Options struct {
 	CallbackURL   string
 	CallbackToken string
 	// CallbackDelay is how long after accepting a message the response is
-	// posted (a real service takes minutes or days; 0 posts at once).
+	// posted (a real service takes minutes or days).
 	CallbackDelay time.Duration
-	// CallbackClient posts the responses; nil uses a client with a 10 s
-	// timeout and its own transport, which keeps enough idle connections
-	// to the gateway for the posts in flight (see callbackTransport).
-	CallbackClient *http.Client
-	// Now replaces the clock (response timestamps) in tests.
-	Now func() time.Time
+	Now           func() time.Time // the clock of response timestamps, for tests
 }
 
-// Receiver is the sandbox receiver. The zero value is not usable; use New or
-// NewReceiver.
+// Receiver is the sandbox receiver; make one with NewReceiver.
 type Receiver struct {
-	log  *zap.Logger
-	opt  Options
-	now  func() time.Time
+	opt  Options // with a Logger and a clock
 	hc   *http.Client
-	tr   *http.Transport // the transport NewReceiver made for hc, if it did
 	ctx  context.Context // cancelled by Close: stops callbacks and slow faults
 	stop context.CancelFunc
 	cbs  sync.WaitGroup
 
 	mu        sync.Mutex
-	posts     map[string]int // valid posts per X-Request-Id, duplicates included
+	seen      map[string]int // index in received by X-Request-Id
 	received  []Received
-	faults    []*faultState
-	callbacks []*Callback
+	faults    []Fault
+	callbacks []Callback
 }
-
-// New returns a receiver that logs to log and posts no response messages.
-func New(log *zap.Logger) *Receiver { return NewReceiver(Options{Logger: log}) }
 
 // NewReceiver returns a receiver with options. Call Close to stop its
 // background work (response messages in flight).
 func NewReceiver(o Options) *Receiver {
-	rc := &Receiver{log: o.Logger, opt: o, now: o.Now, hc: o.CallbackClient, posts: map[string]int{}}
-	if rc.log == nil {
-		rc.log = zap.NewNop()
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
 	}
-	if rc.now == nil {
-		rc.now = time.Now
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if rc.hc == nil {
-		rc.tr = callbackTransport()
-		rc.hc = &http.Client{Timeout: 10 * time.Second, Transport: rc.tr}
-	}
+	rc := &Receiver{opt: o, seen: map[string]int{}}
+	// Response messages are posted from a goroutine each; keeping 64 idle
+	// connections to the gateway, not 2, spares a dial per post in a drain.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	rc.hc = &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	rc.ctx, rc.stop = context.WithCancel(context.Background())
 	return rc
 }
@@ -129,29 +106,17 @@ func NewReceiver(o Options) *Receiver {
 func (rc *Receiver) Close() {
 	rc.stop()
 	rc.cbs.Wait()
-	if rc.tr != nil {
-		rc.tr.CloseIdleConnections()
-	}
+	rc.hc.CloseIdleConnections()
 }
-
-// Wait waits until every response message scheduled so far has been
-// posted (or has given up), without stopping the receiver.
-func (rc *Receiver) Wait() { rc.cbs.Wait() }
 
 // Received returns the messages accepted so far, oldest first.
-func (rc *Receiver) Received() []Received {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]Received(nil), rc.received...)
-}
+func (rc *Receiver) Received() []Received { return snapshot(rc, &rc.received) }
 
-// Posts returns how many valid posts carried this X-Request-Id, the first
-// and every duplicate; a test of exactly-once delivery compares it with
-// Received, which holds each request id once.
-func (rc *Receiver) Posts(requestID string) int {
+// snapshot copies a list the receiver keeps.
+func snapshot[T any](rc *Receiver, list *[]T) []T {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return rc.posts[requestID]
+	return append([]T{}, *list...)
 }
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -160,18 +125,19 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 func (rc *Receiver) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /fhir/$process-message", rc.processMessage)
-	mux.HandleFunc("GET /sandbox/messages", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, "application/json", map[string]any{"messages": rc.Received()})
-	})
-	mux.HandleFunc("GET /sandbox/callbacks", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, "application/json", map[string]any{"callbacks": rc.Callbacks()})
-	})
+	list := func(name string, items func() any) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, "application/json", map[string]any{name: items()})
+		}
+	}
+	mux.HandleFunc("GET /sandbox/messages", list("messages", func() any { return rc.Received() }))
+	mux.HandleFunc("GET /sandbox/callbacks", list("callbacks", func() any { return rc.Callbacks() }))
+	mux.HandleFunc("GET /sandbox/faults", list("faults", func() any { return rc.Faults() }))
 	mux.HandleFunc("POST /sandbox/faults", rc.postFaults)
-	mux.HandleFunc("GET /sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, "application/json", map[string]any{"faults": rc.Faults()})
-	})
 	mux.HandleFunc("DELETE /sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
-		rc.ClearFaults()
+		rc.mu.Lock()
+		rc.faults = nil
+		rc.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -183,12 +149,11 @@ func (rc *Receiver) Handler() http.Handler {
 // request is what the receiver reads of one valid post.
 type request struct {
 	requestID, correlationID, target string
-	bundleID, event, reason, status  string
+	bundleID, event, reason          string
 	body                             []byte
-	// msg and mh are the body as readMessage decoded it, for the response
-	// message.
-	msg message
-	mh  messageHeader
+	msg                              message
+	mh                               messageHeader
+	sr                               serviceRequest // the focus
 }
 
 // processMessage is the receiver's $process-message.
@@ -201,57 +166,36 @@ func (rc *Receiver) processMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	req, bad := rc.read(w, r)
 	if bad != nil {
-		fail(w, bad.status, bad.issue, bad.code, bad.msg)
+		fail(w, bad.status, bad.issue, bad.msg)
 		return
 	}
 	f := rc.takeFault(req.target)
-	if f != nil && !f.After {
-		switch f.Mode {
-		case ModeStatus:
-			rc.log.Info("fault: status", zap.String("request_id", req.requestID), zap.Int("status", f.Status))
-			failStatus(w, f.Status, f.RetryAfter)
-			return
-		case ModeReset:
-			rc.log.Info("fault: connection reset", zap.String("request_id", req.requestID))
-			resetConnection(w)
-			return
-		case ModeSlow:
-			rc.log.Info("fault: slow answer", zap.String("request_id", req.requestID), zap.Duration("delay", f.Delay))
-			// A slow receiver still processes what it was sent, even when
-			// the sender has given up waiting.
-			t := time.NewTimer(f.Delay)
-			select {
-			case <-t.C:
-			case <-rc.ctx.Done():
-			}
-			t.Stop()
-		}
+	if f.Mode == ModeSlow {
+		// A slow receiver still processes what it was sent, even when the
+		// sender has given up waiting.
+		rc.opt.Logger.Info("fault: slow answer", zap.String("request_id", req.requestID), zap.String("delay", f.Delay))
+		d, _ := time.ParseDuration(f.Delay) // AddFault checked it
+		sleep(rc.ctx, d)
+	}
+	if !f.After && rc.misbehave(w, f, req.requestID) {
+		return
 	}
 	dup := rc.accept(req)
 	switch {
-	case f != nil && f.After && f.Mode == ModeStatus:
-		rc.log.Info("fault: status after accepting", zap.String("request_id", req.requestID), zap.Int("status", f.Status))
-		failStatus(w, f.Status, f.RetryAfter)
-	case f != nil && f.After && f.Mode == ModeReset:
-		rc.log.Info("fault: connection reset after accepting", zap.String("request_id", req.requestID))
-		resetConnection(w)
+	case f.After && rc.misbehave(w, f, req.requestID):
 	case dup:
-		rc.log.Info("duplicate message dropped", zap.String("request_id", req.requestID))
-		fail(w, http.StatusConflict, fhir.IssueTypeDuplicate, "REC_CONFLICT", "a message with this X-Request-Id was already processed")
+		rc.opt.Logger.Info("duplicate message dropped", zap.String("request_id", req.requestID))
+		fail(w, http.StatusConflict, fhir.IssueTypeDuplicate, "a message with this X-Request-Id was already processed")
 		return
 	default:
-		rc.log.Info("message accepted", zap.String("request_id", req.requestID), zap.String("target", req.target), zap.String("bundle_id", req.bundleID))
+		rc.opt.Logger.Info("message accepted", zap.String("request_id", req.requestID), zap.String("target", req.target), zap.String("bundle_id", req.bundleID))
 		msg := "message accepted by the sandbox receiver"
 		writeJSON(w, http.StatusOK, "application/fhir+json", fhir.OperationOutcome{Issue: []fhir.OperationOutcomeIssue{{
 			Severity: fhir.IssueSeverityInformation, Code: fhir.IssueTypeInformational, Diagnostics: &msg,
 		}}})
 	}
-	if !dup && req.status == "active" {
-		accept, reason := true, ""
-		if f != nil && f.Mode == ModeReject {
-			accept, reason = false, f.Reason
-		}
-		rc.respond(req, accept, reason)
+	if !dup && req.sr.Status == "active" {
+		rc.respond(req, f.Mode != ModeReject, f.Reason)
 	}
 }
 
@@ -260,13 +204,14 @@ func (rc *Receiver) processMessage(w http.ResponseWriter, r *http.Request) {
 func (rc *Receiver) accept(req request) (dup bool) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	rc.posts[req.requestID]++
-	if rc.posts[req.requestID] > 1 {
+	if i, ok := rc.seen[req.requestID]; ok {
+		rc.received[i].Posts++
 		return true
 	}
+	rc.seen[req.requestID] = len(rc.received)
 	rc.received = append(rc.received, Received{
-		RequestID: req.requestID, CorrelationID: req.correlationID, Target: req.target,
-		BundleID: req.bundleID, Event: req.event, Reason: req.reason, Status: req.status, At: rc.now().UTC(),
+		RequestID: req.requestID, CorrelationID: req.correlationID, Target: req.target, BundleID: req.bundleID,
+		Event: req.event, Reason: req.reason, Status: req.sr.Status, Posts: 1, At: rc.opt.Now().UTC(),
 	})
 	return false
 }
@@ -275,26 +220,22 @@ func (rc *Receiver) accept(req request) (dup bool) {
 type problem struct {
 	status int
 	issue  fhir.IssueType
-	code   string
 	msg    string
 }
 
 func badRequest(issue fhir.IssueType, msg string) *problem {
-	return &problem{http.StatusBadRequest, issue, "REC_BAD_REQUEST", msg}
+	return &problem{http.StatusBadRequest, issue, msg}
 }
-
-// maxBody is the largest body the receiver reads.
-const maxBody = 4 << 20
 
 // read checks the headers and the message, in the order a BaRS receiver
 // does, and returns the first problem.
 func (rc *Receiver) read(w http.ResponseWriter, r *http.Request) (request, *problem) {
 	req := request{requestID: r.Header.Get("X-Request-Id"), correlationID: r.Header.Get("X-Correlation-Id")}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/fhir+json" {
-		return req, &problem{http.StatusUnsupportedMediaType, fhir.IssueTypeNotSupported, "REC_BAD_REQUEST", "Content-Type must be application/fhir+json"}
+		return req, &problem{http.StatusUnsupportedMediaType, fhir.IssueTypeNotSupported, "Content-Type must be application/fhir+json"}
 	}
 	if a := r.Header.Get("Accept"); a != "" && !acceptsFHIRJSON(a) {
-		return req, &problem{http.StatusNotAcceptable, fhir.IssueTypeProcessing, "REC_NOT_ACCEPTABLE", "Accept must allow application/fhir+json"}
+		return req, &problem{http.StatusNotAcceptable, fhir.IssueTypeProcessing, "Accept must allow application/fhir+json"}
 	}
 	if !uuidPattern.MatchString(req.requestID) {
 		return req, badRequest(fhir.IssueTypeRequired, "X-Request-Id must be a UUID")
@@ -302,20 +243,20 @@ func (rc *Receiver) read(w http.ResponseWriter, r *http.Request) (request, *prob
 	if !uuidPattern.MatchString(req.correlationID) {
 		return req, badRequest(fhir.IssueTypeRequired, "X-Correlation-Id must be a UUID")
 	}
-	target, ok := decodeTarget(r.Header.Get("NHSD-Target-Identifier"))
-	if !ok {
+	var id struct{ System, Value string }
+	if !decodeHeader(r.Header.Get("NHSD-Target-Identifier"), &id) || id.System == "" || id.Value == "" {
 		return req, badRequest(fhir.IssueTypeValue, "NHSD-Target-Identifier must be base64 of a JSON {system, value}")
 	}
-	req.target = target
+	req.target = id.System + "|" + id.Value
 	if !decodeResource(r.Header.Get("NHSD-End-User-Organisation"), "Organization") {
 		return req, badRequest(fhir.IssueTypeValue, "NHSD-End-User-Organisation must be base64 of a JSON Organization with an identifier or a name")
 	}
 	if !decodeResource(r.Header.Get("NHSD-Requesting-Software"), "Device") {
 		return req, badRequest(fhir.IssueTypeValue, "NHSD-Requesting-Software must be base64 of a JSON Device naming the software")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
 	if err != nil {
-		return req, &problem{http.StatusRequestEntityTooLarge, fhir.IssueTypeTooLong, "REC_BAD_REQUEST", "the body is larger than the sandbox accepts (4 MiB)"}
+		return req, &problem{http.StatusRequestEntityTooLarge, fhir.IssueTypeTooLong, "the body is larger than the sandbox accepts (4 MiB)"}
 	}
 	req.body = body
 	return req, readMessage(&req)
@@ -329,11 +270,16 @@ type message struct {
 	Entry        []rawEntry `json:"entry"`
 }
 
+type rawEntry struct {
+	FullURL  string          `json:"fullUrl"`
+	Resource json.RawMessage `json:"resource"`
+}
+
 type messageHeader struct {
 	ResourceType string       `json:"resourceType"`
 	ID           string       `json:"id"`
 	EventCoding  *fhir.Coding `json:"eventCoding"`
-	Reason       *struct {
+	Reason       struct {
 		Coding []fhir.Coding `json:"coding"`
 	} `json:"reason"`
 	Destination []struct {
@@ -347,6 +293,20 @@ type messageHeader struct {
 	Focus []reference `json:"focus"`
 }
 
+// serviceRequest is the focus as the sandbox reads it and as its response
+// message sends it back.
+type serviceRequest struct {
+	head
+	Identifier json.RawMessage   `json:"identifier,omitempty"`
+	Status     string            `json:"status"`
+	Intent     string            `json:"intent"`
+	Category   json.RawMessage   `json:"category,omitempty"`
+	Code       json.RawMessage   `json:"code,omitempty"`
+	Subject    reference         `json:"subject"`
+	Performer  []reference       `json:"performer,omitempty"`
+	Note       []fhir.Annotation `json:"note,omitempty"`
+}
+
 type reference struct {
 	Reference string `json:"reference,omitempty"`
 }
@@ -358,11 +318,9 @@ func readMessage(req *request) *problem {
 	if err := json.Unmarshal(req.body, &b); err != nil {
 		return badRequest(fhir.IssueTypeStructure, "the body is not a JSON FHIR resource")
 	}
-	if b.ResourceType != "Bundle" || b.Type != "message" || len(b.Entry) == 0 {
-		return badRequest(fhir.IssueTypeStructure, "the body must be a message Bundle whose first entry is a MessageHeader with an eventCoding")
-	}
 	var mh messageHeader
-	if json.Unmarshal(b.Entry[0].Resource, &mh) != nil || mh.ResourceType != "MessageHeader" || mh.EventCoding == nil || mh.EventCoding.Code == nil {
+	if b.ResourceType != "Bundle" || b.Type != "message" || len(b.Entry) == 0 ||
+		json.Unmarshal(b.Entry[0].Resource, &mh) != nil || mh.ResourceType != "MessageHeader" || mh.EventCoding == nil || mh.EventCoding.Code == nil {
 		return badRequest(fhir.IssueTypeStructure, "the body must be a message Bundle whose first entry is a MessageHeader with an eventCoding")
 	}
 	if b.ID == "" {
@@ -370,25 +328,20 @@ func readMessage(req *request) *problem {
 	}
 	types := map[string]string{}
 	for _, e := range b.Entry {
-		var r struct {
-			ResourceType string `json:"resourceType"`
-		}
-		if e.FullURL == "" || json.Unmarshal(e.Resource, &r) != nil || r.ResourceType == "" {
+		t := resourceTypeOf(e.Resource)
+		if e.FullURL == "" || t == "" {
 			return badRequest(fhir.IssueTypeStructure, "every Bundle.entry needs a fullUrl and a resource")
 		}
-		types[e.FullURL] = r.ResourceType
+		types[e.FullURL] = t
 	}
 	req.bundleID, req.event = b.ID, *mh.EventCoding.Code
 	req.msg, req.mh = b, mh
 	if mh.EventCoding.System == nil || *mh.EventCoding.System != EventSystem || req.event != "servicerequest-request" {
-		return &problem{http.StatusUnprocessableEntity, fhir.IssueTypeNotSupported, "REC_UNPROCESSABLE_ENTITY",
-			"the sandbox takes only " + EventSystem + "#servicerequest-request messages"}
+		return &problem{http.StatusUnprocessableEntity, fhir.IssueTypeNotSupported, "the sandbox takes only " + EventSystem + "#servicerequest-request messages"}
 	}
-	if mh.Reason != nil {
-		for _, c := range mh.Reason.Coding {
-			if c.System != nil && *c.System == ReasonSystem && c.Code != nil {
-				req.reason = *c.Code
-			}
+	for _, c := range mh.Reason.Coding {
+		if c.System != nil && *c.System == ReasonSystem && c.Code != nil {
+			req.reason = *c.Code
 		}
 	}
 	matched := len(mh.Destination) == 0
@@ -402,19 +355,27 @@ func readMessage(req *request) *problem {
 		return badRequest(fhir.IssueTypeInvalid, "MessageHeader.focus must reference a ServiceRequest in the Bundle")
 	}
 	for _, e := range b.Entry {
-		if e.FullURL != mh.Focus[0].Reference {
-			continue
+		if e.FullURL == mh.Focus[0].Reference {
+			var sr serviceRequest
+			_ = json.Unmarshal(e.Resource, &sr)
+			if sr.Status != "active" && sr.Status != "revoked" {
+				return badRequest(fhir.IssueTypeValue, "ServiceRequest.status must be active (a referral) or revoked (a cancellation)")
+			}
+			req.sr = sr
 		}
-		var sr struct {
-			Status string `json:"status"`
-		}
-		_ = json.Unmarshal(e.Resource, &sr)
-		if sr.Status != "active" && sr.Status != "revoked" {
-			return badRequest(fhir.IssueTypeValue, "ServiceRequest.status must be active (a referral) or revoked (a cancellation)")
-		}
-		req.status = sr.Status
 	}
 	return nil
+}
+
+// resourceTypeOf is a JSON resource's resourceType, "" when it has none.
+func resourceTypeOf(resource json.RawMessage) string {
+	var r struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if json.Unmarshal(resource, &r) != nil {
+		return ""
+	}
+	return r.ResourceType
 }
 
 // acceptsFHIRJSON reports whether an Accept header allows FHIR JSON.
@@ -432,40 +393,23 @@ func acceptsFHIRJSON(h string) bool {
 	return false
 }
 
-// decodeTarget reads NHSD-Target-Identifier: base64 of {"system", "value"}.
-func decodeTarget(h string) (string, bool) {
+// decodeHeader decodes a header that carries base64 of JSON into v.
+func decodeHeader(h string, v any) bool {
 	raw, err := base64.StdEncoding.DecodeString(h)
-	if err != nil {
-		return "", false
-	}
-	var id struct {
-		System string `json:"system"`
-		Value  string `json:"value"`
-	}
-	if err := json.Unmarshal(raw, &id); err != nil || id.System == "" || id.Value == "" {
-		return "", false
-	}
-	return id.System + "|" + id.Value, true
+	return err == nil && json.Unmarshal(raw, v) == nil
 }
 
 // decodeResource checks a header that carries base64 of a FHIR resource of
 // the given type: an Organization with an identifier or a name, or a
-// Device with a name.
+// Device with a name or an identifier.
 func decodeResource(h, resourceType string) bool {
-	raw, err := base64.StdEncoding.DecodeString(h)
-	if err != nil {
-		return false
-	}
 	var r struct {
-		ResourceType string `json:"resourceType"`
-		Identifier   []struct {
-			System string `json:"system"`
-			Value  string `json:"value"`
-		} `json:"identifier"`
-		Name       string            `json:"name"`
-		DeviceName []json.RawMessage `json:"deviceName"`
+		ResourceType string
+		Identifier   []struct{ Value string }
+		Name         string
+		DeviceName   []json.RawMessage
 	}
-	if json.Unmarshal(raw, &r) != nil || r.ResourceType != resourceType {
+	if !decodeHeader(h, &r) || r.ResourceType != resourceType {
 		return false
 	}
 	if resourceType == "Device" {
@@ -474,12 +418,13 @@ func decodeResource(h, resourceType string) bool {
 	return r.Name != "" || (len(r.Identifier) > 0 && r.Identifier[0].Value != "")
 }
 
-// fail answers with a BaRS-style OperationOutcome.
-func fail(w http.ResponseWriter, status int, code fhir.IssueType, barsCode, msg string) {
-	sys := ErrorCodeSystem
+// fail answers with a BaRS OperationOutcome: the BaRS error code of status
+// and the FHIR issue type issue.
+func fail(w http.ResponseWriter, status int, issue fhir.IssueType, msg string) {
+	code, _ := barsError(status)
 	writeJSON(w, status, "application/fhir+json", fhir.OperationOutcome{Issue: []fhir.OperationOutcomeIssue{{
-		Severity: fhir.IssueSeverityError, Code: code, Diagnostics: &msg,
-		Details: &fhir.CodeableConcept{Coding: []fhir.Coding{{System: &sys, Code: &barsCode}}},
+		Severity: fhir.IssueSeverityError, Code: issue, Diagnostics: &msg,
+		Details: &fhir.CodeableConcept{Coding: []fhir.Coding{{System: new(ErrorCodeSystem), Code: &code}}},
 	}}})
 }
 

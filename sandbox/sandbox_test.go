@@ -136,7 +136,7 @@ func TestProcessMessage(t *testing.T) {
 		{"service request without status", "", nil, body(func(b map[string]any) { delete(resource(b, 1), "status") }), 400, "REC_BAD_REQUEST"},
 		{"cancellation", "", nil, body(func(b map[string]any) { resource(b, 1)["status"] = "revoked" }), 200, ""},
 	}
-	rc := New(nil)
+	rc := NewReceiver(Options{})
 	h := rc.Handler()
 	fresh := 0
 	for _, tt := range tests {
@@ -183,7 +183,7 @@ func TestProcessMessage(t *testing.T) {
 	if got[2].Status != "revoked" {
 		t.Errorf("the cancellation was received as %+v", got[2])
 	}
-	if n := rc.Posts(reqID); n != 2 {
+	if n := first.Posts; n != 2 {
 		t.Errorf("posts of %s: %d, want 2 (the message and its duplicate)", reqID, n)
 	}
 }

@@ -29,7 +29,7 @@ func TestExactlyOnceThroughFaults(t *testing.T) {
 		{Mode: sandbox.ModeReset, Count: 2},
 		{Mode: sandbox.ModeReset, After: true, Count: 2},
 		{Mode: sandbox.ModeStatus, Status: 503, After: true, Count: 2},
-		{Mode: sandbox.ModeSlow, Delay: 500 * time.Millisecond, Count: 2, Target: "2000010002"},
+		{Mode: sandbox.ModeSlow, Delay: "500ms", Count: 2, Target: "2000010002"},
 		{Mode: sandbox.ModeStatus, Status: 408, Count: 1, Target: "2000010001"},
 	}
 	tests := []struct {
@@ -42,7 +42,7 @@ func TestExactlyOnceThroughFaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc := sandbox.New(nil)
+			rc := sandbox.NewReceiver(sandbox.Options{})
 			defer rc.Close()
 			srv := httptest.NewServer(rc.Handler())
 			defer srv.Close()
@@ -116,24 +116,22 @@ func TestExactlyOnceThroughFaults(t *testing.T) {
 			}
 
 			var got []string
+			dups := 0
 			for _, r := range rc.Received() {
 				got = append(got, r.RequestID)
+				dups += r.Posts - 1
 			}
 			slices.Sort(got)
 			slices.Sort(want)
 			if !slices.Equal(got, want) {
 				t.Fatalf("the receiver kept %d messages, want each of the %d once:\n got %v\nwant %v", len(got), len(want), got, want)
 			}
-			dups := 0
-			for _, id := range want {
-				dups += rc.Posts(id) - 1
-			}
 			if dups < 4 {
 				t.Errorf("%d duplicate posts; the after-accept faults alone make 4", dups)
 			}
 			for _, f := range rc.Faults() {
 				if f.Used != f.Count {
-					t.Errorf("fault %+v used %d times, want %d", f.Fault, f.Used, f.Count)
+					t.Errorf("fault %+v used %d times, want %d", f, f.Used, f.Count)
 				}
 			}
 			for _, e := range logs.All() {
