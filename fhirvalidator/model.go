@@ -21,9 +21,9 @@ const (
 	kindResource
 )
 
+// kindNames are the kinds as the rule format writes them (R4 adds "-type"
+// to the first two).
 var kindNames = [...]string{"primitive", "complex", "resource"}
-
-func (k sdKind) String() string { return kindNames[k] }
 
 // structDef is one compiled StructureDefinition: a base type or a profile.
 type structDef struct {
@@ -314,6 +314,12 @@ func (sd *structDef) linkTree() error {
 		}
 	}
 	return nil
+}
+
+// setName derives the JSON name of the element from its path.
+func (e *element) setName() {
+	e.name = e.path[strings.LastIndexByte(e.path, '.')+1:]
+	e.name, e.choice = strings.CutSuffix(e.name, "[x]")
 }
 
 func upperFirst(s string) string {
