@@ -3,6 +3,7 @@ package fhirvalidator
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -40,7 +41,7 @@ func (v *Validator) ValidateWith(data []byte, opts Options) Result {
 	if err != nil {
 		return Result{Issues: []Issue{{Severity: SeverityError, Code: "structure", Rule: "json", Message: err.Error()}}}
 	}
-	c := &vctx{v: v}
+	c := &vctx{v: v, seen: map[Issue]bool{}, done: map[doneKey]bool{}}
 	for _, u := range opts.Profiles {
 		sd := v.byURL[stripVersion(u)]
 		if sd == nil || !sd.profile {
@@ -67,7 +68,7 @@ type vctx struct {
 	v      *Validator
 	forced []*structDef
 	issues []Issue
-	seen   map[Issue]struct{}
+	seen   map[Issue]bool
 	dups   map[*node][]string
 	done   map[doneKey]bool
 	// frames is the stack of resources being validated, innermost last.
@@ -125,19 +126,10 @@ type frame struct {
 
 func (c *vctx) add(sev, code, rule, loc, msg string) {
 	is := Issue{Severity: sev, Code: code, Location: loc, Message: msg, Rule: rule}
-	if len(c.issues) > 0 {
-		if c.seen == nil {
-			c.seen = make(map[Issue]struct{}, 8)
-			for _, o := range c.issues {
-				c.seen[o] = struct{}{}
-			}
-		}
-		if _, dup := c.seen[is]; dup {
-			return
-		}
-		c.seen[is] = struct{}{}
+	if !c.seen[is] {
+		c.seen[is] = true
+		c.issues = append(c.issues, is)
 	}
-	c.issues = append(c.issues, is)
 }
 
 // fail reports an error at the current location extended by sub.
@@ -170,9 +162,6 @@ func (c *vctx) resource(n *node, contained bool, extra []string) {
 	}
 	mark := c.push(rt)
 	defer c.pop(mark)
-	if c.done == nil {
-		c.done = map[doneKey]bool{}
-	}
 	// The definitions to walk: the profiles that apply, or the base
 	// definition when none does. A profile's snapshot holds every element
 	// and constraint of its base (link completes generated snapshots that
@@ -180,12 +169,9 @@ func (c *vctx) resource(n *node, contained bool, extra []string) {
 	// the same checks.
 	var profiles []*structDef
 	addProfile := func(p *structDef) {
-		for _, q := range profiles {
-			if q == p {
-				return
-			}
+		if !slices.Contains(profiles, p) {
+			profiles = append(profiles, p)
 		}
-		profiles = append(profiles, p)
 	}
 	for _, p := range n.get("meta").list("profile") {
 		if p.k != kString {
@@ -224,31 +210,30 @@ func (c *vctx) resource(n *node, contained bool, extra []string) {
 	}
 	c.frames = append(c.frames, f)
 	var ran []string
-	runRoot := func(invs []invariant) {
-	next:
-		for _, inv := range invs {
-			for _, k := range ran {
-				if k == inv.key {
-					continue next
-				}
-			}
-			ran = append(ran, inv.key)
-			inv.fn(c, n)
-		}
-	}
 	for _, d := range defs {
 		if c.done[doneKey{n, d}] {
 			continue
 		}
 		c.done[doneKey{n, d}] = true
 		c.object(n, d.root, true)
-		runRoot(d.root.invs)
+		ran = c.invariants(ran, n, d.root.invs)
 	}
-	runRoot(sd.root.invs)
+	c.invariants(ran, n, sd.root.invs)
 	if f.bundle != nil {
 		c.bundleRules(f)
 	}
 	c.frames = c.frames[:len(c.frames)-1]
+}
+
+// invariants runs on n each invariant whose key is not in ran yet.
+func (c *vctx) invariants(ran []string, n *node, invs []invariant) []string {
+	for _, inv := range invs {
+		if !slices.Contains(ran, inv.key) {
+			ran = append(ran, inv.key)
+			inv.fn(c, n)
+		}
+	}
+	return ran
 }
 
 // object validates the properties of a JSON object against the children of h.
@@ -269,15 +254,7 @@ func (c *vctx) object(n *node, h *element, isRoot bool) {
 			c.fail(k, "structure", "json", fmt.Sprintf("property %q appears more than once", k))
 		}
 	}
-	var cbuf [48]int
-	var kbuf [48]string
-	var counts []int
-	var choices []string
-	if len(h.children) <= len(cbuf) {
-		counts, choices = cbuf[:len(h.children)], kbuf[:len(h.children)]
-	} else {
-		counts, choices = make([]int, len(h.children)), make([]string, len(h.children))
-	}
+	counts, choices := make([]int, len(h.children)), make([]string, len(h.children))
 	if h.entry {
 		c.entryURL = n.str("fullUrl")
 	}
@@ -418,9 +395,7 @@ func (c *vctx) primitiveExtensions(v *node, el *element, values *node) int {
 	check := func(x *node) {
 		if elem != nil {
 			c.object(x, elem.root, false)
-			for _, inv := range elem.root.invs {
-				inv.fn(c, x)
-			}
+			c.invariants(nil, x, elem.root.invs)
 		}
 	}
 	switch {
@@ -515,33 +490,17 @@ func (c *vctx) value(n *node, el *element, ti int) {
 		if h != nil {
 			c.object(n, h, false)
 		}
-		var ran [8]string
-		nran := 0
-		run := func(invs []invariant) {
-		next:
-			for _, inv := range invs {
-				for _, k := range ran[:nran] {
-					if k == inv.key {
-						continue next
-					}
-				}
-				if nran < len(ran) {
-					ran[nran] = inv.key
-					nran++
-				}
-				inv.fn(c, n)
-			}
-		}
-		run(el.invs)
+		ran := make([]string, 0, 8)
+		ran = c.invariants(ran, n, el.invs)
 		if t != nil && t.def != nil {
-			run(t.def.root.invs)
-			if t.base != nil && t.base != t.def {
-				run(t.base.root.invs)
+			ran = c.invariants(ran, n, t.def.root.invs)
+			if t.base != nil {
+				ran = c.invariants(ran, n, t.base.root.invs)
 			}
 		}
 		if extDef != nil {
 			c.object(n, extDef.root, false)
-			run(extDef.root.invs)
+			c.invariants(ran, n, extDef.root.invs)
 		}
 		if code == "Reference" {
 			c.reference(n, t)
