@@ -5,8 +5,6 @@ import (
 	"io"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // Status is the result of one case.
@@ -86,10 +84,6 @@ type Report struct {
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration"`
 	Cases    []Case        `json:"cases"`
-}
-
-func newReport(kind, target string) *Report {
-	return &Report{ID: uuid.NewString(), Kind: kind, Target: target, Started: time.Now().UTC()}
 }
 
 // Count returns how many cases have the status.
