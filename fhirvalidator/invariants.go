@@ -242,13 +242,7 @@ func check(key, msg string, ok func(c *vctx, n *node) bool) invFunc {
 }
 
 func hasPrefixed(n *node, prefix string) bool {
-	for _, f := range n.fields {
-		k := strings.TrimPrefix(f.key, "_")
-		if len(k) > len(prefix) && strings.HasPrefix(k, prefix) && k[len(prefix)] >= 'A' && k[len(prefix)] <= 'Z' {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(n.fields, func(f field) bool { return isTypedKey(strings.TrimPrefix(f.key, "_"), prefix) })
 }
 
 func firstEntryType(n *node) string {

@@ -358,22 +358,6 @@ func (v *Validator) ResourceTypes() []string {
 	return out
 }
 
-// Profiles lists the canonical URLs of the profiles the validator knows.
-func (v *Validator) Profiles() []string {
-	var out []string
-	for u, sd := range v.byURL {
-		if sd.profile {
-			out = append(out, u)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// Source says where the definitions came from ("builtin", a directory, or a
-// rules file).
-func (v *Validator) Source() string { return v.source }
-
 // stripVersion removes a "|version" suffix from a canonical.
 func stripVersion(u string) string {
 	if i := strings.IndexByte(u, '|'); i >= 0 {

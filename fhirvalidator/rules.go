@@ -85,11 +85,7 @@ func writeRules(w io.Writer, v *Validator, defs []*structDef) error {
 }
 
 func writeElement(w *bufio.Writer, e *element) {
-	max := "*"
-	if e.max >= 0 {
-		max = strconv.Itoa(e.max)
-	}
-	fmt.Fprintf(w, "%s\t%d..%s", e.id, e.min, max)
+	fmt.Fprintf(w, "%s\t%s", e.id, e.card())
 	if e.array {
 		w.WriteString("\ta")
 	}

@@ -2,7 +2,6 @@ package fhirvalidator
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -92,15 +91,11 @@ func (c *vctx) slices(n *node, h, el *element) {
 	}
 	for i, s := range el.slices {
 		if counts[i] < s.min || (s.max >= 0 && counts[i] > s.max) {
-			max := "*"
-			if s.max >= 0 {
-				max = strconv.Itoa(s.max)
-			}
 			code := "structure"
 			if counts[i] < s.min {
 				code = "required"
 			}
-			c.fail(el.jsonName(), code, "slice", fmt.Sprintf("slice %q has %d values; cardinality is %d..%s", s.sliceName, counts[i], s.min, max))
+			c.fail(el.jsonName(), code, "slice", fmt.Sprintf("slice %q has %d values; cardinality is %s", s.sliceName, counts[i], s.card()))
 		}
 	}
 }
@@ -247,7 +242,7 @@ func valuesAt(n *node, path string) []*node {
 				continue
 			}
 			for _, f := range x.fields {
-				if f.key == name || (choice && strings.HasPrefix(f.key, name) && len(f.key) > len(name) && f.key[len(name)] >= 'A' && f.key[len(name)] <= 'Z') {
+				if f.key == name || (choice && isTypedKey(f.key, name)) {
 					if f.val.k == kArray {
 						next = append(next, f.val.items...)
 					} else {

@@ -41,7 +41,7 @@ func (v *Validator) ValidateWith(data []byte, opts Options) Result {
 	if err != nil {
 		return Result{Issues: []Issue{{Severity: SeverityError, Code: "structure", Rule: "json", Message: err.Error()}}}
 	}
-	c := &vctx{v: v, seen: map[Issue]bool{}, done: map[doneKey]bool{}}
+	c := &vctx{v: v, seen: map[Issue]bool{}, done: map[doneKey]bool{}, dups: dups}
 	for _, u := range opts.Profiles {
 		sd := v.byURL[stripVersion(u)]
 		if sd == nil || !sd.profile {
@@ -49,12 +49,6 @@ func (v *Validator) ValidateWith(data []byte, opts Options) Result {
 			continue
 		}
 		c.forced = append(c.forced, sd)
-	}
-	if len(dups) > 0 {
-		c.dups = map[*node][]string{}
-		for _, d := range dups {
-			c.dups[d.obj] = append(c.dups[d.obj], d.key)
-		}
 	}
 	c.resource(root, false, nil)
 	if c.issues == nil {
@@ -69,7 +63,7 @@ type vctx struct {
 	forced []*structDef
 	issues []Issue
 	seen   map[Issue]bool
-	dups   map[*node][]string
+	dups   dupKeys
 	done   map[doneKey]bool
 	// frames is the stack of resources being validated, innermost last.
 	frames []*frame
@@ -206,7 +200,7 @@ func (c *vctx) resource(n *node, contained bool, extra []string) {
 	f := &frame{n: n, contained: contained, fullURL: c.entryURL}
 	c.entryURL = ""
 	if rt == "Bundle" {
-		f.bundle = newBundleFrame(n)
+		f.bundle = &bundleFrame{message: n.str("type") == "message"}
 	}
 	c.frames = append(c.frames, f)
 	var ran []string
@@ -330,14 +324,18 @@ func (e *element) jsonName() string {
 }
 
 func cardMsg(el *element, n int) string {
-	max := "*"
-	if el.max >= 0 {
-		max = strconv.Itoa(el.max)
-	}
 	if n == 0 {
-		return fmt.Sprintf("missing required element %s (cardinality %d..%s)", el.jsonName(), el.min, max)
+		return fmt.Sprintf("missing required element %s (cardinality %s)", el.jsonName(), el.card())
 	}
-	return fmt.Sprintf("%s has %d values; cardinality is %d..%s", el.jsonName(), n, el.min, max)
+	return fmt.Sprintf("%s has %d values; cardinality is %s", el.jsonName(), n, el.card())
+}
+
+// card is the element's cardinality as FHIR writes it, e.g. 0..*.
+func (e *element) card() string {
+	if e.max < 0 {
+		return strconv.Itoa(e.min) + "..*"
+	}
+	return strconv.Itoa(e.min) + ".." + strconv.Itoa(e.max)
 }
 
 // values validates the value of one property (the current location) and

@@ -1,7 +1,5 @@
 package fhirvalidator
 
-import "sort"
-
 // valueSet is the expansion of a value set bound with strength required:
 // its codes by system. Only value sets that can be enumerated from the
 // definitions are expanded (codes listed in the value set, or every code of
@@ -25,16 +23,6 @@ func (vs *valueSet) has(system, code string) bool {
 		}
 	}
 	return false
-}
-
-// sortedSystems lists the systems in a stable order, for rule files and messages.
-func (vs *valueSet) sortedSystems() []string {
-	out := make([]string, 0, len(vs.systems))
-	for s := range vs.systems {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (vs *valueSet) add(system, code string) {
