@@ -3,6 +3,7 @@ package conformance
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -45,28 +46,26 @@ func (c Case) Failures() []string {
 	}
 	for _, ch := range c.Checks {
 		if !ch.OK {
-			s := ch.Name
-			if ch.Message != "" {
-				s += ": " + ch.Message
-			}
-			out = append(out, s)
+			out = append(out, ch.String())
 		}
 	}
 	return out
 }
 
+// String is the check's name, with what was found when there is a message.
+func (ch Check) String() string {
+	if ch.Message == "" {
+		return ch.Name
+	}
+	return ch.Name + ": " + ch.Message
+}
+
 // finish sets the status from the checks.
 func (c *Case) finish(start time.Time) {
 	c.Duration = time.Since(start)
-	if c.Status == Skip {
-		return
-	}
-	c.Status = Pass
-	if c.Reason != "" {
-		c.Status = Fail
-	}
-	for _, ch := range c.Checks {
-		if !ch.OK {
+	if c.Status != Skip {
+		c.Status = Pass
+		if c.Reason != "" || slices.ContainsFunc(c.Checks, func(ch Check) bool { return !ch.OK }) {
 			c.Status = Fail
 		}
 	}
