@@ -32,29 +32,16 @@ type invFunc = func(c *vctx, n *node)
 // invariants maps constraint keys to their Go implementation.
 var invariants = map[string]invFunc{
 	"dom-2": check("dom-2", "a contained resource must not contain resources", func(c *vctx, n *node) bool {
-		for _, r := range n.list("contained") {
-			if r.get("contained") != nil {
-				return false
-			}
-		}
-		return true
+		return !slices.ContainsFunc(n.list("contained"), func(r *node) bool { return r.get("contained") != nil })
 	}),
 	"dom-3": dom3,
 	"dom-4": check("dom-4", "a contained resource must not have meta.versionId or meta.lastUpdated", func(c *vctx, n *node) bool {
-		for _, r := range n.list("contained") {
-			if m := r.get("meta"); m.get("versionId") != nil || m.get("lastUpdated") != nil {
-				return false
-			}
-		}
-		return true
+		return !slices.ContainsFunc(n.list("contained"), func(r *node) bool {
+			return r.get("meta").get("versionId") != nil || r.get("meta").get("lastUpdated") != nil
+		})
 	}),
 	"dom-5": check("dom-5", "a contained resource must not have security labels", func(c *vctx, n *node) bool {
-		for _, r := range n.list("contained") {
-			if r.get("meta").get("security") != nil {
-				return false
-			}
-		}
-		return true
+		return !slices.ContainsFunc(n.list("contained"), func(r *node) bool { return r.get("meta").get("security") != nil })
 	}),
 	"ext-1": check("ext-1", "an extension must have either extensions or a value, not both", func(c *vctx, n *node) bool {
 		return (n.get("extension") != nil) != hasPrefixed(n, "value")
@@ -120,20 +107,9 @@ var invariants = map[string]invFunc{
 	// tim-9 as corrected after R4 (R4's own expression cannot be
 	// evaluated when `when` repeats; fhircheck applies the same errata).
 	"tim-9": check("tim-9", "an offset needs a when that is not C, CM, CD or CV", func(c *vctx, n *node) bool {
-		if n.get("offset") == nil {
-			return true
-		}
 		when := n.list("when")
-		if len(when) == 0 {
-			return false
-		}
-		for _, w := range when {
-			switch w.s {
-			case "C", "CM", "CD", "CV":
-				return false
-			}
-		}
-		return true
+		return n.get("offset") == nil || len(when) > 0 &&
+			!slices.ContainsFunc(when, func(w *node) bool { return slices.Contains([]string{"C", "CM", "CD", "CV"}, w.s) })
 	}),
 	"tim-10": check("tim-10", "timeOfDay and when must not both be present", func(c *vctx, n *node) bool {
 		return n.get("timeOfDay") == nil || n.get("when") == nil
@@ -143,15 +119,7 @@ var invariants = map[string]invFunc{
 		return n.get("total") == nil || t == "searchset" || t == "history"
 	}),
 	"bdl-2": check("bdl-2", "entry.search is only for search Bundles", func(c *vctx, n *node) bool {
-		if n.str("type") == "searchset" {
-			return true
-		}
-		for _, e := range n.list("entry") {
-			if e.get("search") != nil {
-				return false
-			}
-		}
-		return true
+		return n.str("type") == "searchset" || !slices.ContainsFunc(n.list("entry"), func(e *node) bool { return e.get("search") != nil })
 	}),
 	"bdl-3": entriesHave("bdl-3", "request", "batch", "transaction", "history"),
 	"bdl-4": entriesHave("bdl-4", "response", "batch-response", "transaction-response", "history"),
@@ -217,12 +185,7 @@ func entriesHave(key, part string, types ...string) invFunc {
 	msg := fmt.Sprintf("entry.%s is required in %s, %s and %s Bundles, and prohibited in others", part, types[0], types[1], types[2])
 	return check(key, msg, func(c *vctx, n *node) bool {
 		want := slices.Contains(types, n.str("type"))
-		for _, e := range n.list("entry") {
-			if (e.get(part) != nil) != want {
-				return false
-			}
-		}
-		return true
+		return !slices.ContainsFunc(n.list("entry"), func(e *node) bool { return (e.get(part) != nil) != want })
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -192,15 +193,7 @@ func equalJSON(a, b *node) bool {
 	case kNumber:
 		return numEqual(a.s, b.s)
 	case kArray:
-		if len(a.items) != len(b.items) {
-			return false
-		}
-		for i := range a.items {
-			if !equalJSON(a.items[i], b.items[i]) {
-				return false
-			}
-		}
-		return true
+		return slices.EqualFunc(a.items, b.items, equalJSON)
 	case kObject:
 		if len(a.fields) != len(b.fields) {
 			return false
@@ -239,14 +232,7 @@ func includesJSON(v, p *node) bool {
 			return false
 		}
 		for _, pi := range p.items {
-			found := false
-			for _, vi := range v.items {
-				if includesJSON(vi, pi) {
-					found = true
-					break
-				}
-			}
-			if !found {
+			if !slices.ContainsFunc(v.items, func(vi *node) bool { return includesJSON(vi, pi) }) {
 				return false
 			}
 		}

@@ -2,6 +2,7 @@ package fhirvalidator
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -74,18 +75,11 @@ func (c *vctx) slices(n *node, h, el *element) {
 			}
 			last = max(last, si)
 			counts[si]++
-			ti := 0
 			want := ""
 			if it.ti < len(el.types) {
 				want = el.types[it.ti].code
 			}
-			for i, t := range s.types {
-				if t.code == want {
-					ti = i
-					break
-				}
-			}
-			c.value(it.n, s, ti)
+			c.value(it.n, s, max(0, slices.IndexFunc(s.types, func(t typeRef) bool { return t.code == want })))
 		}
 		c.pop(m)
 	}
@@ -143,14 +137,7 @@ func (c *vctx) matchSlice(it sliceItem, el, s *element, sl *slicing) bool {
 				}
 				return false
 			}
-			ok := false
-			for _, v := range vals {
-				if (pattern && includesJSON(v, want)) || (!pattern && equalJSON(v, want)) {
-					ok = true
-					break
-				}
-			}
-			if !ok {
+			if !slices.ContainsFunc(vals, func(v *node) bool { return (pattern && includesJSON(v, want)) || (!pattern && equalJSON(v, want)) }) {
 				return false
 			}
 		case "exists":
@@ -168,13 +155,7 @@ func (c *vctx) matchSlice(it sliceItem, el, s *element, sl *slicing) bool {
 			} else if len(vals) == 1 && vals[0].k == kObject {
 				got = vals[0].str("resourceType")
 			}
-			ok := false
-			for _, t := range target.types {
-				if t.code == got {
-					ok = true
-				}
-			}
-			if !ok {
+			if !slices.ContainsFunc(target.types, func(t typeRef) bool { return t.code == got }) {
 				return false
 			}
 		}
@@ -212,17 +193,11 @@ func descend(s *element, path string) *element {
 		if h == nil {
 			return nil
 		}
-		var next *element
-		for _, ch := range h.children {
-			if ch.name == name {
-				next = ch
-				break
-			}
-		}
-		if next == nil {
+		i := slices.IndexFunc(h.children, func(ch *element) bool { return ch.name == name })
+		if i < 0 {
 			return nil
 		}
-		cur = next
+		cur = h.children[i]
 	}
 	return cur
 }
