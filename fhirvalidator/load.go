@@ -1,6 +1,7 @@
 package fhirvalidator
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -216,19 +217,12 @@ func compileElement(n *node, root bool) (*element, error) {
 		if strings.HasPrefix(code, "http://hl7.org/fhirpath/System.") {
 			// R4 writes the type of id, url and primitive values as a
 			// FHIRPath system type with the FHIR type in an extension.
-			fhirType := ""
+			code = "string"
 			for _, x := range t.list("extension") {
-				if x.str("url") == "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type" {
-					fhirType = x.str("valueUrl")
-					if fhirType == "" {
-						fhirType = x.str("valueUri")
-					}
+				if x.str("url") == hl7SD+"structuredefinition-fhir-type" {
+					code = cmp.Or(x.str("valueUrl"), x.str("valueUri"), "string")
 				}
 			}
-			if fhirType == "" {
-				fhirType = "string"
-			}
-			code = fhirType
 		}
 		tr := typeRef{code: code}
 		for _, p := range t.list("profile") {
@@ -248,16 +242,10 @@ func compileElement(n *node, root bool) (*element, error) {
 		}
 	}
 	if b := n.get("binding"); b != nil && b.str("strength") == "required" {
-		e.binding = stripVersion(b.str("valueSet"))
-		if e.binding == "" {
-			e.binding = stripVersion(b.str("valueSetCanonical"))
-		}
+		e.binding = stripVersion(cmp.Or(b.str("valueSet"), b.str("valueSetCanonical")))
 	}
 	if s := n.get("slicing"); s != nil {
-		sl := &slicing{rules: s.str("rules"), ordered: s.get("ordered") != nil && s.get("ordered").s == "true"}
-		if sl.rules == "" {
-			sl.rules = "open"
-		}
+		sl := &slicing{rules: cmp.Or(s.str("rules"), "open"), ordered: s.get("ordered") != nil && s.get("ordered").s == "true"}
 		for _, d := range s.list("discriminator") {
 			sl.discs = append(sl.discs, discriminator{typ: d.str("type"), path: d.str("path")})
 		}

@@ -584,9 +584,7 @@ func (c *vctx) reference(n *node, t *typeRef) {
 // refType returns the resource type that a literal reference names, or ""
 // when it names none (urn:uuid:, urn:oid:, other URLs).
 func (c *vctx) refType(ref string) string {
-	if i := strings.Index(ref, "/_history/"); i >= 0 {
-		ref = ref[:i]
-	}
+	ref = stripHistory(ref)
 	if i := strings.IndexByte(ref, '?'); i >= 0 {
 		ref = ref[:i]
 		if c.v.knownTypes[ref] {

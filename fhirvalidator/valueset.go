@@ -43,13 +43,7 @@ func expandRequired(v *Validator, vsets, csets map[string]*node) {
 	x := &expander{vsets: vsets, csets: csets, memo: map[string]*valueSet{}, busy: map[string]bool{}}
 	for _, sd := range v.defs {
 		for _, e := range sd.elems {
-			if e.binding == "" {
-				continue
-			}
-			if _, done := v.vsets[e.binding]; done {
-				continue
-			}
-			if vs := x.expand(e.binding); vs != nil {
+			if vs := x.expand(e.binding); e.binding != "" && vs != nil {
 				v.vsets[e.binding] = vs
 			}
 		}
