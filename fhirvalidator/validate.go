@@ -248,7 +248,10 @@ func (c *vctx) object(n *node, h *element, isRoot bool) {
 			c.fail(k, "structure", "json", fmt.Sprintf("property %q appears more than once", k))
 		}
 	}
-	counts, choices := make([]int, len(h.children)), make([]string, len(h.children))
+	var cbuf [48]int // most elements have fewer children: no allocation
+	var kbuf [48]string
+	counts := append(cbuf[:0], make([]int, len(h.children))...)
+	choices := append(kbuf[:0], make([]string, len(h.children))...)
 	if h.entry {
 		c.entryURL = n.str("fullUrl")
 	}
