@@ -366,15 +366,11 @@ func (c *vctx) values(parent *node, f field, el *element, ti int) int {
 		c.fail("", "structure", "json", "empty array is not allowed")
 		return 0
 	}
-	var ext *node
 	cnt := 0
 	for i, it := range v.items {
 		m := c.pushIndex(i)
 		if it.k == kNull {
-			if ext == nil {
-				ext = parent.get("_" + f.key)
-			}
-			if ext == nil || ext.k != kArray || i >= len(ext.items) || ext.items[i].k == kNull {
+			if nullAt(parent.get("_"+f.key), i) {
 				c.fail("", "structure", "json", "null is not allowed")
 			} else {
 				cnt++
@@ -386,6 +382,12 @@ func (c *vctx) values(parent *node, f field, el *element, ti int) int {
 		c.pop(m)
 	}
 	return cnt
+}
+
+// nullAt reports whether item i of the companion array x is missing or null:
+// a null in a repeating primitive or its _name array needs a partner.
+func nullAt(x *node, i int) bool {
+	return x == nil || x.k != kArray || i >= len(x.items) || x.items[i].k == kNull
 }
 
 // primitiveExtensions validates the _name companion of a primitive: an
@@ -418,7 +420,7 @@ func (c *vctx) primitiveExtensions(v *node, el *element, values *node) int {
 		for i, it := range v.items {
 			m := c.pushIndex(i)
 			if it.k == kNull {
-				if values == nil || values.k != kArray || i >= len(values.items) || values.items[i].k == kNull {
+				if nullAt(values, i) {
 					c.fail("", "structure", "json", "null is not allowed")
 				}
 			} else {
