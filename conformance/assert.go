@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -138,21 +139,14 @@ func parseValue(s string) (string, string, error) {
 }
 
 // eval checks the assertion against a decoded Bundle; the message says what
-// was found when it fails.
+// was found, for when it fails.
 func (a assertion) eval(bundle any) (bool, string) {
 	switch a.op {
-	case "text", "no-text":
+	case "text":
+		return findText(bundle, strings.ToLower(a.value), "Bundle") != "", "not found in the Bundle"
+	case "no-text":
 		where := findText(bundle, strings.ToLower(a.value), "Bundle")
-		if a.op == "text" {
-			if where == "" {
-				return false, "not found in the Bundle"
-			}
-			return true, ""
-		}
-		if where != "" {
-			return false, "found at " + where
-		}
-		return true, ""
+		return where == "", "found at " + where
 	}
 	vals := a.values(bundle)
 	texts := make([]string, 0, len(vals))
@@ -277,12 +271,7 @@ func scalar(v any) (string, bool) {
 func findText(v any, needle, at string) string {
 	switch x := v.(type) {
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			if p := findText(x[k], needle, at+"."+k); p != "" {
 				return p
 			}

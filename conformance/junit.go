@@ -68,11 +68,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 		var out strings.Builder
 		out.WriteString(c.Description + "\n")
 		for _, ch := range c.Checks {
-			mark := "ok  "
-			if !ch.OK {
-				mark = "FAIL"
-			}
-			fmt.Fprintf(&out, "%s %s\n", mark, ch.Name)
+			fmt.Fprintf(&out, "%s %s\n", map[bool]string{true: "ok  ", false: "FAIL"}[ch.OK], ch.Name)
 		}
 		jc.SystemOut = out.String()
 		switch c.Status {
@@ -85,14 +81,10 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 		s.Cases = append(s.Cases, jc)
 	}
 	doc := junitSuites{Name: r.Title(), Tests: s.Tests, Failures: s.Failures, Skipped: s.Skipped, Time: s.Time, Suites: []junitSuite{s}}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
+	b, err := xml.MarshalIndent(doc, "", "  ")
+	if err != nil {
 		return err
 	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
+	_, err = fmt.Fprintf(w, "%s%s\n", xml.Header, b)
 	return err
 }

@@ -136,31 +136,20 @@ type receiverCheck struct {
 // delivery worker relies on, one case per check. It stops early only when
 // ctx ends.
 func CheckReceiver(ctx context.Context, rc Receiver, o Options) *Report {
-	if o.Validator == nil {
-		o.Validator = fhirvalidator.Builtin()
-	}
 	var client Doer = &http.Client{Timeout: 30 * time.Second}
 	if rc.Client != nil {
 		client = rc.Client
 	}
 	url := ProcessMessageURL(rc.Endpoint)
-	r := newReport("receiver", url)
-	p := &poster{ctx: ctx, client: client, url: url, token: rc.Token, msg: rc.Message, validator: o.Validator}
-	for _, ch := range receiverChecks() {
-		if ctx.Err() != nil {
-			break
-		}
+	p := &poster{ctx: ctx, client: client, url: url, token: rc.Token, msg: rc.Message, validator: o.validator()}
+	all := receiverChecks()
+	return runCases(ctx, "receiver", url, o, len(all), func(i int) Case {
 		start := time.Now()
-		c := ch.run(p)
-		c.Name, c.Description = ch.name, ch.description
+		c := all[i].run(p)
+		c.Name, c.Description = all[i].name, all[i].description
 		c.finish(start)
-		r.Cases = append(r.Cases, c)
-		if o.Progress != nil {
-			o.Progress(c)
-		}
-	}
-	r.Duration = time.Since(r.Started)
-	return r
+		return c
+	})
 }
 
 // ReceiverCheckNames lists the checks CheckReceiver makes, in order.
@@ -178,10 +167,12 @@ func receiverChecks() []receiverCheck {
 		{"repeat-is-idempotent", "The same message again with the same X-Request-Id, as the gateway sends it after a lost answer, is not processed a second time: 409 with a duplicate OperationOutcome (REC_CONFLICT), or a 2xx that replays the first answer.", (*poster).repeat},
 	}
 	for _, m := range malformedBodies {
-		checks = append(checks, receiverCheck{"malformed-bundle/" + m.name, "A body that " + m.what + " is refused with 400 or 422 and an OperationOutcome with a BaRS error code.", m.check})
+		checks = append(checks, receiverCheck{"malformed-bundle/" + m.name, "A body that " + m.what + " is refused with 400 or 422 and an OperationOutcome with a BaRS error code.",
+			refused(func(q *post) { q.body = m.body(q.body) }, "answered 400 or 422", http.StatusBadRequest, http.StatusUnprocessableEntity)})
 	}
 	for _, h := range BaRSHeaders {
-		checks = append(checks, receiverCheck{"missing-header/" + h, "A valid message without the " + h + " header is refused with 400 and an OperationOutcome with a BaRS error code.", missingHeader(h)})
+		checks = append(checks, receiverCheck{"missing-header/" + h, "A valid message without the " + h + " header is refused with 400 and an OperationOutcome with a BaRS error code.",
+			refused(func(q *post) { q.header.Del(h) }, "answered 400", http.StatusBadRequest)})
 	}
 	return checks
 }
@@ -225,7 +216,16 @@ func (p *poster) fresh() *post {
 	return &post{header: h, body: renewBundleID(p.msg.Bundle)}
 }
 
-func (p *poster) send(q *post) (reply, error) {
+// send posts q; when no answer comes, that is the case's reason.
+func (p *poster) send(c *Case, q *post) (reply, bool) {
+	r, err := p.post(q)
+	if err != nil {
+		c.Reason = "no answer: " + err.Error()
+	}
+	return r, err == nil
+}
+
+func (p *poster) post(q *post) (reply, error) {
 	req, err := http.NewRequestWithContext(p.ctx, http.MethodPost, p.url, bytes.NewReader(q.body))
 	if err != nil {
 		return reply{}, err
@@ -250,16 +250,16 @@ func (p *poster) send(q *post) (reply, error) {
 
 func (p *poster) acceptsValid() Case {
 	var c Case
+	cs := (*checks)(&c.Checks)
 	res := p.validator.Validate(p.msg.Bundle)
-	c.Checks = append(c.Checks, Check{Name: "the message sent is valid FHIR R4 (built-in rules)", OK: res.OK(), Message: issuesText(res)})
+	cs.add("the message sent is valid FHIR R4 (built-in rules)", res.OK(), errorsText(res))
 	q := p.fresh()
-	r, err := p.send(q)
-	if err != nil {
-		c.Reason = "no answer: " + err.Error()
+	r, ok := p.send(&c, q)
+	if !ok {
 		return c
 	}
-	ok := r.status >= 200 && r.status < 300
-	c.Checks = append(c.Checks, Check{Name: "answered 2xx", OK: ok, Message: answerText(r)})
+	ok = r.status >= 200 && r.status < 300
+	cs.add("answered 2xx", ok, answerText(r))
 	if ok {
 		p.first, p.firstBody = q, r.body
 	}
@@ -272,22 +272,20 @@ func (p *poster) repeat() Case {
 		c.Status, c.Reason = Skip, "the first message was not accepted, so a repeat cannot be judged"
 		return c
 	}
-	r, err := p.send(p.first)
-	if err != nil {
-		c.Reason = "no answer: " + err.Error()
+	r, ok := p.send(&c, p.first)
+	if !ok {
 		return c
 	}
+	cs := (*checks)(&c.Checks)
 	switch {
 	case r.status == http.StatusConflict:
 		dup, code := duplicateOutcome(r.body)
-		c.Checks = append(c.Checks, Check{Name: "409 carries an OperationOutcome with issue code duplicate and BaRS code REC_CONFLICT", OK: dup,
-			Message: "got " + code})
+		cs.add("409 carries an OperationOutcome with issue code duplicate and BaRS code REC_CONFLICT", dup, "got "+code)
 	case r.status >= 200 && r.status < 300:
-		same := bytes.Equal(r.body, p.firstBody)
-		c.Checks = append(c.Checks, Check{Name: "a 2xx to the repeat replays the first answer (not a second processing)", OK: same,
-			Message: fmt.Sprintf("answered %d with a different body than the first time: the message was processed a second time", r.status)})
+		cs.add("a 2xx to the repeat replays the first answer (not a second processing)", bytes.Equal(r.body, p.firstBody),
+			fmt.Sprintf("answered %d with a different body than the first time: the message was processed a second time", r.status))
 	default:
-		c.Checks = append(c.Checks, Check{Name: "answered 409 duplicate or 2xx", Message: answerText(r)})
+		cs.add("answered 409 duplicate or 2xx", false, answerText(r))
 	}
 	return c
 }
@@ -306,33 +304,20 @@ var malformedBodies = []malformed{
 	{"no-message-header", "is the message Bundle without its MessageHeader", dropMessageHeader},
 }
 
-func (m malformed) check(p *poster) Case {
-	var c Case
-	q := p.fresh()
-	q.body = m.body(q.body)
-	r, err := p.send(q)
-	if err != nil {
-		c.Reason = "no answer: " + err.Error()
-		return c
-	}
-	ok := r.status == http.StatusBadRequest || r.status == http.StatusUnprocessableEntity
-	c.Checks = append(c.Checks, Check{Name: "answered 400 or 422", OK: ok, Message: answerText(r)})
-	c.Checks = append(c.Checks, outcomeChecks(r)...)
-	return c
-}
-
-func missingHeader(h string) func(p *poster) Case {
+// refused is a check that a valid message, spoiled, is refused with one of
+// the statuses and a BaRS OperationOutcome.
+func refused(spoil func(*post), name string, statuses ...int) func(p *poster) Case {
 	return func(p *poster) Case {
 		var c Case
 		q := p.fresh()
-		q.header.Del(h)
-		r, err := p.send(q)
-		if err != nil {
-			c.Reason = "no answer: " + err.Error()
+		spoil(q)
+		r, ok := p.send(&c, q)
+		if !ok {
 			return c
 		}
-		c.Checks = append(c.Checks, Check{Name: "answered 400", OK: r.status == http.StatusBadRequest, Message: answerText(r)})
-		c.Checks = append(c.Checks, outcomeChecks(r)...)
+		cs := (*checks)(&c.Checks)
+		cs.add(name, slices.Contains(statuses, r.status), answerText(r))
+		outcomeChecks(cs, r)
 		return c
 	}
 }
@@ -340,40 +325,22 @@ func missingHeader(h string) func(p *poster) Case {
 // outcomeChecks checks that an error answer is a BaRS OperationOutcome:
 // an OperationOutcome with an error issue whose details name a BaRS error
 // code, the one that goes with the status.
-func outcomeChecks(r reply) []Check {
+func outcomeChecks(cs *checks, r reply) {
 	issues, isOO := readOutcome(r)
+	cs.add("the answer is an OperationOutcome", isOO, answerText(r))
 	if !isOO {
-		return []Check{{Name: "the answer is an OperationOutcome", Message: answerText(r)}}
+		return
 	}
 	var codes []string
 	for _, is := range issues {
-		if is.Severity != "error" && is.Severity != "fatal" {
-			continue
-		}
-		if is.Details == nil {
-			continue
-		}
-		for _, cd := range is.Details.Coding {
-			if cd.System == ErrorCodeSystem && cd.Code != "" {
-				codes = append(codes, cd.Code)
-			}
+		if is.Severity == "error" || is.Severity == "fatal" {
+			codes = append(codes, is.codes(ErrorCodeSystem)...)
 		}
 	}
-	checks := []Check{
-		{Name: "the answer is an OperationOutcome", OK: true},
-		{Name: "an error issue's details name a BaRS code (" + ErrorCodeSystem + ")", OK: len(codes) > 0,
-			Message: "no issue.details.coding in that system"},
-	}
+	cs.add("an error issue's details name a BaRS code ("+ErrorCodeSystem+")", len(codes) > 0, "no issue.details.coding in that system")
 	if want, known := statusCodes[r.status]; known && len(codes) > 0 {
-		checks = append(checks, Check{Name: fmt.Sprintf("the BaRS code is %s for %d", want, r.status), OK: slices.Contains(codes, want),
-			Message: "got " + strings.Join(codes, ", ")})
+		cs.add(fmt.Sprintf("the BaRS code is %s for %d", want, r.status), slices.Contains(codes, want), "got "+strings.Join(codes, ", "))
 	}
-	for i := range checks {
-		if checks[i].OK {
-			checks[i].Message = ""
-		}
-	}
-	return checks
 }
 
 // readOutcome reads an answer as an OperationOutcome.
@@ -399,12 +366,8 @@ func duplicateOutcome(body []byte) (bool, string) {
 	var seen []string
 	for _, is := range issues {
 		bars := ""
-		if is.Details != nil {
-			for _, c := range is.Details.Coding {
-				if c.System == ErrorCodeSystem {
-					bars = c.Code
-				}
-			}
+		if codes := is.codes(ErrorCodeSystem); len(codes) > 0 {
+			bars = codes[len(codes)-1]
 		}
 		seen = append(seen, strings.TrimSpace(is.Code+" "+bars))
 		if is.Code == "duplicate" && bars == "REC_CONFLICT" {
@@ -423,28 +386,11 @@ func answerText(r reply) string {
 	if issues, ok := readOutcome(r); ok {
 		var codes []string
 		for _, is := range issues {
-			k := is.Code
-			if is.Details != nil {
-				for _, c := range is.Details.Coding {
-					k += " " + c.Code
-				}
-			}
-			codes = append(codes, k)
+			codes = append(codes, strings.Join(append([]string{is.Code}, is.codes("")...), " "))
 		}
 		s += ": OperationOutcome " + strings.Join(codes, "; ")
 	}
 	return s
-}
-
-func issuesText(res fhirvalidator.Result) string {
-	var out []string
-	for _, is := range res.Errors() {
-		out = append(out, is.String())
-		if len(out) == 5 {
-			break
-		}
-	}
-	return strings.Join(out, "; ")
 }
 
 // renewBundleID gives the Bundle a new id (the id and the identifier that

@@ -3,10 +3,9 @@ package conformance
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // Status is the result of one case.
@@ -47,28 +46,26 @@ func (c Case) Failures() []string {
 	}
 	for _, ch := range c.Checks {
 		if !ch.OK {
-			s := ch.Name
-			if ch.Message != "" {
-				s += ": " + ch.Message
-			}
-			out = append(out, s)
+			out = append(out, ch.String())
 		}
 	}
 	return out
 }
 
+// String is the check's name, with what was found when there is a message.
+func (ch Check) String() string {
+	if ch.Message == "" {
+		return ch.Name
+	}
+	return ch.Name + ": " + ch.Message
+}
+
 // finish sets the status from the checks.
 func (c *Case) finish(start time.Time) {
 	c.Duration = time.Since(start)
-	if c.Status == Skip {
-		return
-	}
-	c.Status = Pass
-	if c.Reason != "" {
-		c.Status = Fail
-	}
-	for _, ch := range c.Checks {
-		if !ch.OK {
+	if c.Status != Skip {
+		c.Status = Pass
+		if c.Reason != "" || slices.ContainsFunc(c.Checks, func(ch Check) bool { return !ch.OK }) {
 			c.Status = Fail
 		}
 	}
@@ -86,10 +83,6 @@ type Report struct {
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration"`
 	Cases    []Case        `json:"cases"`
-}
-
-func newReport(kind, target string) *Report {
-	return &Report{ID: uuid.NewString(), Kind: kind, Target: target, Started: time.Now().UTC()}
 }
 
 // Count returns how many cases have the status.

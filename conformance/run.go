@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/student-mh-referrals/gateway/fhirvalidator"
 )
@@ -48,28 +51,34 @@ const maxAnswer = 8 << 20
 // Run posts each scenario to the target's POST /v1/referrals/$evaluate and
 // checks the answer. It stops early only when ctx ends.
 func Run(ctx context.Context, scenarios []Scenario, t Target, o Options) *Report {
-	name := strings.TrimRight(t.URL, "/")
-	client := t.Client
+	base, name, client := strings.TrimRight(t.URL, "/"), strings.TrimRight(t.URL, "/"), t.Client
 	if t.URL == "" {
-		name = "in-process"
+		base, name = "http://gateway.invalid", "in-process"
 		client = &http.Client{Transport: handlerTransport{t.Handler}}
 	}
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
+	v := o.validator()
+	return runCases(ctx, "run", name, o, len(scenarios), func(i int) Case {
+		return runScenario(ctx, client, base, t.Token, scenarios[i], v)
+	})
+}
+
+// validator is the Validator option or the built-in rules.
+func (o Options) validator() *fhirvalidator.Validator {
 	if o.Validator == nil {
-		o.Validator = fhirvalidator.Builtin()
+		return fhirvalidator.Builtin()
 	}
-	base := strings.TrimRight(t.URL, "/")
-	if base == "" {
-		base = "http://gateway.invalid"
-	}
-	r := newReport("run", name)
-	for _, s := range scenarios {
-		if ctx.Err() != nil {
-			break
-		}
-		c := runScenario(ctx, client, base, t.Token, s, o.Validator)
+	return o.Validator
+}
+
+// runCases runs n cases in order into a report, telling Progress of each;
+// it stops early only when ctx ends.
+func runCases(ctx context.Context, kind, target string, o Options, n int, run func(int) Case) *Report {
+	r := &Report{ID: uuid.NewString(), Kind: kind, Target: target, Started: time.Now().UTC()}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		c := run(i)
 		r.Cases = append(r.Cases, c)
 		if o.Progress != nil {
 			o.Progress(c)
@@ -118,18 +127,21 @@ type decision struct {
 		Effect  string `json:"effect"`
 		Message string `json:"message"`
 	} `json:"rules"`
-	Obligations []struct {
-		Type       string   `json:"type"`
-		Rule       string   `json:"rule"`
-		Categories []string `json:"categories"`
-		Fields     []string `json:"fields"`
-	} `json:"obligations"`
+	Obligations    []obligation      `json:"obligations"`
 	LawfulBases    map[string]string `json:"lawfulBases"`
 	DataCategories []string          `json:"dataCategories"`
 	Recipient      struct {
 		Service string `json:"service"`
 	} `json:"recipient"`
 	Time string `json:"time"`
+}
+
+// obligation is what the suite reads of an obligation.
+type obligation struct {
+	Type       string   `json:"type"`
+	Rule       string   `json:"rule"`
+	Categories []string `json:"categories"`
+	Fields     []string `json:"fields"`
 }
 
 // outcomeIssue is what the suite reads of an OperationOutcome issue.
@@ -184,15 +196,20 @@ func runScenario(ctx context.Context, client *http.Client, base string, tokens f
 	return c
 }
 
+// checks are the checks of one case, in order.
+type checks []Check
+
+// add records a check; its message is kept only when it failed.
+func (cs *checks) add(name string, ok bool, msg string) {
+	if ok {
+		msg = ""
+	}
+	*cs = append(*cs, Check{Name: name, OK: ok, Message: msg})
+}
+
 // checkAnswer turns the expectations into checks on one answer.
 func checkAnswer(s Scenario, resp *http.Response, body []byte, v *fhirvalidator.Validator) []Check {
-	var checks []Check
-	add := func(name string, ok bool, msg string) {
-		if ok {
-			msg = ""
-		}
-		checks = append(checks, Check{Name: name, OK: ok, Message: msg})
-	}
+	var cs checks
 	e := s.Expect
 	want := e.Status
 	if want == 0 {
@@ -201,170 +218,145 @@ func checkAnswer(s Scenario, resp *http.Response, body []byte, v *fhirvalidator.
 			want = http.StatusUnprocessableEntity
 		}
 	}
-	add(fmt.Sprintf("status %d", want), resp.StatusCode == want, fmt.Sprintf("got %d", resp.StatusCode))
+	cs.add(fmt.Sprintf("status %d", want), resp.StatusCode == want, fmt.Sprintf("got %d", resp.StatusCode))
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	var a answer
 	if err := json.Unmarshal(body, &a); err != nil || !strings.HasSuffix(mt, "json") {
-		add("the answer is JSON", false, fmt.Sprintf("Content-Type %q, %d bytes", resp.Header.Get("Content-Type"), len(body)))
-		return checks
+		cs.add("the answer is JSON", false, fmt.Sprintf("Content-Type %q, %d bytes", resp.Header.Get("Content-Type"), len(body)))
+		return cs
 	}
 	if e.Outcome != "" {
-		add("outcome "+e.Outcome, a.Outcome == e.Outcome, "got "+quoted(a.Outcome))
+		cs.add("outcome "+e.Outcome, a.Outcome == e.Outcome, "got "+quoted(a.Outcome))
 	}
-	d := a.Decision
 	needDecision := e.Allow != nil || e.Route != "" || e.Service != "" || e.Rules.Deny != nil ||
 		len(e.Rules.Allow) > 0 || len(e.Rules.Obligation) > 0 || len(e.Oblige) > 0 ||
 		e.DataCategories != nil || len(e.LawfulBases) > 0 || len(e.Messages) > 0 ||
 		e.Outcome == "allow" || e.Outcome == "deny"
 	if needDecision {
-		add("the answer has a decision", d != nil, "no decision in the answer")
-	}
-	if d != nil && needDecision {
-		checks = append(checks, checkDecision(s, d)...)
+		cs.add("the answer has a decision", a.Decision != nil, "no decision in the answer")
+		if a.Decision != nil {
+			checkDecision(&cs, s, a.Decision)
+		}
 	}
 	hasBundle := len(a.Bundle) > 0 && string(a.Bundle) != "null"
 	switch e.Outcome {
 	case "allow":
-		add("an allowed answer carries the Bundle", hasBundle, "no bundle in the answer")
+		cs.add("an allowed answer carries the Bundle", hasBundle, "no bundle in the answer")
 	case "deny", "invalid":
-		add("no Bundle when not allowed", !hasBundle, "the answer carries a Bundle")
+		cs.add("no Bundle when not allowed", !hasBundle, "the answer carries a Bundle")
 	}
 	if hasBundle {
 		// Every Bundle that comes back is validated, whatever the scenario
 		// expected: it is what an NHS service would receive.
-		checks = append(checks, checkBundle(s, a.Bundle, v)...)
+		checkBundle(&cs, s, a.Bundle, v)
 	}
-	if len(e.Issues) > 0 {
-		checks = append(checks, checkIssues(e.Issues, a)...)
-	}
-	return checks
+	checkIssues(&cs, e.Issues, a)
+	return cs
 }
 
-func checkDecision(s Scenario, d *decision) []Check {
-	var checks []Check
-	add := func(name string, ok bool, msg string) {
-		if ok {
-			msg = ""
-		}
-		checks = append(checks, Check{Name: name, OK: ok, Message: msg})
-	}
+func checkDecision(cs *checks, s Scenario, d *decision) {
 	e := s.Expect
 	at, _ := time.Parse(time.RFC3339, s.At)
-	add("decision time is at", d.Time == at.UTC().Format(time.RFC3339), "got "+quoted(d.Time))
+	cs.add("decision time is at", d.Time == at.UTC().Format(time.RFC3339), "got "+quoted(d.Time))
 	allowed := d.Allow != nil && *d.Allow
 	if e.Allow != nil {
-		add(fmt.Sprintf("allow %t", *e.Allow), d.Allow != nil && allowed == *e.Allow, fmt.Sprintf("got %t", allowed))
+		cs.add(fmt.Sprintf("allow %t", *e.Allow), d.Allow != nil && allowed == *e.Allow, fmt.Sprintf("got %t", allowed))
 	}
 	if e.Outcome == "allow" || e.Outcome == "deny" {
-		add("decision.allow agrees with the outcome", allowed == (e.Outcome == "allow"), fmt.Sprintf("allow is %t", allowed))
+		cs.add("decision.allow agrees with the outcome", allowed == (e.Outcome == "allow"), fmt.Sprintf("allow is %t", allowed))
 	}
 	if e.Route != "" {
-		add("route "+e.Route, d.Route == e.Route, "got "+quoted(d.Route))
+		cs.add("route "+e.Route, d.Route == e.Route, "got "+quoted(d.Route))
 	}
 	if e.Service != "" {
-		add("recipient "+e.Service, d.Recipient.Service == e.Service, "got "+quoted(d.Recipient.Service))
+		cs.add("recipient "+e.Service, d.Recipient.Service == e.Service, "got "+quoted(d.Recipient.Service))
 	}
 	effects := map[string]string{}
+	messages := map[string]string{}
 	var denied []string
 	for _, r := range d.Rules {
-		effects[r.ID] = r.Effect
+		effects[r.ID], messages[r.ID] = r.Effect, r.Message
 		if r.Effect == "deny" {
 			denied = append(denied, r.ID)
 		}
 	}
 	slices.Sort(denied)
 	if e.Rules.Deny != nil {
-		want := slices.Clone(e.Rules.Deny)
-		slices.Sort(want)
-		add("denied by exactly ["+strings.Join(want, ", ")+"]", slices.Equal(denied, want), "denied by ["+strings.Join(denied, ", ")+"]")
+		want := slices.Sorted(slices.Values(e.Rules.Deny))
+		cs.add("denied by exactly ["+strings.Join(want, ", ")+"]", slices.Equal(denied, want), "denied by ["+strings.Join(denied, ", ")+"]")
 	}
 	if e.Outcome == "allow" {
-		add("no rule denies an allowed share", len(denied) == 0, "denied by ["+strings.Join(denied, ", ")+"]")
+		cs.add("no rule denies an allowed share", len(denied) == 0, "denied by ["+strings.Join(denied, ", ")+"]")
 	}
 	for _, id := range e.Rules.Allow {
-		eff := effects[id]
-		add(id+" checked and passed", eff == "allow" || eff == "obligation", effectText(eff))
+		cs.add(id+" checked and passed", effects[id] == "allow" || effects[id] == "obligation", effectText(effects[id]))
 	}
 	for _, id := range e.Rules.Obligation {
-		eff := effects[id]
-		add(id+" imposed an obligation", eff == "obligation", effectText(eff))
+		cs.add(id+" imposed an obligation", effects[id] == "obligation", effectText(effects[id]))
+	}
+	var have []string
+	for _, o := range d.Obligations {
+		have = append(have, o.Type+" ("+o.Rule+")")
 	}
 	for _, want := range e.Oblige {
-		found := false
-		for _, o := range d.Obligations {
-			if o.Type == want.Type && o.Rule == want.Rule &&
+		found := slices.ContainsFunc(d.Obligations, func(o obligation) bool {
+			return o.Type == want.Type && o.Rule == want.Rule &&
 				(want.Categories == nil || slices.Equal(o.Categories, want.Categories)) &&
-				(want.Fields == nil || slices.Equal(o.Fields, want.Fields)) {
-				found = true
+				(want.Fields == nil || slices.Equal(o.Fields, want.Fields))
+		})
+		name := "obligation " + want.Type + " (" + want.Rule + ")"
+		for _, list := range [][]string{want.Categories, want.Fields} {
+			if list != nil {
+				name += " [" + strings.Join(list, ", ") + "]"
 			}
 		}
-		name := "obligation " + want.Type + " (" + want.Rule + ")"
-		if want.Categories != nil {
-			name += " [" + strings.Join(want.Categories, ", ") + "]"
-		}
-		if want.Fields != nil {
-			name += " [" + strings.Join(want.Fields, ", ") + "]"
-		}
-		var have []string
-		for _, o := range d.Obligations {
-			have = append(have, o.Type+" ("+o.Rule+")")
-		}
-		add(name, found, "the decision's obligations: "+strings.Join(have, ", "))
+		cs.add(name, found, "the decision's obligations: "+strings.Join(have, ", "))
 	}
 	if e.DataCategories != nil {
-		add("data categories ["+strings.Join(e.DataCategories, ", ")+"]", slices.Equal(d.DataCategories, e.DataCategories),
+		cs.add("data categories ["+strings.Join(e.DataCategories, ", ")+"]", slices.Equal(d.DataCategories, e.DataCategories),
 			"got ["+strings.Join(d.DataCategories, ", ")+"]")
 	}
-	for _, k := range sortedKeys(e.LawfulBases) {
-		add("lawful basis "+k+" "+e.LawfulBases[k], d.LawfulBases[k] == e.LawfulBases[k], "got "+quoted(d.LawfulBases[k]))
+	for _, k := range slices.Sorted(maps.Keys(e.LawfulBases)) {
+		cs.add("lawful basis "+k+" "+e.LawfulBases[k], d.LawfulBases[k] == e.LawfulBases[k], "got "+quoted(d.LawfulBases[k]))
 	}
-	for _, id := range sortedKeys(e.Messages) {
-		msg, found := "", false
-		for _, r := range d.Rules {
-			if r.ID == id {
-				msg, found = r.Message, true
-			}
-		}
-		add(fmt.Sprintf("%s message mentions %q", id, e.Messages[id]), found && strings.Contains(msg, e.Messages[id]),
+	for _, id := range slices.Sorted(maps.Keys(e.Messages)) {
+		msg, found := messages[id]
+		cs.add(fmt.Sprintf("%s message mentions %q", id, e.Messages[id]), found && strings.Contains(msg, e.Messages[id]),
 			map[bool]string{true: "message: " + msg, false: id + " is not in the decision"}[found])
 	}
-	return checks
 }
 
 // checkBundle validates a Bundle and evaluates the scenario's assertions
 // on it.
-func checkBundle(s Scenario, raw json.RawMessage, v *fhirvalidator.Validator) []Check {
-	var checks []Check
+func checkBundle(cs *checks, s Scenario, raw json.RawMessage, v *fhirvalidator.Validator) {
 	res := v.Validate(raw)
+	cs.add("the Bundle is valid FHIR R4 (built-in rules)", res.OK(), errorsText(res))
+	var b any
+	if err := decodeJSON(raw, &b); err != nil {
+		cs.add("the Bundle is JSON", false, err.Error())
+		return
+	}
+	for _, a := range s.assertions {
+		ok, msg := a.eval(b)
+		cs.add("Bundle: "+a.src, ok, msg)
+	}
+}
+
+// errorsText lists the first five errors of a validation.
+func errorsText(res fhirvalidator.Result) string {
 	var errs []string
 	for _, is := range res.Errors() {
 		errs = append(errs, is.String())
 	}
-	msg := ""
-	if len(errs) > 0 {
-		if len(errs) > 5 {
-			errs = append(errs[:5], fmt.Sprintf("and %d more", len(errs)-5))
-		}
-		msg = strings.Join(errs, "; ")
+	if len(errs) > 5 {
+		errs = append(errs[:5], fmt.Sprintf("and %d more", len(errs)-5))
 	}
-	checks = append(checks, Check{Name: "the Bundle is valid FHIR R4 (built-in rules)", OK: res.OK(), Message: msg})
-	var b any
-	if err := decodeJSON(raw, &b); err != nil {
-		return append(checks, Check{Name: "the Bundle is JSON", Message: err.Error()})
-	}
-	for _, a := range s.assertions {
-		ok, msg := a.eval(b)
-		if ok {
-			msg = ""
-		}
-		checks = append(checks, Check{Name: "Bundle: " + a.src, OK: ok, Message: msg})
-	}
-	return checks
+	return strings.Join(errs, "; ")
 }
 
 // checkIssues finds each expected issue in the answer's OperationOutcome
 // (the document's operationOutcome, or the answer itself).
-func checkIssues(want []string, a answer) []Check {
+func checkIssues(cs *checks, want []string, a answer) {
 	issues := a.Issue
 	if len(a.OperationOutcome) > 0 {
 		var oo struct {
@@ -377,28 +369,29 @@ func checkIssues(want []string, a answer) []Check {
 	for _, is := range issues {
 		have = append(have, issueKeys(is)...)
 	}
-	var checks []Check
 	for _, w := range want {
-		ok := slices.Contains(have, w)
-		msg := ""
-		if !ok {
-			msg = "the OperationOutcome names [" + strings.Join(have, ", ") + "]"
-		}
-		checks = append(checks, Check{Name: "OperationOutcome names " + w, OK: ok, Message: msg})
+		cs.add("OperationOutcome names "+w, slices.Contains(have, w), "the OperationOutcome names ["+strings.Join(have, ", ")+"]")
 	}
-	return checks
 }
 
 // issueKeys are what an expected issue may match: expressions, the issue
 // code, details codes.
 func issueKeys(is outcomeIssue) []string {
-	keys := append([]string{is.Code}, is.Expression...)
+	return slices.Concat([]string{is.Code}, is.Expression, is.codes(""))
+}
+
+// codes are the issue's details codes in system, or in any system when
+// system is "".
+func (is outcomeIssue) codes(system string) []string {
+	var out []string
 	if is.Details != nil {
 		for _, c := range is.Details.Coding {
-			keys = append(keys, c.Code)
+			if system == "" || c.System == system && c.Code != "" {
+				out = append(out, c.Code)
+			}
 		}
 	}
-	return keys
+	return out
 }
 
 func effectText(eff string) string {
@@ -409,12 +402,3 @@ func effectText(eff string) string {
 }
 
 func quoted(s string) string { return fmt.Sprintf("%q", s) }
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}

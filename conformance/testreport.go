@@ -67,6 +67,10 @@ const TestScriptSystem = gateway.FHIRBase + "/conformance-suite"
 // TestReport renders the report as a FHIR R4 TestReport (JSON, 2-space
 // indented).
 func (r *Report) TestReport() ([]byte, error) {
+	uri := r.Target // the in-process gateway has no URL of its own
+	if uri == "in-process" {
+		uri = "urn:student-mh-referral-gateway:in-process"
+	}
 	tr := testReport{
 		ResourceType: "TestReport",
 		ID:           r.ID,
@@ -82,7 +86,7 @@ func (r *Report) TestReport() ([]byte, error) {
 		Issued: r.Started.UTC().Format(time.RFC3339),
 		Participant: []participant{
 			{Type: "test-engine", URI: TestScriptSystem, Display: r.Title()},
-			{Type: "server", URI: participantURI(r.Target), Display: r.Target},
+			{Type: "server", URI: uri, Display: r.Target},
 		},
 	}
 	if !r.OK() {
@@ -104,10 +108,7 @@ func (r *Report) TestReport() ([]byte, error) {
 		for _, ch := range c.Checks {
 			a := &actionResult{Result: "pass", Message: ch.Name}
 			if !ch.OK {
-				a.Result = "fail"
-				if ch.Message != "" {
-					a.Message += ": " + ch.Message
-				}
+				a = &actionResult{Result: "fail", Message: ch.String()}
 			}
 			t.Action = append(t.Action, testReportAction{Assert: a})
 		}
@@ -128,13 +129,4 @@ func (r *Report) WriteTestReport(w io.Writer) error {
 	}
 	_, err = w.Write(b)
 	return err
-}
-
-// participantURI is the target as a FHIR uri: the in-process gateway has
-// no URL of its own.
-func participantURI(target string) string {
-	if target == "in-process" {
-		return "urn:student-mh-referral-gateway:in-process"
-	}
-	return target
 }

@@ -30,10 +30,6 @@ type pendingRef struct {
 	base string // fullUrl of the referring entry
 }
 
-func newBundleFrame(n *node) *bundleFrame {
-	return &bundleFrame{message: n.str("type") == "message"}
-}
-
 func (c *vctx) bundleRules(f *frame) {
 	byURL := map[string]*node{}
 	byTypeID := map[string]*node{}

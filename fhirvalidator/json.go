@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -32,20 +33,7 @@ const (
 )
 
 func (k kind) String() string {
-	switch k {
-	case kNull:
-		return "null"
-	case kBool:
-		return "boolean"
-	case kNumber:
-		return "number"
-	case kString:
-		return "string"
-	case kArray:
-		return "array"
-	default:
-		return "object"
-	}
+	return [...]string{"null", "boolean", "number", "string", "array", "object"}[k]
 }
 
 // node is one JSON value. s holds a string's unescaped text, a number's
@@ -108,22 +96,19 @@ type syntaxError struct {
 
 func (e *syntaxError) Error() string { return fmt.Sprintf("invalid JSON at byte %d: %s", e.off, e.msg) }
 
-// dupKey is a key that appears more than once in the object obj; the
+// dupKeys are the keys that appear more than once in each object; the
 // validator reports duplicates as issues rather than refusing the document.
-type dupKey struct {
-	obj *node
-	key string
-}
+type dupKeys map[*node][]string
 
 // parseJSON parses data as one JSON value. A UTF-8 byte order mark is
 // rejected: RFC 8259 forbids emitting one and FHIR's JSON is plain UTF-8.
-func parseJSON(data []byte) (*node, []dupKey, error) {
+func parseJSON(data []byte) (*node, dupKeys, error) {
 	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
 		return nil, nil, &syntaxError{0, "byte order mark before the JSON value"}
 	}
 	d := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
-	var dups []dupKey
-	n, err := readNode(d, &dups)
+	dups := dupKeys{}
+	n, err := readNode(d, dups)
 	if err == nil {
 		if off := d.InputOffset(); len(bytes.TrimLeft(data[off:], " \t\r\n")) > 0 {
 			return nil, nil, &syntaxError{off, "unexpected data after the JSON value"}
@@ -143,7 +128,7 @@ func parseJSON(data []byte) (*node, []dupKey, error) {
 }
 
 // readNode reads the next value from d, noting duplicate keys in dups.
-func readNode(d *jsontext.Decoder, dups *[]dupKey) (*node, error) {
+func readNode(d *jsontext.Decoder, dups dupKeys) (*node, error) {
 	tok, err := d.ReadToken()
 	if err != nil {
 		return nil, err
@@ -185,7 +170,7 @@ func readNode(d *jsontext.Decoder, dups *[]dupKey) (*node, error) {
 				return nil, err
 			}
 			if seen[key] {
-				*dups = append(*dups, dupKey{n, key})
+				dups[n] = append(dups[n], key)
 			}
 			seen[key] = true
 			n.fields = append(n.fields, field{key, v})
@@ -208,15 +193,7 @@ func equalJSON(a, b *node) bool {
 	case kNumber:
 		return numEqual(a.s, b.s)
 	case kArray:
-		if len(a.items) != len(b.items) {
-			return false
-		}
-		for i := range a.items {
-			if !equalJSON(a.items[i], b.items[i]) {
-				return false
-			}
-		}
-		return true
+		return slices.EqualFunc(a.items, b.items, equalJSON)
 	case kObject:
 		if len(a.fields) != len(b.fields) {
 			return false
@@ -255,14 +232,7 @@ func includesJSON(v, p *node) bool {
 			return false
 		}
 		for _, pi := range p.items {
-			found := false
-			for _, vi := range v.items {
-				if includesJSON(vi, pi) {
-					found = true
-					break
-				}
-			}
-			if !found {
+			if !slices.ContainsFunc(v.items, func(vi *node) bool { return includesJSON(vi, pi) }) {
 				return false
 			}
 		}

@@ -1,12 +1,14 @@
 package fhirvalidator
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,7 +69,7 @@ func Load(dirs ...string) (*Validator, error) {
 	if len(v.types) == 0 {
 		return nil, fmt.Errorf("fhirvalidator: no StructureDefinitions with a snapshot in %s", v.source)
 	}
-	expandRequired(v, col.vs, col.cs)
+	expandRequired(v, byURL(col.vs), byURL(col.cs))
 	if err := v.link(); err != nil {
 		return nil, fmt.Errorf("fhirvalidator: %w", err)
 	}
@@ -76,91 +78,72 @@ func Load(dirs ...string) (*Validator, error) {
 
 // collection is what the definition files hold, in file order.
 type collection struct {
-	sds []*structDef
-	vs  map[string]*node // ValueSets by URL
-	cs  map[string]*node // CodeSystems by URL
+	sds    []*structDef
+	vs, cs []*node // ValueSets and CodeSystems
+	err    error
 }
 
 // collect parses the files in parallel (the R4 definitions are 50 MB of
 // JSON) and compiles their StructureDefinitions.
 func collect(files []string) (*collection, error) {
-	type result struct {
-		sds []*structDef
-		vs  []*node
-		cs  []*node
-		err error
-	}
-	results := make([]result, len(files))
-	jobs := make(chan int)
+	results := make([]collection, len(files))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				r := &results[i]
-				data, err := os.ReadFile(files[i])
-				if err != nil {
-					r.err = err
-					continue
-				}
-				root, _, err := parseJSON(data)
-				if err != nil {
-					// not a definition file we can read; definitions folders
-					// hold other JSON (examples, indexes) too
-					continue
-				}
-				var visit func(n *node)
-				visit = func(n *node) {
-					switch n.str("resourceType") {
-					case "Bundle":
-						for _, e := range n.list("entry") {
-							if res := e.get("resource"); res != nil {
-								visit(res)
-							}
-						}
-					case "StructureDefinition":
-						sd, err := compileSD(n)
-						if err != nil {
-							r.err = fmt.Errorf("%s: %w", files[i], err)
-							return
-						}
-						if sd != nil {
-							r.sds = append(r.sds, sd)
-						}
-					case "ValueSet":
-						r.vs = append(r.vs, n)
-					case "CodeSystem":
-						r.cs = append(r.cs, n)
-					}
-				}
-				visit(root)
-			}
-		}()
+	for i, file := range files {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results[i] = readDefinitions(file)
+		})
 	}
-	for i := range files {
-		jobs <- i
-	}
-	close(jobs)
 	wg.Wait()
-	col := &collection{vs: map[string]*node{}, cs: map[string]*node{}}
+	col := &collection{}
 	for _, r := range results {
 		if r.err != nil {
 			return nil, fmt.Errorf("fhirvalidator: %w", r.err)
 		}
 		col.sds = append(col.sds, r.sds...)
-		for _, n := range r.vs {
-			if u := n.str("url"); u != "" && col.vs[u] == nil {
-				col.vs[u] = n
-			}
-		}
-		for _, n := range r.cs {
-			if u := n.str("url"); u != "" && col.cs[u] == nil {
-				col.cs[u] = n
-			}
-		}
+		col.vs = append(col.vs, r.vs...)
+		col.cs = append(col.cs, r.cs...)
 	}
 	return col, nil
+}
+
+// readDefinitions reads the definitions of one file. A file that is not
+// JSON is skipped: definitions folders hold other files (indexes) too.
+func readDefinitions(file string) (r collection) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return collection{err: err}
+	}
+	root, _, err := parseJSON(data)
+	if err != nil {
+		return r
+	}
+	var visit func(n *node)
+	visit = func(n *node) {
+		switch n.str("resourceType") {
+		case "Bundle":
+			for _, e := range n.list("entry") {
+				if res := e.get("resource"); res != nil {
+					visit(res)
+				}
+			}
+		case "StructureDefinition":
+			sd, err := compileSD(n)
+			if err != nil {
+				r.err = fmt.Errorf("%s: %w", file, err)
+			} else if sd != nil {
+				r.sds = append(r.sds, sd)
+			}
+		case "ValueSet":
+			r.vs = append(r.vs, n)
+		case "CodeSystem":
+			r.cs = append(r.cs, n)
+		}
+	}
+	visit(root)
+	return r
 }
 
 // compileSD turns a StructureDefinition with a snapshot into a structDef. It
@@ -174,20 +157,12 @@ func compileSD(n *node) (*structDef, error) {
 		profile:  n.str("derivation") == "constraint",
 		abstract: n.get("abstract") != nil && n.get("abstract").s == "true",
 	}
-	switch n.str("kind") {
-	case "primitive-type":
-		sd.kind = kindPrimitive
-	case "complex-type":
-		sd.kind = kindComplex
-	case "resource":
-		sd.kind = kindResource
-	default:
-		return nil, nil
-	}
+	k := slices.Index(kindNames[:], strings.TrimSuffix(n.str("kind"), "-type"))
 	snap := n.get("snapshot")
-	if snap == nil {
+	if k < 0 || snap == nil {
 		return nil, nil
 	}
+	sd.kind = sdKind(k)
 	for i, en := range snap.list("element") {
 		e, err := compileElement(en, i == 0)
 		if err != nil {
@@ -221,12 +196,7 @@ func compileElement(n *node, root bool) (*element, error) {
 	if e.path == "" {
 		return nil, errors.New("element without path")
 	}
-	name := e.path[strings.LastIndexByte(e.path, '.')+1:]
-	if strings.HasSuffix(name, "[x]") {
-		e.choice = true
-		name = strings.TrimSuffix(name, "[x]")
-	}
-	e.name = name
+	e.setName()
 	if m := n.get("min"); m != nil && m.k == kNumber {
 		e.min, _ = strconv.Atoi(m.s)
 	}
@@ -247,19 +217,12 @@ func compileElement(n *node, root bool) (*element, error) {
 		if strings.HasPrefix(code, "http://hl7.org/fhirpath/System.") {
 			// R4 writes the type of id, url and primitive values as a
 			// FHIRPath system type with the FHIR type in an extension.
-			fhirType := ""
+			code = "string"
 			for _, x := range t.list("extension") {
-				if x.str("url") == "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type" {
-					fhirType = x.str("valueUrl")
-					if fhirType == "" {
-						fhirType = x.str("valueUri")
-					}
+				if x.str("url") == hl7SD+"structuredefinition-fhir-type" {
+					code = cmp.Or(x.str("valueUrl"), x.str("valueUri"), "string")
 				}
 			}
-			if fhirType == "" {
-				fhirType = "string"
-			}
-			code = fhirType
 		}
 		tr := typeRef{code: code}
 		for _, p := range t.list("profile") {
@@ -279,16 +242,10 @@ func compileElement(n *node, root bool) (*element, error) {
 		}
 	}
 	if b := n.get("binding"); b != nil && b.str("strength") == "required" {
-		e.binding = stripVersion(b.str("valueSet"))
-		if e.binding == "" {
-			e.binding = stripVersion(b.str("valueSetCanonical"))
-		}
+		e.binding = stripVersion(cmp.Or(b.str("valueSet"), b.str("valueSetCanonical")))
 	}
 	if s := n.get("slicing"); s != nil {
-		sl := &slicing{rules: s.str("rules"), ordered: s.get("ordered") != nil && s.get("ordered").s == "true"}
-		if sl.rules == "" {
-			sl.rules = "open"
-		}
+		sl := &slicing{rules: cmp.Or(s.str("rules"), "open"), ordered: s.get("ordered") != nil && s.get("ordered").s == "true"}
 		for _, d := range s.list("discriminator") {
 			sl.discs = append(sl.discs, discriminator{typ: d.str("type"), path: d.str("path")})
 		}
@@ -298,7 +255,7 @@ func compileElement(n *node, root bool) (*element, error) {
 		if sev := c.str("severity"); sev != "" && sev != "error" {
 			continue
 		}
-		if k := c.str("key"); invariants[k] != nil && !contains(e.invKeys, k) {
+		if k := c.str("key"); invariants[k] != nil && !slices.Contains(e.invKeys, k) {
 			e.invKeys = append(e.invKeys, k)
 		}
 	}
@@ -322,11 +279,13 @@ func parseMax(s string) int {
 	return n
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// byURL indexes resources by url; the first one with a URL wins.
+func byURL(list []*node) map[string]*node {
+	m := map[string]*node{}
+	for _, n := range list {
+		if u := n.str("url"); u != "" && m[u] == nil {
+			m[u] = n
 		}
 	}
-	return false
+	return m
 }

@@ -21,9 +21,9 @@ const (
 	kindResource
 )
 
+// kindNames are the kinds as the rule format writes them (R4 adds "-type"
+// to the first two).
 var kindNames = [...]string{"primitive", "complex", "resource"}
-
-func (k sdKind) String() string { return kindNames[k] }
 
 // structDef is one compiled StructureDefinition: a base type or a profile.
 type structDef struct {
@@ -316,6 +316,12 @@ func (sd *structDef) linkTree() error {
 	return nil
 }
 
+// setName derives the JSON name of the element from its path.
+func (e *element) setName() {
+	e.name = e.path[strings.LastIndexByte(e.path, '.')+1:]
+	e.name, e.choice = strings.CutSuffix(e.name, "[x]")
+}
+
 func upperFirst(s string) string {
 	if s == "" || s[0] < 'a' || s[0] > 'z' {
 		return s
@@ -351,22 +357,6 @@ func (v *Validator) ResourceTypes() []string {
 	sort.Strings(out)
 	return out
 }
-
-// Profiles lists the canonical URLs of the profiles the validator knows.
-func (v *Validator) Profiles() []string {
-	var out []string
-	for u, sd := range v.byURL {
-		if sd.profile {
-			out = append(out, u)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// Source says where the definitions came from ("builtin", a directory, or a
-// rules file).
-func (v *Validator) Source() string { return v.source }
 
 // stripVersion removes a "|version" suffix from a canonical.
 func stripVersion(u string) string {

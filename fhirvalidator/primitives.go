@@ -3,15 +3,17 @@ package fhirvalidator
 import (
 	"encoding/xml"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
-// Primitive formats are checked by hand-written scanners that follow the R4
-// regexes (https://hl7.org/fhir/R4/datatypes.html), plus the calendar rules
-// that a regex cannot express: 2017-02-30 matches R4's date regex but is no
-// date. Go's regexp would do, but these are both faster and exact.
+// Primitive formats follow the R4 regexes
+// (https://hl7.org/fhir/R4/datatypes.html), plus the calendar rules that a
+// regex cannot express: 2017-02-30 matches R4's date regex but is no date.
+// Dates are scanned by hand to say which part is wrong.
 
 // primitiveJSON is the JSON type each FHIR primitive takes.
 var primitiveJSON = map[string]kind{
@@ -22,10 +24,17 @@ var primitiveJSON = map[string]kind{
 	"dateTime": kString, "instant": kString, "time": kString, "base64Binary": kString, "xhtml": kString,
 }
 
-func isPrimitive(code string) bool {
-	_, ok := primitiveJSON[code]
-	return ok
-}
+// space is what R4's \s matches (Go's \s leaves out \v).
+const space = `[ \t\n\r\f\v]`
+
+var (
+	codeRE   = regexp.MustCompile(`^[^ \t\n\r\f\v]+(` + space + `[^ \t\n\r\f\v]+)*$`)
+	idRE     = regexp.MustCompile(`^[A-Za-z0-9.-]{1,64}$`)
+	oidRE    = regexp.MustCompile(`^urn:oid:[0-2](\.(0|[1-9][0-9]*))+$`)
+	uuidRE   = regexp.MustCompile(`^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	timeRE   = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?$`)
+	base64RE = regexp.MustCompile(`^` + space + `*([0-9a-zA-Z+/=]{4}` + space + `*)+$`)
+)
 
 // checkPrimitive returns a message when the JSON value n is not a valid
 // value of primitive type code (whose JSON kind is want), or "".
@@ -54,11 +63,11 @@ func checkPrimitive(code string, want kind, n *node) string {
 			}
 		}
 	case "code":
-		if !isCode(s) {
+		if !codeRE.MatchString(s) {
 			return "is not a valid code (no leading, trailing or repeated whitespace)"
 		}
 	case "id":
-		if !isID(s) {
+		if !idRE.MatchString(s) {
 			return "is not a valid id (1-64 of A-Z a-z 0-9 - .)"
 		}
 	case "uri", "url", "canonical":
@@ -66,11 +75,11 @@ func checkPrimitive(code string, want kind, n *node) string {
 			return "is not a valid " + code + " (contains whitespace)"
 		}
 	case "oid":
-		if !isOID(s) {
+		if !oidRE.MatchString(s) {
 			return "is not a valid oid (urn:oid:…)"
 		}
 	case "uuid":
-		if !isUUID(s) {
+		if !uuidRE.MatchString(s) {
 			return "is not a valid uuid (urn:uuid: and lower-case hex)"
 		}
 	case "date":
@@ -80,11 +89,11 @@ func checkPrimitive(code string, want kind, n *node) string {
 	case "instant":
 		return checkDateTime(s, code, true, true)
 	case "time":
-		if !isTime(s) {
+		if !timeRE.MatchString(s) {
 			return "is not a valid time (hh:mm:ss)"
 		}
 	case "base64Binary":
-		if !isBase64(s) {
+		if !base64RE.MatchString(s) {
 			return "is not valid base64"
 		}
 	case "xhtml":
@@ -118,72 +127,6 @@ func checkNumber(code, lit string) string {
 	return ""
 }
 
-func isCode(s string) bool {
-	// [^\s]+(\s[^\s]+)*
-	prevSpace := true
-	for i := 0; i < len(s); i++ {
-		sp := isSpace(s[i])
-		if sp && prevSpace {
-			return false
-		}
-		prevSpace = sp
-	}
-	return !prevSpace
-}
-
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'
-}
-
-func isID(s string) bool {
-	if len(s) < 1 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-func isOID(s string) bool {
-	// urn:oid:[0-2](\.(0|[1-9][0-9]*))+
-	rest, ok := strings.CutPrefix(s, "urn:oid:")
-	if !ok || len(rest) < 3 || rest[0] < '0' || rest[0] > '2' {
-		return false
-	}
-	parts := strings.Split(rest[1:], ".")
-	if parts[0] != "" || len(parts) < 2 {
-		return false
-	}
-	for _, p := range parts[1:] {
-		if p == "" || (len(p) > 1 && p[0] == '0') || !allDigits(p) {
-			return false
-		}
-	}
-	return true
-}
-
-func isUUID(s string) bool {
-	rest, ok := strings.CutPrefix(s, "urn:uuid:")
-	if !ok || len(rest) != 36 {
-		return false
-	}
-	for i := 0; i < 36; i++ {
-		c := rest[i]
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			if c != '-' {
-				return false
-			}
-		} else if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
@@ -209,16 +152,7 @@ func digits(s string, i, n int) (int, bool) {
 }
 
 func daysIn(year, month int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
+	return time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 // checkDateTime checks a date, dateTime or instant: YYYY[-MM[-DD[Thh:mm:ss[.f+](Z|±hh:mm)]]].
@@ -268,7 +202,7 @@ func checkDateTime(s, code string, timeAllowed, full bool) string {
 	for j < len(s) && s[j] != 'Z' && s[j] != '+' && s[j] != '-' {
 		j++
 	}
-	if !isTime(s[i:j]) {
+	if !timeRE.MatchString(s[i:j]) {
 		return bad + " (time)"
 	}
 	if j == len(s) {
@@ -287,43 +221,6 @@ func checkDateTime(s, code string, timeAllowed, full bool) string {
 		return bad + " (time zone)"
 	}
 	return ""
-}
-
-// isTime checks hh:mm:ss(.f+)? with hh 00-23, mm 00-59, ss 00-60.
-func isTime(s string) bool {
-	h, ok1 := digits(s, 0, 2)
-	m, ok2 := digits(s, 3, 2)
-	sec, ok3 := digits(s, 6, 2)
-	if len(s) < 8 || !ok1 || !ok2 || !ok3 || s[2] != ':' || s[5] != ':' || h > 23 || m > 59 || sec > 60 {
-		return false
-	}
-	if len(s) == 8 {
-		return true
-	}
-	return s[8] == '.' && allDigits(s[9:])
-}
-
-// isBase64 follows R4's regex (\s*([0-9a-zA-Z\+\/\=]){4}\s*)+ : groups of
-// four characters, whitespace allowed between groups.
-func isBase64(s string) bool {
-	groups := 0
-	for i := 0; i < len(s); {
-		if isSpace(s[i]) {
-			i++
-			continue
-		}
-		if i+4 > len(s) {
-			return false
-		}
-		for _, c := range []byte(s[i : i+4]) {
-			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
-				return false
-			}
-		}
-		i += 4
-		groups++
-	}
-	return groups > 0
 }
 
 // checkXHTML applies the parts of R4's narrative rules (txt-1, txt-2) that do

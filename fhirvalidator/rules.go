@@ -2,12 +2,12 @@ package fhirvalidator
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -43,155 +43,99 @@ import (
 
 const rulesHeader = "fhir-rules 1"
 
-// WriteRules writes the validator's compiled definitions in the rule format;
-// LoadRules reads them back into an equivalent validator.
+// WriteRules writes the validator's compiled definitions in the rule format,
+// which Open reads back into an equivalent validator.
 func (v *Validator) WriteRules(w io.Writer) error {
 	return writeRules(w, v, v.defs)
 }
 
 func writeRules(w io.Writer, v *Validator, defs []*structDef) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintln(bw, rulesHeader)
-	known := make([]string, 0, len(v.knownTypes))
-	for t := range v.knownTypes {
-		known = append(known, t)
-	}
-	sort.Strings(known)
-	fmt.Fprintf(bw, "resources\t%s\n", strings.Join(known, " "))
+	fmt.Fprintf(bw, "%s\nresources\t%s\n", rulesHeader, strings.Join(slices.Sorted(maps.Keys(v.knownTypes)), " "))
 	var bindings []string
-	seenVS := map[string]bool{}
-	var line []byte
 	for _, sd := range defs {
-		line = append(line[:0], "sd\t"...)
-		line = append(line, sd.url...)
-		line = append(line, '\t')
-		line = append(line, sd.typ...)
-		line = append(line, '\t')
-		line = append(line, sd.kind.String()...)
+		fmt.Fprintf(bw, "sd\t%s\t%s\t%s", sd.url, sd.typ, kindNames[sd.kind])
 		if sd.profile {
-			line = append(line, "\tprofile"...)
+			bw.WriteString("\tprofile")
 		}
 		if sd.abstract {
-			line = append(line, "\tabstract"...)
+			bw.WriteString("\tabstract")
 		}
 		if sd.name != "" {
-			line = append(line, "\tname="...)
-			line = append(line, sd.name...)
+			bw.WriteString("\tname=" + sd.name)
 		}
-		line = append(line, '\n')
-		bw.Write(line)
+		bw.WriteString("\n")
 		for _, e := range sd.elems {
-			bw.Write(appendElement(line[:0], e))
-			if e.binding != "" && !seenVS[e.binding] && v.vsets[e.binding] != nil {
-				seenVS[e.binding] = true
+			writeElement(bw, e)
+			if e.binding != "" && v.vsets[e.binding] != nil && !slices.Contains(bindings, e.binding) {
 				bindings = append(bindings, e.binding)
 			}
 		}
 	}
-	sort.Strings(bindings)
+	slices.Sort(bindings)
 	for _, u := range bindings {
 		vs := v.vsets[u]
 		fmt.Fprintf(bw, "vs\t%s\n", u)
-		for _, sys := range vs.sortedSystems() {
-			codes := make([]string, 0, len(vs.systems[sys]))
-			for c := range vs.systems[sys] {
-				if !strings.ContainsAny(c, "\t\n\r") {
-					codes = append(codes, c)
-				}
-			}
-			sort.Strings(codes)
+		for _, sys := range slices.Sorted(maps.Keys(vs.systems)) {
+			codes := slices.DeleteFunc(slices.Sorted(maps.Keys(vs.systems[sys])), func(c string) bool { return strings.ContainsAny(c, "\t\n\r") })
 			fmt.Fprintf(bw, "c\t%s\t%s\n", sys, strings.Join(codes, "\t"))
 		}
 	}
 	return bw.Flush()
 }
 
-func appendElement(b []byte, e *element) []byte {
-	b = append(b, e.id...)
-	b = append(b, '\t')
-	b = strconv.AppendInt(b, int64(e.min), 10)
-	b = append(b, '.', '.')
-	if e.max < 0 {
-		b = append(b, '*')
-	} else {
-		b = strconv.AppendInt(b, int64(e.max), 10)
-	}
+func writeElement(w *bufio.Writer, e *element) {
+	fmt.Fprintf(w, "%s\t%s", e.id, e.card())
 	if e.array {
-		b = append(b, "\ta"...)
+		w.WriteString("\ta")
 	}
-	if len(e.types) > 0 {
-		b = append(b, "\tt="...)
-		for i, t := range e.types {
-			if i > 0 {
-				b = append(b, '|')
-			}
-			b = append(b, t.code...)
-			if len(t.profiles) > 0 {
-				b = append(b, '{')
-				b = appendURLs(b, t.profiles)
-				b = append(b, '}')
-			}
-			if len(t.targets) > 0 {
-				b = append(b, '(')
-				b = appendURLs(b, t.targets)
-				b = append(b, ')')
-			}
+	var types []string
+	for _, t := range e.types {
+		s := t.code
+		if len(t.profiles) > 0 {
+			s += "{" + shortURLs(t.profiles) + "}"
+		}
+		if len(t.targets) > 0 {
+			s += "(" + shortURLs(t.targets) + ")"
+		}
+		types = append(types, s)
+	}
+	attr := func(key, val string) {
+		if val != "" {
+			w.WriteString("\t" + key + "=" + val)
 		}
 	}
+	attr("t", strings.Join(types, "|"))
 	if e.fixed != nil {
-		b = append(b, "\tfixed="...)
-		b = appendJSON(b, e.fixed)
+		attr("fixed", string(appendJSON(nil, e.fixed)))
 	}
 	if e.pattern != nil {
-		b = append(b, "\tpattern="...)
-		b = appendJSON(b, e.pattern)
+		attr("pattern", string(appendJSON(nil, e.pattern)))
 	}
-	if e.binding != "" {
-		b = append(b, "\tbind="...)
-		b = append(b, e.binding...)
-	}
+	attr("bind", e.binding)
 	if s := e.slicing; s != nil {
-		b = append(b, "\tslicing="...)
-		b = append(b, s.rules...)
-		if s.ordered {
-			b = append(b, " ordered"...)
-		} else {
-			b = append(b, " unordered"...)
-		}
+		val := s.rules + map[bool]string{true: " ordered", false: " unordered"}[s.ordered]
 		for _, d := range s.discs {
-			b = append(b, ' ')
-			b = append(b, d.typ...)
-			b = append(b, '@')
-			b = append(b, d.path...)
+			val += " " + d.typ + "@" + d.path
 		}
+		attr("slicing", val)
 	}
-	if e.sliceName != "" {
-		b = append(b, "\tslice="...)
-		b = append(b, e.sliceName...)
-	}
-	if len(e.invKeys) > 0 {
-		b = append(b, "\tinv="...)
-		b = append(b, strings.Join(e.invKeys, ",")...)
-	}
-	if e.contentRef != "" {
-		b = append(b, "\tref="...)
-		b = append(b, e.contentRef...)
-	}
+	attr("slice", e.sliceName)
+	attr("inv", strings.Join(e.invKeys, ","))
+	attr("ref", e.contentRef)
 	if e.maxLength > 0 {
-		b = append(b, "\tmaxlen="...)
-		b = strconv.AppendInt(b, int64(e.maxLength), 10)
+		attr("maxlen", strconv.Itoa(e.maxLength))
 	}
-	return append(b, '\n')
+	w.WriteString("\n")
 }
 
-func appendURLs(b []byte, urls []string) []byte {
+// shortURLs writes canonicals under hl7SD by their last segment.
+func shortURLs(urls []string) string {
+	short := make([]string, len(urls))
 	for i, u := range urls {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, strings.TrimPrefix(u, hl7SD)...)
+		short[i] = strings.TrimPrefix(u, hl7SD)
 	}
-	return b
+	return strings.Join(short, ",")
 }
 
 func expandURL(s string) string {
@@ -201,18 +145,8 @@ func expandURL(s string) string {
 	return hl7SD + s
 }
 
-// LoadRules reads a validator from the rule format (see WriteRules).
-func LoadRules(r io.Reader) (*Validator, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("fhirvalidator: %w", err)
-	}
-	return parseRules(data, "rules")
-}
-
 // Open loads definitions from path: a directory of FHIR definitions (Load)
-// or a file in the rule format (LoadRules), such as a cache written by
-// WriteRules.
+// or a file in the rule format, such as a cache written by WriteRules.
 func Open(path string) (*Validator, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -236,24 +170,15 @@ func parseRules(data []byte, source string) (*Validator, error) {
 	fail := func(format string, args ...any) (*Validator, error) {
 		return nil, fmt.Errorf("fhirvalidator: %s:%d: %s", source, lineNo, fmt.Sprintf(format, args...))
 	}
-	text := string(data)
-	first := true
-	for len(text) > 0 {
-		lineNo++
-		var line string
-		if i := strings.IndexByte(text, '\n'); i >= 0 {
-			line, text = text[:i], text[i+1:]
-		} else {
-			line, text = text, ""
+	if len(data) == 0 {
+		return fail("empty rules file")
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		lineNo = i + 1
+		if i == 0 && line != rulesHeader {
+			return fail("not a rules file (want %q)", rulesHeader)
 		}
-		if first {
-			if line != rulesHeader {
-				return fail("not a rules file (want %q)", rulesHeader)
-			}
-			first = false
-			continue
-		}
-		if line == "" || line[0] == '#' {
+		if i == 0 || line == "" || line[0] == '#' {
 			continue
 		}
 		fields := strings.Split(line, "\t")
@@ -273,16 +198,11 @@ func parseRules(data []byte, source string) (*Validator, error) {
 			}
 			vs = nil
 			sd = &structDef{url: fields[1], typ: fields[2]}
-			switch fields[3] {
-			case "primitive":
-				sd.kind = kindPrimitive
-			case "complex":
-				sd.kind = kindComplex
-			case "resource":
-				sd.kind = kindResource
-			default:
+			k := slices.Index(kindNames[:], fields[3])
+			if k < 0 {
 				return fail("unknown kind %q", fields[3])
 			}
+			sd.kind = sdKind(k)
 			for _, f := range fields[4:] {
 				switch {
 				case f == "profile":
@@ -320,9 +240,6 @@ func parseRules(data []byte, source string) (*Validator, error) {
 			}
 			sd.elems = append(sd.elems, e)
 		}
-	}
-	if first {
-		return fail("empty rules file")
 	}
 	if sd != nil {
 		v.add(sd)
@@ -411,29 +328,15 @@ func parseElement(fields []string) (*element, error) {
 		}
 	}
 	e.path = pathOf(e.id)
-	name := e.path[strings.LastIndexByte(e.path, '.')+1:]
-	if strings.HasSuffix(name, "[x]") {
-		e.choice = true
-		name = strings.TrimSuffix(name, "[x]")
-	}
-	e.name = name
+	e.setName()
 	return e, nil
 }
 
 // pathOf removes the slice names from an element id.
 func pathOf(id string) string {
-	if !strings.Contains(id, ":") {
-		return id
+	segs := strings.Split(id, ".")
+	for i, seg := range segs {
+		segs[i], _, _ = strings.Cut(seg, ":")
 	}
-	var b bytes.Buffer
-	for i, seg := range strings.Split(id, ".") {
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		if j := strings.IndexByte(seg, ':'); j >= 0 {
-			seg = seg[:j]
-		}
-		b.WriteString(seg)
-	}
-	return b.String()
+	return strings.Join(segs, ".")
 }

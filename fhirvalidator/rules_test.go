@@ -19,7 +19,7 @@ func TestRulesRoundTrip(t *testing.T) {
 	if err := full.WriteRules(&a); err != nil {
 		t.Fatal(err)
 	}
-	again, err := LoadRules(bytes.NewReader(a.Bytes()))
+	again, err := parseRules(a.Bytes(), "rules")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestOpenRulesFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(v.ResourceTypes(), ","); got != strings.Join(sortedCopy(BuiltinResources), ",") {
+	if got := strings.Join(v.ResourceTypes(), ","); got != strings.Join(sortedCopy(builtinResources), ",") {
 		t.Errorf("resource types %s", got)
 	}
 }
@@ -92,7 +92,7 @@ func TestBadRules(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
-			_, err := LoadRules(strings.NewReader(tc.Rules))
+			_, err := parseRules([]byte(tc.Rules), "rules")
 			if err == nil || !strings.Contains(err.Error(), tc.Error) {
 				t.Errorf("got %v, want an error containing %q", err, tc.Error)
 			}

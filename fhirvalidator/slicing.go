@@ -2,7 +2,7 @@ package fhirvalidator
 
 import (
 	"fmt"
-	"strconv"
+	"slices"
 	"strings"
 )
 
@@ -75,32 +75,21 @@ func (c *vctx) slices(n *node, h, el *element) {
 			}
 			last = max(last, si)
 			counts[si]++
-			ti := 0
 			want := ""
 			if it.ti < len(el.types) {
 				want = el.types[it.ti].code
 			}
-			for i, t := range s.types {
-				if t.code == want {
-					ti = i
-					break
-				}
-			}
-			c.value(it.n, s, ti)
+			c.value(it.n, s, max(0, slices.IndexFunc(s.types, func(t typeRef) bool { return t.code == want })))
 		}
 		c.pop(m)
 	}
 	for i, s := range el.slices {
 		if counts[i] < s.min || (s.max >= 0 && counts[i] > s.max) {
-			max := "*"
-			if s.max >= 0 {
-				max = strconv.Itoa(s.max)
-			}
 			code := "structure"
 			if counts[i] < s.min {
 				code = "required"
 			}
-			c.fail(el.jsonName(), code, "slice", fmt.Sprintf("slice %q has %d values; cardinality is %d..%s", s.sliceName, counts[i], s.min, max))
+			c.fail(el.jsonName(), code, "slice", fmt.Sprintf("slice %q has %d values; cardinality is %s", s.sliceName, counts[i], s.card()))
 		}
 	}
 }
@@ -148,14 +137,7 @@ func (c *vctx) matchSlice(it sliceItem, el, s *element, sl *slicing) bool {
 				}
 				return false
 			}
-			ok := false
-			for _, v := range vals {
-				if (pattern && includesJSON(v, want)) || (!pattern && equalJSON(v, want)) {
-					ok = true
-					break
-				}
-			}
-			if !ok {
+			if !slices.ContainsFunc(vals, func(v *node) bool { return (pattern && includesJSON(v, want)) || (!pattern && equalJSON(v, want)) }) {
 				return false
 			}
 		case "exists":
@@ -173,13 +155,7 @@ func (c *vctx) matchSlice(it sliceItem, el, s *element, sl *slicing) bool {
 			} else if len(vals) == 1 && vals[0].k == kObject {
 				got = vals[0].str("resourceType")
 			}
-			ok := false
-			for _, t := range target.types {
-				if t.code == got {
-					ok = true
-				}
-			}
-			if !ok {
+			if !slices.ContainsFunc(target.types, func(t typeRef) bool { return t.code == got }) {
 				return false
 			}
 		}
@@ -217,17 +193,11 @@ func descend(s *element, path string) *element {
 		if h == nil {
 			return nil
 		}
-		var next *element
-		for _, ch := range h.children {
-			if ch.name == name {
-				next = ch
-				break
-			}
-		}
-		if next == nil {
+		i := slices.IndexFunc(h.children, func(ch *element) bool { return ch.name == name })
+		if i < 0 {
 			return nil
 		}
-		cur = next
+		cur = h.children[i]
 	}
 	return cur
 }
@@ -247,7 +217,7 @@ func valuesAt(n *node, path string) []*node {
 				continue
 			}
 			for _, f := range x.fields {
-				if f.key == name || (choice && strings.HasPrefix(f.key, name) && len(f.key) > len(name) && f.key[len(name)] >= 'A' && f.key[len(name)] <= 'Z') {
+				if f.key == name || (choice && isTypedKey(f.key, name)) {
 					if f.val.k == kArray {
 						next = append(next, f.val.items...)
 					} else {

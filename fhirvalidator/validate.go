@@ -3,6 +3,7 @@ package fhirvalidator
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -40,7 +41,7 @@ func (v *Validator) ValidateWith(data []byte, opts Options) Result {
 	if err != nil {
 		return Result{Issues: []Issue{{Severity: SeverityError, Code: "structure", Rule: "json", Message: err.Error()}}}
 	}
-	c := &vctx{v: v}
+	c := &vctx{v: v, seen: map[Issue]bool{}, done: map[doneKey]bool{}, dups: dups}
 	for _, u := range opts.Profiles {
 		sd := v.byURL[stripVersion(u)]
 		if sd == nil || !sd.profile {
@@ -48,12 +49,6 @@ func (v *Validator) ValidateWith(data []byte, opts Options) Result {
 			continue
 		}
 		c.forced = append(c.forced, sd)
-	}
-	if len(dups) > 0 {
-		c.dups = map[*node][]string{}
-		for _, d := range dups {
-			c.dups[d.obj] = append(c.dups[d.obj], d.key)
-		}
 	}
 	c.resource(root, false, nil)
 	if c.issues == nil {
@@ -67,8 +62,8 @@ type vctx struct {
 	v      *Validator
 	forced []*structDef
 	issues []Issue
-	seen   map[Issue]struct{}
-	dups   map[*node][]string
+	seen   map[Issue]bool
+	dups   dupKeys
 	done   map[doneKey]bool
 	// frames is the stack of resources being validated, innermost last.
 	frames []*frame
@@ -125,19 +120,10 @@ type frame struct {
 
 func (c *vctx) add(sev, code, rule, loc, msg string) {
 	is := Issue{Severity: sev, Code: code, Location: loc, Message: msg, Rule: rule}
-	if len(c.issues) > 0 {
-		if c.seen == nil {
-			c.seen = make(map[Issue]struct{}, 8)
-			for _, o := range c.issues {
-				c.seen[o] = struct{}{}
-			}
-		}
-		if _, dup := c.seen[is]; dup {
-			return
-		}
-		c.seen[is] = struct{}{}
+	if !c.seen[is] {
+		c.seen[is] = true
+		c.issues = append(c.issues, is)
 	}
-	c.issues = append(c.issues, is)
 }
 
 // fail reports an error at the current location extended by sub.
@@ -170,9 +156,6 @@ func (c *vctx) resource(n *node, contained bool, extra []string) {
 	}
 	mark := c.push(rt)
 	defer c.pop(mark)
-	if c.done == nil {
-		c.done = map[doneKey]bool{}
-	}
 	// The definitions to walk: the profiles that apply, or the base
 	// definition when none does. A profile's snapshot holds every element
 	// and constraint of its base (link completes generated snapshots that
@@ -180,12 +163,9 @@ func (c *vctx) resource(n *node, contained bool, extra []string) {
 	// the same checks.
 	var profiles []*structDef
 	addProfile := func(p *structDef) {
-		for _, q := range profiles {
-			if q == p {
-				return
-			}
+		if !slices.Contains(profiles, p) {
+			profiles = append(profiles, p)
 		}
-		profiles = append(profiles, p)
 	}
 	for _, p := range n.get("meta").list("profile") {
 		if p.k != kString {
@@ -220,35 +200,34 @@ func (c *vctx) resource(n *node, contained bool, extra []string) {
 	f := &frame{n: n, contained: contained, fullURL: c.entryURL}
 	c.entryURL = ""
 	if rt == "Bundle" {
-		f.bundle = newBundleFrame(n)
+		f.bundle = &bundleFrame{message: n.str("type") == "message"}
 	}
 	c.frames = append(c.frames, f)
 	var ran []string
-	runRoot := func(invs []invariant) {
-	next:
-		for _, inv := range invs {
-			for _, k := range ran {
-				if k == inv.key {
-					continue next
-				}
-			}
-			ran = append(ran, inv.key)
-			inv.fn(c, n)
-		}
-	}
 	for _, d := range defs {
 		if c.done[doneKey{n, d}] {
 			continue
 		}
 		c.done[doneKey{n, d}] = true
 		c.object(n, d.root, true)
-		runRoot(d.root.invs)
+		ran = c.invariants(ran, n, d.root.invs)
 	}
-	runRoot(sd.root.invs)
+	c.invariants(ran, n, sd.root.invs)
 	if f.bundle != nil {
 		c.bundleRules(f)
 	}
 	c.frames = c.frames[:len(c.frames)-1]
+}
+
+// invariants runs on n each invariant whose key is not in ran yet.
+func (c *vctx) invariants(ran []string, n *node, invs []invariant) []string {
+	for _, inv := range invs {
+		if !slices.Contains(ran, inv.key) {
+			ran = append(ran, inv.key)
+			inv.fn(c, n)
+		}
+	}
+	return ran
 }
 
 // object validates the properties of a JSON object against the children of h.
@@ -269,15 +248,10 @@ func (c *vctx) object(n *node, h *element, isRoot bool) {
 			c.fail(k, "structure", "json", fmt.Sprintf("property %q appears more than once", k))
 		}
 	}
-	var cbuf [48]int
+	var cbuf [48]int // most elements have fewer children: no allocation
 	var kbuf [48]string
-	var counts []int
-	var choices []string
-	if len(h.children) <= len(cbuf) {
-		counts, choices = cbuf[:len(h.children)], kbuf[:len(h.children)]
-	} else {
-		counts, choices = make([]int, len(h.children)), make([]string, len(h.children))
-	}
+	counts := append(cbuf[:0], make([]int, len(h.children))...)
+	choices := append(kbuf[:0], make([]string, len(h.children))...)
 	if h.entry {
 		c.entryURL = n.str("fullUrl")
 	}
@@ -353,14 +327,18 @@ func (e *element) jsonName() string {
 }
 
 func cardMsg(el *element, n int) string {
-	max := "*"
-	if el.max >= 0 {
-		max = strconv.Itoa(el.max)
-	}
 	if n == 0 {
-		return fmt.Sprintf("missing required element %s (cardinality %d..%s)", el.jsonName(), el.min, max)
+		return fmt.Sprintf("missing required element %s (cardinality %s)", el.jsonName(), el.card())
 	}
-	return fmt.Sprintf("%s has %d values; cardinality is %d..%s", el.jsonName(), n, el.min, max)
+	return fmt.Sprintf("%s has %d values; cardinality is %s", el.jsonName(), n, el.card())
+}
+
+// card is the element's cardinality as FHIR writes it, e.g. 0..*.
+func (e *element) card() string {
+	if e.max < 0 {
+		return strconv.Itoa(e.min) + "..*"
+	}
+	return strconv.Itoa(e.min) + ".." + strconv.Itoa(e.max)
 }
 
 // values validates the value of one property (the current location) and
@@ -388,15 +366,11 @@ func (c *vctx) values(parent *node, f field, el *element, ti int) int {
 		c.fail("", "structure", "json", "empty array is not allowed")
 		return 0
 	}
-	var ext *node
 	cnt := 0
 	for i, it := range v.items {
 		m := c.pushIndex(i)
 		if it.k == kNull {
-			if ext == nil {
-				ext = parent.get("_" + f.key)
-			}
-			if ext == nil || ext.k != kArray || i >= len(ext.items) || ext.items[i].k == kNull {
+			if nullAt(parent.get("_"+f.key), i) {
 				c.fail("", "structure", "json", "null is not allowed")
 			} else {
 				cnt++
@@ -410,6 +384,12 @@ func (c *vctx) values(parent *node, f field, el *element, ti int) int {
 	return cnt
 }
 
+// nullAt reports whether item i of the companion array x is missing or null:
+// a null in a repeating primitive or its _name array needs a partner.
+func nullAt(x *node, i int) bool {
+	return x == nil || x.k != kArray || i >= len(x.items) || x.items[i].k == kNull
+}
+
 // primitiveExtensions validates the _name companion of a primitive: an
 // object with id and extension, or for a repeating element an array aligned
 // with the values, null where a value has no extension.
@@ -418,9 +398,7 @@ func (c *vctx) primitiveExtensions(v *node, el *element, values *node) int {
 	check := func(x *node) {
 		if elem != nil {
 			c.object(x, elem.root, false)
-			for _, inv := range elem.root.invs {
-				inv.fn(c, x)
-			}
+			c.invariants(nil, x, elem.root.invs)
 		}
 	}
 	switch {
@@ -442,7 +420,7 @@ func (c *vctx) primitiveExtensions(v *node, el *element, values *node) int {
 		for i, it := range v.items {
 			m := c.pushIndex(i)
 			if it.k == kNull {
-				if values == nil || values.k != kArray || i >= len(values.items) || values.items[i].k == kNull {
+				if nullAt(values, i) {
 					c.fail("", "structure", "json", "null is not allowed")
 				}
 			} else {
@@ -515,33 +493,17 @@ func (c *vctx) value(n *node, el *element, ti int) {
 		if h != nil {
 			c.object(n, h, false)
 		}
-		var ran [8]string
-		nran := 0
-		run := func(invs []invariant) {
-		next:
-			for _, inv := range invs {
-				for _, k := range ran[:nran] {
-					if k == inv.key {
-						continue next
-					}
-				}
-				if nran < len(ran) {
-					ran[nran] = inv.key
-					nran++
-				}
-				inv.fn(c, n)
-			}
-		}
-		run(el.invs)
+		ran := make([]string, 0, 8)
+		ran = c.invariants(ran, n, el.invs)
 		if t != nil && t.def != nil {
-			run(t.def.root.invs)
-			if t.base != nil && t.base != t.def {
-				run(t.base.root.invs)
+			ran = c.invariants(ran, n, t.def.root.invs)
+			if t.base != nil {
+				ran = c.invariants(ran, n, t.base.root.invs)
 			}
 		}
 		if extDef != nil {
 			c.object(n, extDef.root, false)
-			run(extDef.root.invs)
+			c.invariants(ran, n, extDef.root.invs)
 		}
 		if code == "Reference" {
 			c.reference(n, t)
@@ -627,9 +589,7 @@ func (c *vctx) reference(n *node, t *typeRef) {
 // refType returns the resource type that a literal reference names, or ""
 // when it names none (urn:uuid:, urn:oid:, other URLs).
 func (c *vctx) refType(ref string) string {
-	if i := strings.Index(ref, "/_history/"); i >= 0 {
-		ref = ref[:i]
-	}
+	ref = stripHistory(ref)
 	if i := strings.IndexByte(ref, '?'); i >= 0 {
 		ref = ref[:i]
 		if c.v.knownTypes[ref] {

@@ -1,7 +1,5 @@
 package fhirvalidator
 
-import "sort"
-
 // valueSet is the expansion of a value set bound with strength required:
 // its codes by system. Only value sets that can be enumerated from the
 // definitions are expanded (codes listed in the value set, or every code of
@@ -27,16 +25,6 @@ func (vs *valueSet) has(system, code string) bool {
 	return false
 }
 
-// sortedSystems lists the systems in a stable order, for rule files and messages.
-func (vs *valueSet) sortedSystems() []string {
-	out := make([]string, 0, len(vs.systems))
-	for s := range vs.systems {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func (vs *valueSet) add(system, code string) {
 	if vs.systems == nil {
 		vs.systems = map[string]map[string]struct{}{}
@@ -55,13 +43,7 @@ func expandRequired(v *Validator, vsets, csets map[string]*node) {
 	x := &expander{vsets: vsets, csets: csets, memo: map[string]*valueSet{}, busy: map[string]bool{}}
 	for _, sd := range v.defs {
 		for _, e := range sd.elems {
-			if e.binding == "" {
-				continue
-			}
-			if _, done := v.vsets[e.binding]; done {
-				continue
-			}
-			if vs := x.expand(e.binding); vs != nil {
+			if vs := x.expand(e.binding); e.binding != "" && vs != nil {
 				v.vsets[e.binding] = vs
 			}
 		}
