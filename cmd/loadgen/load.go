@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,20 +25,13 @@ type LoadOptions struct {
 	// Rate is the offered load in requests per second; 0 is flat out (each
 	// of Concurrency clients posts its next request as soon as it has the
 	// answer to the last).
-	Rate        float64
-	Duration    time.Duration
-	Warmup      time.Duration
-	Concurrency int
-	MaxRequests int
-	// Tokens maps an institution's UKPRN to the bearer token that posts
-	// its referrals.
-	Tokens   map[string]string
-	Variants []*Variant
+	Rate                     float64
+	Duration, Warmup         time.Duration
+	Concurrency, MaxRequests int
+	// Cases are posted in turn, each post under a new case id.
+	Cases []*Case
 	// Run is the run id in every case id, so that runs never collide.
 	Run string
-	// KeepIDs keeps the id of every accepted referral (LoadResult.IDs), so
-	// that the caller can check later what became of each.
-	KeepIDs bool
 }
 
 // LoadResult is what one load run measured. Requests sent during the
@@ -57,12 +52,16 @@ type LoadResult struct {
 	AcceptedPerSec float64  `json:"acceptedPerSec"`
 	RequestsPerSec float64  `json:"requestsPerSec"`
 	Latency        Latency  `json:"latencyMs"`
-	// IDs are the accepted referrals, with KeepIDs.
+	// IDs are the accepted referrals, so that a caller can check later what
+	// became of each.
 	IDs []Accepted `json:"-"`
 }
 
 // Accepted is one accepted referral and the institution that may read it.
-type Accepted struct{ ID, Institution string }
+type Accepted struct {
+	ID          string
+	Institution institution
+}
 
 // Latency summarises request latencies in milliseconds. In a fixed-rate
 // run a latency is measured from the time the request was due, not sent, so
@@ -81,10 +80,7 @@ func summarise(ds []time.Duration) Latency {
 		return Latency{}
 	}
 	slices.Sort(ds)
-	q := func(p float64) float64 {
-		i := int(math.Ceil(p*float64(len(ds)))) - 1
-		return ms(ds[max(0, min(i, len(ds)-1))])
-	}
+	q := func(p float64) float64 { return ms(ds[int(math.Ceil(p*float64(len(ds))))-1]) }
 	var sum time.Duration
 	for _, d := range ds {
 		sum += d
@@ -103,8 +99,7 @@ func checkLoopback(target string) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("--target %q: want a URL such as http://127.0.0.1:8080", target)
 	}
-	ip := net.ParseIP(u.Hostname())
-	if ip == nil || !ip.IsLoopback() {
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("--target %q: load is only sent to a loopback address (127.0.0.1)", target)
 	}
 	return nil
@@ -114,82 +109,56 @@ func checkLoopback(target string) error {
 // of conc concurrent requests, so that a run measures requests, not TCP
 // handshakes.
 func newClient(conc int) *http.Client {
-	return &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			MaxIdleConns:        conc + 8,
-			MaxIdleConnsPerHost: conc + 8,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: conc + 8, MaxIdleConnsPerHost: conc + 8, IdleConnTimeout: 90 * time.Second,
+	}}
 }
 
-// recorder collects outcomes from the clients.
-type recorder struct {
-	mu      sync.Mutex
-	lat     []time.Duration
-	counts  map[string]int
-	samples []string
-	ids     []Accepted
-}
-
-func (r *recorder) add(d time.Duration, a answer) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lat = append(r.lat, d)
-	r.counts[a.outcome]++
-	if a.outcome == "error" && len(r.samples) < 5 {
-		r.samples = append(r.samples, a.sample)
-	}
-	if a.id != "" {
-		r.ids = append(r.ids, Accepted{a.id, a.institution})
-	}
-}
-
-// answer is one post's outcome: accepted, denied, refused or error.
-type answer struct {
-	outcome, sample, id, institution string
-}
-
-// post sends request n and classifies the answer.
-func post(ctx context.Context, hc *http.Client, o *LoadOptions, n uint64) answer {
-	v := o.Variants[n%uint64(len(o.Variants))]
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.Target+"/v1/referrals", bytes.NewReader(v.Body(newCaseID(o.Run, n))))
+// do sends a request (with token as bearer, unless empty) and reads the
+// answer.
+func do(ctx context.Context, hc *http.Client, method, url, token string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
-		return answer{outcome: "error", sample: err.Error()}
+		return 0, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+o.Tokens[v.Institution])
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return answer{outcome: "error", sample: err.Error()}
+		return 0, nil, err
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	_, _ = io.Copy(io.Discard, resp.Body) // so that the connection is kept
-	resp.Body.Close()
-	if err != nil {
-		return answer{outcome: "error", sample: err.Error()}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// get fetches url and wants a 200.
+func get(ctx context.Context, hc *http.Client, url, token string) ([]byte, error) {
+	s, b, err := do(ctx, hc, http.MethodGet, url, token, nil)
+	if err == nil && s != http.StatusOK {
+		err = fmt.Errorf("GET %s: status %d", url, s)
 	}
-	switch s := resp.StatusCode; {
-	case (s == http.StatusAccepted || s == http.StatusOK) && v.Expect == expectAllow:
-		a := answer{outcome: "accepted"}
-		if o.KeepIDs {
-			var ref struct{ ID string }
-			if json.Unmarshal(body, &ref) != nil || ref.ID == "" {
-				return answer{outcome: "error", sample: fmt.Sprintf("status %d without a referral id", s)}
-			}
-			a.id, a.institution = ref.ID, v.Institution
-		}
-		return a
-	case s == http.StatusForbidden && v.Expect == expectDeny:
-		return answer{outcome: "denied"}
+	return b, err
+}
+
+// post sends c under caseID and classifies the answer: accepted (with the
+// referral's id), denied, refused or error (with what went wrong).
+func post(ctx context.Context, hc *http.Client, target string, c *Case, caseID string) (outcome, detail string) {
+	s, body, err := do(ctx, hc, http.MethodPost, target+"/v1/referrals", c.Institution.token, c.Body(caseID))
+	var ref struct{ ID string }
+	switch {
+	case err != nil:
+		return "error", err.Error()
+	case (s == http.StatusAccepted || s == http.StatusOK) && c.Expect == "allow" && json.Unmarshal(body, &ref) == nil && ref.ID != "":
+		return "accepted", ref.ID
+	case s == http.StatusForbidden && c.Expect == "deny":
+		return "denied", ""
 	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
-		return answer{outcome: "refused"}
+		return "refused", ""
 	}
-	return answer{outcome: "error", sample: fmt.Sprintf("%s case (%s, %s): status %d: %.300s", v.Kind, v.Institution, v.Service, resp.StatusCode, body)}
+	return "error", fmt.Sprintf("%s: status %d: %.300s", c.Name, s, body)
 }
 
 // RunLoad posts referrals as the options say and measures the answers.
@@ -197,69 +166,67 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 	if err := checkLoopback(o.Target); err != nil {
 		return nil, err
 	}
-	if len(o.Variants) == 0 {
-		return nil, fmt.Errorf("no cases to send")
-	}
-	for _, v := range o.Variants {
-		if o.Tokens[v.Institution] == "" {
-			return nil, fmt.Errorf("no token for institution %s", v.Institution)
-		}
-	}
-	o.Concurrency = max(o.Concurrency, 1)
-	if o.MaxRequests <= 0 {
-		o.MaxRequests = 1_000_000
+	if len(o.Cases) == 0 || o.Concurrency <= 0 || o.MaxRequests <= 0 {
+		return nil, errors.New("no cases to post, no concurrency or no requests")
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Warmup+o.Duration+30*time.Second)
 	defer cancel()
 	hc := newClient(o.Concurrency)
 	defer hc.CloseIdleConnections()
-	rec := &recorder{counts: map[string]int{}}
+	res := &LoadResult{Rate: o.Rate, Concurrency: o.Concurrency}
+	var mu sync.Mutex
+	var lat []time.Duration
 	start := time.Now()
 	measureFrom := start.Add(o.Warmup)
 	end := measureFrom.Add(o.Duration)
-	// due hands out request numbers: as fast as they are taken (flat out)
-	// or one every 1/Rate s (the time each was due is start + n/Rate).
-	due := make(chan uint64, o.Concurrency)
-	var interval time.Duration
+	var interval time.Duration // between requests at a fixed rate; 0 flat out
 	if o.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / o.Rate)
 	}
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range o.Concurrency {
 		wg.Go(func() {
-			for n := range due {
-				t0 := time.Now()
-				if interval > 0 {
-					t0 = start.Add(time.Duration(n) * interval)
+			for {
+				// Request n is due at start + n/Rate (flat out: now).
+				n := int(next.Add(1) - 1)
+				due := start.Add(time.Duration(n) * interval)
+				if interval == 0 {
+					due = time.Now()
 				}
-				a := post(ctx, hc, &o, n)
-				if !t0.Before(measureFrom) {
-					rec.add(time.Since(t0), a)
+				if n >= o.MaxRequests || !due.Before(end) {
+					return
 				}
+				select {
+				case <-time.After(time.Until(due)):
+				case <-ctx.Done():
+					return
+				}
+				c := o.Cases[n%len(o.Cases)]
+				outcome, detail := post(ctx, hc, o.Target, c, fmt.Sprintf("LG-%s-%010d", o.Run, n))
+				if due.Before(measureFrom) {
+					continue
+				}
+				mu.Lock()
+				lat = append(lat, time.Since(due))
+				switch outcome {
+				case "accepted":
+					res.Accepted++
+					res.IDs = append(res.IDs, Accepted{detail, c.Institution})
+				case "denied":
+					res.Denied++
+				case "refused":
+					res.Refused++
+				default:
+					res.Errors++
+					if len(res.ErrorSamples) < 5 {
+						res.ErrorSamples = append(res.ErrorSamples, detail)
+					}
+				}
+				mu.Unlock()
 			}
 		})
 	}
-schedule:
-	for n := range uint64(o.MaxRequests) {
-		if interval > 0 {
-			if d := time.Until(start.Add(time.Duration(n) * interval)); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					break schedule
-				}
-			}
-		}
-		if !time.Now().Before(end) {
-			break
-		}
-		select {
-		case due <- n:
-		case <-ctx.Done():
-			break schedule
-		}
-	}
-	close(due)
 	wg.Wait()
 	if err := ctx.Err(); err != nil && err != context.DeadlineExceeded {
 		return nil, err
@@ -267,12 +234,8 @@ schedule:
 	// Over the measured window and the answers still due at its end: a
 	// server that falls behind a fixed rate shows a lower rate achieved.
 	secs := time.Since(measureFrom).Seconds()
-	return &LoadResult{
-		Rate: o.Rate, Concurrency: o.Concurrency, Seconds: round2(secs), Requests: len(rec.lat),
-		Accepted: rec.counts["accepted"], Denied: rec.counts["denied"], Refused: rec.counts["refused"],
-		Errors: rec.counts["error"], ErrorSamples: rec.samples, IDs: rec.ids,
-		AcceptedPerSec: round2(float64(rec.counts["accepted"]) / secs),
-		RequestsPerSec: round2(float64(len(rec.lat)) / secs),
-		Latency:        summarise(rec.lat),
-	}, nil
+	res.Seconds, res.Requests, res.Latency = round2(secs), len(lat), summarise(lat)
+	res.AcceptedPerSec = round2(float64(res.Accepted) / secs)
+	res.RequestsPerSec = round2(float64(len(lat)) / secs)
+	return res, nil
 }
