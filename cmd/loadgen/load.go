@@ -20,18 +20,15 @@ import (
 // LoadOptions drive POST /v1/referrals. Every run is bounded twice: by
 // Warmup+Duration and by MaxRequests, whichever comes first.
 type LoadOptions struct {
-	// Target is the gateway's base URL; it must be a loopback address.
-	Target string
+	Target string // the gateway's base URL, a loopback address
 	// Rate is the offered load in requests per second; 0 is flat out (each
 	// of Concurrency clients posts its next request as soon as it has the
 	// answer to the last).
 	Rate                     float64
 	Duration, Warmup         time.Duration
 	Concurrency, MaxRequests int
-	// Cases are posted in turn, each post under a new case id.
-	Cases []*Case
-	// Run is the run id in every case id, so that runs never collide.
-	Run string
+	Cases                    []*Case // posted in turn, each under a new case id
+	Run                      string  // in every case id, so that runs never collide
 }
 
 // LoadResult is what one load run measured. Requests sent during the
@@ -52,26 +49,19 @@ type LoadResult struct {
 	AcceptedPerSec float64  `json:"acceptedPerSec"`
 	RequestsPerSec float64  `json:"requestsPerSec"`
 	Latency        Latency  `json:"latencyMs"`
-	// IDs are the accepted referrals, so that a caller can check later what
-	// became of each.
-	IDs []Accepted `json:"-"`
-}
-
-// Accepted is one accepted referral and the institution that may read it.
-type Accepted struct {
-	ID          string
-	Institution institution
+	// IDs maps each accepted referral to the token of the institution
+	// that may read it, so that a caller can check later what became of it.
+	IDs map[string]string `json:"-"`
 }
 
 // Latency summarises request latencies in milliseconds. In a fixed-rate
 // run a latency is measured from the time the request was due, not sent, so
 // that a stalled server cannot hide its queue (coordinated omission).
 type Latency struct {
-	P50  float64 `json:"p50"`
-	P95  float64 `json:"p95"`
-	P99  float64 `json:"p99"`
-	Max  float64 `json:"max"`
-	Mean float64 `json:"mean"`
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
 }
 
 // summarise computes the latency summary; it sorts ds.
@@ -81,11 +71,7 @@ func summarise(ds []time.Duration) Latency {
 	}
 	slices.Sort(ds)
 	q := func(p float64) float64 { return ms(ds[int(math.Ceil(p*float64(len(ds))))-1]) }
-	var sum time.Duration
-	for _, d := range ds {
-		sum += d
-	}
-	return Latency{P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: ms(ds[len(ds)-1]), Mean: ms(sum / time.Duration(len(ds)))}
+	return Latency{P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: ms(ds[len(ds)-1])}
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
@@ -173,7 +159,8 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 	defer cancel()
 	hc := newClient(o.Concurrency)
 	defer hc.CloseIdleConnections()
-	res := &LoadResult{Rate: o.Rate, Concurrency: o.Concurrency}
+	res := &LoadResult{Rate: o.Rate, Concurrency: o.Concurrency, IDs: map[string]string{}}
+	count := map[string]*int{"accepted": &res.Accepted, "denied": &res.Denied, "refused": &res.Refused, "error": &res.Errors}
 	var mu sync.Mutex
 	var lat []time.Duration
 	start := time.Now()
@@ -209,19 +196,11 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 				}
 				mu.Lock()
 				lat = append(lat, time.Since(due))
-				switch outcome {
-				case "accepted":
-					res.Accepted++
-					res.IDs = append(res.IDs, Accepted{detail, c.Institution})
-				case "denied":
-					res.Denied++
-				case "refused":
-					res.Refused++
-				default:
-					res.Errors++
-					if len(res.ErrorSamples) < 5 {
-						res.ErrorSamples = append(res.ErrorSamples, detail)
-					}
+				*count[outcome]++
+				if outcome == "accepted" {
+					res.IDs[detail] = c.Institution.token
+				} else if outcome == "error" && len(res.ErrorSamples) < 5 {
+					res.ErrorSamples = append(res.ErrorSamples, detail)
 				}
 				mu.Unlock()
 			}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -114,19 +113,10 @@ func (e *Env) StartGateway(ctx context.Context) (d time.Duration, err error) {
 	return d, err
 }
 
-// PeakRSSMB is the gateway's peak resident set so far (VmHWM), in MB.
-func (e *Env) PeakRSSMB() (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.gw.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return round2(kb / 1024), err
-		}
-	}
-	return 0, fmt.Errorf("/proc/PID/status has no VmHWM")
+// peakRSSMB is the peak resident set (VmHWM) of p, in MB, once it has
+// exited: the kernel's ru_maxrss.
+func (p *proc) peakRSSMB() float64 {
+	return round2(float64(p.cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024)
 }
 
 // stop ends p with SIGTERM (the gateway drains and stops) and waits; after
