@@ -161,7 +161,7 @@ func TestRunLoadIsBounded(t *testing.T) {
 	t.Run("fixed rate", func(t *testing.T) {
 		start := time.Now()
 		res, err := RunLoad(context.Background(), LoadOptions{Target: srv.URL, Rate: 200, Duration: time.Second,
-			Warmup: 250 * time.Millisecond, Concurrency: 8, MaxRequests: 1000, Cases: cases, Run: "00000001"})
+			Warmup: 250 * time.Millisecond, Concurrency: 8, MaxRequests: 1000, Cases: cases})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestRunLoadIsBounded(t *testing.T) {
 	})
 	t.Run("flat out, capped by count", func(t *testing.T) {
 		res, err := RunLoad(context.Background(), LoadOptions{Target: srv.URL, Duration: time.Minute,
-			Concurrency: 4, MaxRequests: 300, Cases: cases, Run: "00000002"})
+			Concurrency: 4, MaxRequests: 300, Cases: cases})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +186,7 @@ func TestRunLoadIsBounded(t *testing.T) {
 		busy.Store(true)
 		defer busy.Store(false)
 		res, err := RunLoad(context.Background(), LoadOptions{Target: srv.URL, Duration: time.Minute, Concurrency: 4, MaxRequests: 100,
-			Cases: cases, Run: "00000004"})
+			Cases: cases})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,11 +9,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Scenario is one measurement: a load run, a backlog or a series of starts.
@@ -112,7 +108,7 @@ func (o *options) load(ctx context.Context, sc *Scenario, rate float64, spawn, b
 		return err
 	}
 	lo := LoadOptions{Target: o.target, Rate: rate, Duration: o.duration, Warmup: warmup, Concurrency: o.concurrency,
-		MaxRequests: maxRequests, Cases: cases, Run: rand.Text()[:8]}
+		MaxRequests: maxRequests, Cases: cases}
 	if backlog {
 		lo.Cases = slices.DeleteFunc(cases, func(c *Case) bool { return c.Expect != "allow" })
 		lo.Duration, lo.Warmup, lo.Concurrency, lo.MaxRequests = 10*time.Minute, 0, backlogConcurrency, o.backlog
@@ -147,7 +143,7 @@ func (o *options) load(ctx context.Context, sc *Scenario, rate float64, spawn, b
 // drain thaws the frozen receiver and times until the outbox is empty; then
 // it reads every accepted referral back and counts those not delivered.
 func drain(ctx context.Context, env *Env, ids map[string]string) (*DrainResult, error) {
-	hc := newClient(16)
+	hc := newClient(1)
 	defer hc.CloseIdleConnections()
 	depth, err := metric(ctx, hc, env.API, "gateway_outbox_depth")
 	if err != nil {
@@ -173,26 +169,17 @@ func drain(ctx context.Context, env *Env, ids map[string]string) (*DrainResult, 
 	}
 	el := time.Since(start).Seconds()
 	d := &DrainResult{Queued: int(depth), Seconds: round2(el), PerSec: round2(depth / el)}
-	var g errgroup.Group
-	g.SetLimit(16)
-	var lost atomic.Int64
 	for id, token := range ids {
-		g.Go(func() error {
-			body, err := get(ctx, hc, env.API+"/v1/referrals/"+id, token)
-			var v struct{ Status string }
-			if err == nil {
-				err = json.Unmarshal(body, &v)
-			}
-			if err == nil && v.Status != "delivered" && v.Status != "acknowledged" {
-				lost.Add(1)
-			}
-			return err
-		})
-	}
-	err = g.Wait()
-	d.Lost = int(lost.Load())
-	if err != nil {
-		return nil, fmt.Errorf("reading the accepted referrals back: %w", err)
+		body, err := get(ctx, hc, env.API+"/v1/referrals/"+id, token)
+		var v struct{ Status string }
+		if err == nil {
+			err = json.Unmarshal(body, &v)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading accepted referral %s back: %w", id, err)
+		} else if v.Status != "delivered" && v.Status != "acknowledged" {
+			d.Lost++
+		}
 	}
 	return d, nil
 }
