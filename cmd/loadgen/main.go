@@ -6,8 +6,8 @@
 // reports latency percentiles, accepted referrals per second, errors and the
 // gateway's peak memory.
 //
-// It starts the gateway and the sandbox receiver itself (--spawn, and always
-// in the suite), with SQLite, so that `make bench` is one command. Load goes
+// It starts the gateway and the sandbox receiver itself (without --target,
+// and always in the suite), with SQLite, so that `make bench` is one command. Load goes
 // only to loopback addresses, and every run is bounded in time and count.
 package main
 
@@ -38,14 +38,6 @@ func main() {
 	}
 }
 
-const usage = `loadgen: load and timing measurements of the referral gateway (docs/performance.md).
-
-  loadgen --rate 50 [--target http://127.0.0.1:8080]  post referrals (to a gateway of its own without --target)
-  loadgen --scenario backlog|ready                   a backlog posted at once, or the time to ready
-  loadgen --scenario suite --go-bench FILE           everything make bench reports, with the budget
-
-`
-
 // options are the command's flags.
 type options struct {
 	scenario, target, cases, out, gateway, goBench string
@@ -69,9 +61,8 @@ type Report struct {
 	GoVersion string    `json:"goVersion"`
 	// LoadAvg is the machine's 1-minute load average at the start and at
 	// the end: the figures of a shared machine are the machine's too.
-	LoadAvg [2]float64 `json:"loadAvg"`
-	// Budget is the performance budget with today's figures (suite only).
-	Budget    []BudgetRow `json:"budget,omitempty"`
+	LoadAvg   [2]float64  `json:"loadAvg"`
+	Budget    []BudgetRow `json:"budget,omitempty"` // the budget with today's figures (suite only)
 	Scenarios []Scenario  `json:"scenarios"`
 }
 
@@ -79,8 +70,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := &options{}
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	fs.StringVar(&o.scenario, "scenario", "load", "`what` to measure: load, backlog, ready or suite")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "loadgen: load and timing measurements of the referral gateway (docs/performance.md); make bench runs --scenario suite.")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.scenario, "scenario", "load", "`what` to measure: load (at --rate), backlog (posted at once with the receiver down, then drained), ready (start to ready) or suite (all, with the budget)")
 	fs.StringVar(&o.target, "target", "", "the gateway's base `URL` (loopback only, demo tokens) to load; empty: start a gateway (SQLite) and a sandbox receiver of its own (--gateway)")
 	fs.Float64Var(&o.rate, "rate", 0, "offered requests per second; 0 is flat out")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to measure")
@@ -97,12 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	case fs.NArg() > 0:
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case o.duration <= 0 || o.duration > time.Hour:
-		return errors.New("--duration must be between 0 and 1h")
-	case o.rate < 0 || o.rate > 100000:
-		return errors.New("--rate must be between 0 and 100000")
-	case o.concurrency <= 0 || o.backlog <= 0:
-		return errors.New("--concurrency and --backlog must be positive")
+	case o.duration <= 0 || o.duration > time.Hour || o.rate < 0 || o.concurrency <= 0 || o.backlog <= 0:
+		return errors.New("--duration must be positive and at most 1h, --rate not negative, --concurrency and --backlog positive")
 	}
 	rep := &Report{Started: time.Now().UTC().Truncate(time.Second), CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
 	rep.LoadAvg[0] = loadAvg()
