@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -190,9 +191,13 @@ func budget(scs []Scenario, goBench string) []BudgetRow {
 	return rows
 }
 
+// decideRE matches the name of BenchmarkDecide, of its sub-benchmarks and
+// with a -GOMAXPROCS suffix.
+var decideRE = regexp.MustCompile(`^BenchmarkDecide([/-]|$)`)
+
 // decideP50 reads the median decision time in milliseconds from the output
-// of go test -bench: the first BenchmarkDecide line (or sub-benchmark), its
-// p50-ns metric, else its ns/op.
+// of go test -bench: the p50-ns metric of the first BenchmarkDecide line
+// (or sub-benchmark).
 func decideP50(file string) (string, float64, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -200,21 +205,12 @@ func decideP50(file string) (string, float64, error) {
 	}
 	for line := range strings.Lines(string(b)) {
 		fs := strings.Fields(line)
-		if len(fs) < 4 || strings.FieldsFunc(fs[0], func(r rune) bool { return r == '/' || r == '-' })[0] != "BenchmarkDecide" {
-			continue
-		}
-		var p50 float64
-		for i := 2; i+1 < len(fs); i += 2 {
-			// ns/op comes first on the line: a p50-ns after it wins.
-			if v, err := strconv.ParseFloat(fs[i], 64); err == nil && (fs[i+1] == "p50-ns" || (fs[i+1] == "ns/op" && p50 == 0)) {
-				p50 = v
-			}
-		}
-		if p50 > 0 {
-			return fs[0], p50 / 1e6, nil
+		if i := slices.Index(fs, "p50-ns"); i > 1 && decideRE.MatchString(fs[0]) {
+			p50, err := strconv.ParseFloat(fs[i-1], 64)
+			return fs[0], p50 / 1e6, err
 		}
 	}
-	return "", 0, fmt.Errorf("%s has no BenchmarkDecide result", file)
+	return "", 0, fmt.Errorf("%s has no BenchmarkDecide result with p50-ns", file)
 }
 
 // printReport writes the budget (suite only), then a line per scenario
