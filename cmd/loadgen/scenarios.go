@@ -20,7 +20,7 @@ type Scenario struct {
 	Load      *LoadResult  `json:"load,omitempty"` // a load run, or the posting of a backlog
 	Drain     *DrainResult `json:"drain,omitempty"`
 	Ready     *ReadyResult `json:"ready,omitempty"`
-	PeakRSSMB float64      `json:"peakRSSMB,omitempty"` // the gateway's peak resident set (VmHWM)
+	PeakRSSMB float64      `json:"peakRSSMB,omitempty"` // the gateway's VmHWM at the end
 	Note      string       `json:"note,omitempty"`
 }
 
@@ -130,58 +130,63 @@ func (o *options) load(ctx context.Context, sc *Scenario, rate float64, spawn, b
 			return err
 		}
 	}
-	if sc.Load, err = RunLoad(ctx, lo); err == nil && backlog {
-		sc.Drain, err = drain(ctx, env, sc.Load.IDs)
+	if sc.Load, err = RunLoad(ctx, lo); err != nil {
+		return err
 	}
-	if err == nil {
-		err = env.gw.stop()
-		sc.PeakRSSMB = env.gw.peakRSSMB()
+	if backlog {
+		return drain(ctx, env, sc)
 	}
+	sc.PeakRSSMB, err = env.PeakRSSMB()
 	return err
 }
 
-// drain thaws the frozen receiver and times until the outbox is empty; then
-// it reads every accepted referral back and counts those not delivered.
-func drain(ctx context.Context, env *Env, ids map[string]string) (*DrainResult, error) {
+// drain thaws the frozen receiver and times until the outbox is empty, takes
+// the gateway's peak RSS, then reads every referral accepted in sc.Load
+// back and counts those not delivered.
+func drain(ctx context.Context, env *Env, sc *Scenario) error {
 	hc := newClient(1)
 	defer hc.CloseIdleConnections()
 	depth, err := metric(ctx, hc, env.API, "gateway_outbox_depth")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	start := time.Now()
 	if err := env.sbx.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		return nil, err
+		return err
 	}
 	left := depth
 	for left > 0 && time.Since(start) < 5*time.Minute {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if left, err = metric(ctx, hc, env.API, "gateway_outbox_depth"); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if left > 0 {
-		return nil, fmt.Errorf("%v of %v messages still queued after 5 min", left, depth)
+		return fmt.Errorf("%v of %v messages still queued after 5 min", left, depth)
 	}
 	el := time.Since(start).Seconds()
 	d := &DrainResult{Queued: int(depth), Seconds: round2(el), PerSec: round2(depth / el)}
-	for id, token := range ids {
+	if sc.PeakRSSMB, err = env.PeakRSSMB(); err != nil {
+		return err
+	}
+	for id, token := range sc.Load.IDs {
 		body, err := get(ctx, hc, env.API+"/v1/referrals/"+id, token)
 		var v struct{ Status string }
 		if err == nil {
 			err = json.Unmarshal(body, &v)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading accepted referral %s back: %w", id, err)
+			return fmt.Errorf("reading accepted referral %s back: %w", id, err)
 		} else if v.Status != "delivered" && v.Status != "acknowledged" {
 			d.Lost++
 		}
 	}
-	return d, nil
+	sc.Drain = d
+	return nil
 }
 
 // metric reads one unlabelled gauge or counter from the gateway's /metrics.
@@ -215,10 +220,12 @@ func (o *options) ready(ctx context.Context, sc *Scenario) error {
 			return err
 		}
 		all = append(all, ms(d))
+		if rss, err := env.PeakRSSMB(); err == nil {
+			sc.PeakRSSMB = max(sc.PeakRSSMB, rss)
+		}
 		if err := env.gw.stop(); err != nil {
 			return err
 		}
-		sc.PeakRSSMB = max(sc.PeakRSSMB, env.gw.peakRSSMB())
 	}
 	rs := slices.Sorted(slices.Values(all[1:]))
 	sc.Ready = &ReadyResult{FirstMs: all[0], RestartsMs: all[1:], MedianMs: rs[len(rs)/2], MaxMs: slices.Max(all)}

@@ -113,10 +113,17 @@ func (e *Env) StartGateway(ctx context.Context) (d time.Duration, err error) {
 	return d, err
 }
 
-// peakRSSMB is the peak resident set (VmHWM) of p, in MB, once it has
-// exited: the kernel's ru_maxrss.
-func (p *proc) peakRSSMB() float64 {
-	return round2(float64(p.cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024)
+// PeakRSSMB is the gateway's peak resident set so far (VmHWM), in MB.
+func (e *Env) PeakRSSMB() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.gw.cmd.Process.Pid))
+	_, v, ok := strings.Cut(string(b), "VmHWM:")
+	var kb float64
+	if err == nil && !ok {
+		err = fmt.Errorf("/proc/%d/status has no VmHWM", e.gw.cmd.Process.Pid)
+	} else if err == nil {
+		_, err = fmt.Sscan(v, &kb)
+	}
+	return round2(kb / 1024), err
 }
 
 // stop ends p with SIGTERM (the gateway drains and stops) and waits; after
