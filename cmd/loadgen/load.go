@@ -7,36 +7,126 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// institution is a university that a demo token posts for.
+type institution struct {
+	Name  string `json:"name"`
+	UKPRN string `json:"ukprn"`
+	token string
+}
+
+var (
+	uwe       = institution{"University of the West of England", "10007164", "demo-uwe-submitter"}
+	liverpool = institution{"University of Liverpool", "10006842", "demo-liverpool-submitter"}
+)
+
+// postedBy is, for each service of the example registry that the demo
+// institutions may refer to, the institution that posts its example cases.
+// The examples for other services are not posted.
+var postedBy = map[string]institution{
+	"u-cope": liverpool, "liverpool-liaison": liverpool, "bristol-awp": uwe, "icope-camden": uwe,
+}
+
+// examplesAsOf is the day the example cases are written as of: every date in
+// them is moved by the days from it to today, so that a consent stays current,
+// an expired one expired, and a student's age what it was.
+var examplesAsOf = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+
+var dateRE = regexp.MustCompile(`\d{4}-\d{2}-\d{2}`)
+
+// caseIDPlaceholder stands for the case id in a Case's body; each post
+// writes a new id in its place.
+const caseIDPlaceholder = "LOADGEN-CASE-ID"
+
+// Case is one example case record, ready to post under any case id.
+type Case struct {
+	Name        string      // its file name in testdata/cases, without .json
+	Institution institution // who posts it
+	Expect      string      // the outcome the policies give it: allow or deny (from its name)
+	body        []byte
+}
+
+// Body is the record with caseID in place of the placeholder.
+func (c *Case) Body(caseID string) []byte {
+	return bytes.Replace(c.body, []byte(caseIDPlaceholder), []byte(caseID), 1)
+}
+
+// loadCases reads the example cases in dir as of now, in the order a load
+// run cycles through them: each allowed case on the consent route ten
+// times, the safeguarding override twice and each refused case once (about
+// 85 % consent, 4 % overrides and 11 % refused by a rule), shuffled.
+func loadCases(dir string, now time.Time) ([]*Case, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	days := int(now.Sub(examplesAsOf) / (24 * time.Hour))
+	var out []*Case
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		b = dateRE.ReplaceAllFunc(b, func(d []byte) []byte {
+			t, err := time.Parse(time.DateOnly, string(d))
+			if err != nil {
+				return d
+			}
+			return t.AddDate(0, 0, days).AppendFormat(nil, time.DateOnly)
+		})
+		var rec map[string]any
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		ref, _ := rec["referral"].(map[string]any)
+		inst, ok := postedBy[fmt.Sprint(ref["service"])]
+		if !ok {
+			continue
+		}
+		rec["institution"], rec["caseId"] = inst, caseIDPlaceholder
+		c := &Case{Name: strings.TrimSuffix(filepath.Base(f), ".json"), Institution: inst, Expect: "allow"}
+		if c.body, err = json.Marshal(rec); err != nil {
+			return nil, err
+		}
+		n := 10
+		switch {
+		case strings.HasPrefix(c.Name, "deny-"):
+			c.Expect, n = "deny", 1
+		case rec["override"] != nil:
+			n = 2
+		}
+		for range n {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no example case in %s for the demo institutions' services", dir)
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out, nil
+}
 
 // LoadOptions drive POST /v1/referrals. Every run is bounded twice: by
 // Warmup+Duration and by MaxRequests, whichever comes first.
 type LoadOptions struct {
-	// Target is the gateway's base URL; it must be a loopback address.
-	Target string
+	Target string // the gateway's base URL, a loopback address
 	// Rate is the offered load in requests per second; 0 is flat out (each
 	// of Concurrency clients posts its next request as soon as it has the
 	// answer to the last).
-	Rate        float64
-	Duration    time.Duration
-	Warmup      time.Duration
-	Concurrency int
-	MaxRequests int
-	// Tokens maps an institution's UKPRN to the bearer token that posts
-	// its referrals.
-	Tokens   map[string]string
-	Variants []*Variant
-	// Run is the run id in every case id, so that runs never collide.
-	Run string
-	// KeepIDs keeps the id of every accepted referral (LoadResult.IDs), so
-	// that the caller can check later what became of each.
-	KeepIDs bool
+	Rate                     float64
+	Duration, Warmup         time.Duration
+	Concurrency, MaxRequests int
+	Cases                    []*Case // posted in turn, each under a new case id
 }
 
 // LoadResult is what one load run measured. Requests sent during the
@@ -57,22 +147,19 @@ type LoadResult struct {
 	AcceptedPerSec float64  `json:"acceptedPerSec"`
 	RequestsPerSec float64  `json:"requestsPerSec"`
 	Latency        Latency  `json:"latencyMs"`
-	// IDs are the accepted referrals, with KeepIDs.
-	IDs []Accepted `json:"-"`
+	// IDs maps each accepted referral to the token of the institution
+	// that may read it, so that a caller can check later what became of it.
+	IDs map[string]string `json:"-"`
 }
-
-// Accepted is one accepted referral and the institution that may read it.
-type Accepted struct{ ID, Institution string }
 
 // Latency summarises request latencies in milliseconds. In a fixed-rate
 // run a latency is measured from the time the request was due, not sent, so
 // that a stalled server cannot hide its queue (coordinated omission).
 type Latency struct {
-	P50  float64 `json:"p50"`
-	P95  float64 `json:"p95"`
-	P99  float64 `json:"p99"`
-	Max  float64 `json:"max"`
-	Mean float64 `json:"mean"`
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
 }
 
 // summarise computes the latency summary; it sorts ds.
@@ -81,15 +168,8 @@ func summarise(ds []time.Duration) Latency {
 		return Latency{}
 	}
 	slices.Sort(ds)
-	q := func(p float64) float64 {
-		i := int(math.Ceil(p*float64(len(ds)))) - 1
-		return ms(ds[max(0, min(i, len(ds)-1))])
-	}
-	var sum time.Duration
-	for _, d := range ds {
-		sum += d
-	}
-	return Latency{P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: ms(ds[len(ds)-1]), Mean: ms(sum / time.Duration(len(ds)))}
+	q := func(p float64) float64 { return ms(ds[int(math.Ceil(p*float64(len(ds))))-1]) }
+	return Latency{P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: ms(ds[len(ds)-1])}
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
@@ -103,8 +183,7 @@ func checkLoopback(target string) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("--target %q: want a URL such as http://127.0.0.1:8080", target)
 	}
-	ip := net.ParseIP(u.Hostname())
-	if ip == nil || !ip.IsLoopback() {
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("--target %q: load is only sent to a loopback address (127.0.0.1)", target)
 	}
 	return nil
@@ -114,82 +193,56 @@ func checkLoopback(target string) error {
 // of conc concurrent requests, so that a run measures requests, not TCP
 // handshakes.
 func newClient(conc int) *http.Client {
-	return &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			MaxIdleConns:        conc + 8,
-			MaxIdleConnsPerHost: conc + 8,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: conc + 8, MaxIdleConnsPerHost: conc + 8, IdleConnTimeout: 90 * time.Second,
+	}}
 }
 
-// recorder collects outcomes from the clients.
-type recorder struct {
-	mu      sync.Mutex
-	lat     []time.Duration
-	counts  map[string]int
-	samples []string
-	ids     []Accepted
-}
-
-func (r *recorder) add(d time.Duration, a answer) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lat = append(r.lat, d)
-	r.counts[a.outcome]++
-	if a.outcome == "error" && len(r.samples) < 5 {
-		r.samples = append(r.samples, a.sample)
-	}
-	if a.id != "" {
-		r.ids = append(r.ids, Accepted{a.id, a.institution})
-	}
-}
-
-// answer is one post's outcome: accepted, denied, refused or error.
-type answer struct {
-	outcome, sample, id, institution string
-}
-
-// post sends request n and classifies the answer.
-func post(ctx context.Context, hc *http.Client, o *LoadOptions, n uint64) answer {
-	v := o.Variants[n%uint64(len(o.Variants))]
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.Target+"/v1/referrals", bytes.NewReader(v.Body(newCaseID(o.Run, n))))
+// do sends a request (with token as bearer, unless empty) and reads the
+// answer.
+func do(ctx context.Context, hc *http.Client, method, url, token string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
-		return answer{outcome: "error", sample: err.Error()}
+		return 0, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+o.Tokens[v.Institution])
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return answer{outcome: "error", sample: err.Error()}
+		return 0, nil, err
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	_, _ = io.Copy(io.Discard, resp.Body) // so that the connection is kept
-	resp.Body.Close()
-	if err != nil {
-		return answer{outcome: "error", sample: err.Error()}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// get fetches url and wants a 200.
+func get(ctx context.Context, hc *http.Client, url, token string) ([]byte, error) {
+	s, b, err := do(ctx, hc, http.MethodGet, url, token, nil)
+	if err == nil && s != http.StatusOK {
+		err = fmt.Errorf("GET %s: status %d", url, s)
 	}
-	switch s := resp.StatusCode; {
-	case (s == http.StatusAccepted || s == http.StatusOK) && v.Expect == expectAllow:
-		a := answer{outcome: "accepted"}
-		if o.KeepIDs {
-			var ref struct{ ID string }
-			if json.Unmarshal(body, &ref) != nil || ref.ID == "" {
-				return answer{outcome: "error", sample: fmt.Sprintf("status %d without a referral id", s)}
-			}
-			a.id, a.institution = ref.ID, v.Institution
-		}
-		return a
-	case s == http.StatusForbidden && v.Expect == expectDeny:
-		return answer{outcome: "denied"}
+	return b, err
+}
+
+// post sends c under caseID and classifies the answer: accepted (with the
+// referral's id), denied, refused or error (with what went wrong).
+func post(ctx context.Context, hc *http.Client, target string, c *Case, caseID string) (outcome, detail string) {
+	s, body, err := do(ctx, hc, http.MethodPost, target+"/v1/referrals", c.Institution.token, c.Body(caseID))
+	var ref struct{ ID string }
+	switch {
+	case err != nil:
+		return "error", err.Error()
+	case (s == http.StatusAccepted || s == http.StatusOK) && c.Expect == "allow" && json.Unmarshal(body, &ref) == nil && ref.ID != "":
+		return "accepted", ref.ID
+	case s == http.StatusForbidden && c.Expect == "deny":
+		return "denied", ""
 	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
-		return answer{outcome: "refused"}
+		return "refused", ""
 	}
-	return answer{outcome: "error", sample: fmt.Sprintf("%s case (%s, %s): status %d: %.300s", v.Kind, v.Institution, v.Service, resp.StatusCode, body)}
+	return "error", fmt.Sprintf("%s: status %d: %.300s", c.Name, s, body)
 }
 
 // RunLoad posts referrals as the options say and measures the answers.
@@ -197,69 +250,58 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 	if err := checkLoopback(o.Target); err != nil {
 		return nil, err
 	}
-	if len(o.Variants) == 0 {
-		return nil, fmt.Errorf("no cases to send")
-	}
-	for _, v := range o.Variants {
-		if o.Tokens[v.Institution] == "" {
-			return nil, fmt.Errorf("no token for institution %s", v.Institution)
-		}
-	}
-	o.Concurrency = max(o.Concurrency, 1)
-	if o.MaxRequests <= 0 {
-		o.MaxRequests = 1_000_000
-	}
 	ctx, cancel := context.WithTimeout(ctx, o.Warmup+o.Duration+30*time.Second)
 	defer cancel()
 	hc := newClient(o.Concurrency)
 	defer hc.CloseIdleConnections()
-	rec := &recorder{counts: map[string]int{}}
+	res := &LoadResult{Rate: o.Rate, Concurrency: o.Concurrency, IDs: map[string]string{}}
+	count := map[string]*int{"accepted": &res.Accepted, "denied": &res.Denied, "refused": &res.Refused, "error": &res.Errors}
+	var mu sync.Mutex
+	var lat []time.Duration
 	start := time.Now()
 	measureFrom := start.Add(o.Warmup)
 	end := measureFrom.Add(o.Duration)
-	// due hands out request numbers: as fast as they are taken (flat out)
-	// or one every 1/Rate s (the time each was due is start + n/Rate).
-	due := make(chan uint64, o.Concurrency)
-	var interval time.Duration
+	var interval time.Duration // between requests at a fixed rate; 0 flat out
 	if o.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / o.Rate)
 	}
+	run := fmt.Sprintf("%08x", rand.Uint32()) // in every case id, so that runs never collide
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range o.Concurrency {
 		wg.Go(func() {
-			for n := range due {
-				t0 := time.Now()
-				if interval > 0 {
-					t0 = start.Add(time.Duration(n) * interval)
+			for {
+				// Request n is due at start + n/Rate (flat out: now).
+				n := int(next.Add(1) - 1)
+				due := start.Add(time.Duration(n) * interval)
+				if interval == 0 {
+					due = time.Now()
 				}
-				a := post(ctx, hc, &o, n)
-				if !t0.Before(measureFrom) {
-					rec.add(time.Since(t0), a)
+				if n >= o.MaxRequests || !due.Before(end) {
+					return
 				}
+				select {
+				case <-time.After(time.Until(due)):
+				case <-ctx.Done():
+					return
+				}
+				c := o.Cases[n%len(o.Cases)]
+				outcome, detail := post(ctx, hc, o.Target, c, fmt.Sprintf("LG-%s-%010d", run, n))
+				if due.Before(measureFrom) {
+					continue
+				}
+				mu.Lock()
+				lat = append(lat, time.Since(due))
+				*count[outcome]++
+				if outcome == "accepted" {
+					res.IDs[detail] = c.Institution.token
+				} else if outcome == "error" && len(res.ErrorSamples) < 5 {
+					res.ErrorSamples = append(res.ErrorSamples, detail)
+				}
+				mu.Unlock()
 			}
 		})
 	}
-schedule:
-	for n := range uint64(o.MaxRequests) {
-		if interval > 0 {
-			if d := time.Until(start.Add(time.Duration(n) * interval)); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					break schedule
-				}
-			}
-		}
-		if !time.Now().Before(end) {
-			break
-		}
-		select {
-		case due <- n:
-		case <-ctx.Done():
-			break schedule
-		}
-	}
-	close(due)
 	wg.Wait()
 	if err := ctx.Err(); err != nil && err != context.DeadlineExceeded {
 		return nil, err
@@ -267,12 +309,8 @@ schedule:
 	// Over the measured window and the answers still due at its end: a
 	// server that falls behind a fixed rate shows a lower rate achieved.
 	secs := time.Since(measureFrom).Seconds()
-	return &LoadResult{
-		Rate: o.Rate, Concurrency: o.Concurrency, Seconds: round2(secs), Requests: len(rec.lat),
-		Accepted: rec.counts["accepted"], Denied: rec.counts["denied"], Refused: rec.counts["refused"],
-		Errors: rec.counts["error"], ErrorSamples: rec.samples, IDs: rec.ids,
-		AcceptedPerSec: round2(float64(rec.counts["accepted"]) / secs),
-		RequestsPerSec: round2(float64(len(rec.lat)) / secs),
-		Latency:        summarise(rec.lat),
-	}, nil
+	res.Seconds, res.Requests, res.Latency = round2(secs), len(lat), summarise(lat)
+	res.AcceptedPerSec = round2(float64(res.Accepted) / secs)
+	res.RequestsPerSec = round2(float64(len(lat)) / secs)
+	return res, nil
 }

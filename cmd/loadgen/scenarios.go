@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,234 +9,189 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 )
 
 // Scenario is one measurement: a load run, a backlog or a series of starts.
 type Scenario struct {
-	Name string `json:"name"`
-	// LoadAvg is the machine's 1-minute load average before and after:
-	// the machine may be shared.
-	LoadAvg [2]float64     `json:"loadAvg"`
-	Load    *LoadResult    `json:"load,omitempty"`
-	Backlog *BacklogResult `json:"backlog,omitempty"`
-	Ready   *ReadyResult   `json:"ready,omitempty"`
-	// PeakRSSMB is the gateway process's VmHWM at the end.
-	PeakRSSMB float64 `json:"peakRSSMB,omitempty"`
-	Note      string  `json:"note,omitempty"`
+	Name      string       `json:"name"`
+	LoadAvg   [2]float64   `json:"loadAvg"`        // the machine's 1-minute load average before and after
+	Load      *LoadResult  `json:"load,omitempty"` // a load run, or the posting of a backlog
+	Drain     *DrainResult `json:"drain,omitempty"`
+	Ready     *ReadyResult `json:"ready,omitempty"`
+	PeakRSSMB float64      `json:"peakRSSMB,omitempty"` // the gateway's VmHWM at the end
+	Note      string       `json:"note,omitempty"`
 }
 
-func runID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// DrainResult is how fast a backlog posted while the receiver was down
+// drained once it was back, and how many accepted referrals were lost: not
+// delivered (nor acknowledged) once the outbox was empty.
+type DrainResult struct {
+	Queued  int     `json:"queued"` // gateway_outbox_depth when the receiver came back
+	Seconds float64 `json:"seconds"`
+	PerSec  float64 `json:"perSec"`
+	Lost    int     `json:"lost"`
 }
 
-// startEnv starts a gateway and a sandbox receiver.
-func (o *options) startEnv(ctx context.Context) (*Env, error) {
-	env, err := NewEnv(o.gateway)
-	if err != nil {
-		return nil, err
-	}
-	if err := env.StartSandbox(ctx); err != nil {
-		env.Close()
-		return nil, err
-	}
-	if _, err := env.StartGateway(ctx); err != nil {
-		env.Close()
-		return nil, err
-	}
-	return env, nil
+// ReadyResult is the time from starting `gateway serve` to its first 200
+// from /readyz: the first start on a new store (migrations run), then
+// restarts on the existing one.
+type ReadyResult struct {
+	FirstMs    float64   `json:"firstMs"`
+	MedianMs   float64   `json:"medianMs"`
+	MaxMs      float64   `json:"maxMs"`
+	RestartsMs []float64 `json:"restartsMs"`
 }
 
-func (o *options) generate(mix Mix) ([]*Variant, error) {
-	return Generate(o.cases, o.institutions(), o.variants, mix, time.Now(), o.seed)
-}
-
-// loadScenario posts referrals at rate (0: flat out) to a spawned gateway,
-// delivering to its sandbox meanwhile, or to --target.
-func loadScenario(ctx context.Context, o *options, name string, rate float64, spawn bool) (*Scenario, error) {
-	vs, err := o.generate(DefaultMix)
-	if err != nil {
-		return nil, err
-	}
-	lo := LoadOptions{
-		Target: o.target, Rate: rate, Duration: o.duration, Warmup: o.warmup, Concurrency: o.concurrency,
-		MaxRequests: o.maxRequests, Tokens: o.tokens, Variants: vs, Run: runID(),
-	}
-	sc := &Scenario{Name: name}
-	sc.LoadAvg[0] = loadAvg()
-	var env *Env
-	if spawn {
-		if env, err = o.startEnv(ctx); err != nil {
-			return nil, err
+// runScenarios runs what --scenario names (the suite: SQLite at 50
+// requests/s and flat out, the backlog and the time to ready, then the
+// budget) into rep. A scenario that cannot run is reported, with why, and
+// the others still run. The error names every scenario not measured, every
+// request that failed (an answer neither the expected one nor a clean
+// refusal) and every accepted referral not delivered; a figure over its
+// budget is not an error, since a shared machine can cause it.
+func runScenarios(ctx context.Context, o *options, rep *Report, stderr io.Writer) error {
+	var errs []error
+	measure := func(name string, run func(*Scenario) error) {
+		if ctx.Err() != nil {
+			return
 		}
-		defer env.Close()
-		lo.Target = env.API
-	}
-	if sc.Load, err = RunLoad(ctx, lo); err != nil {
-		return nil, err
-	}
-	if env != nil {
-		if sc.PeakRSSMB, err = env.PeakRSSMB(); err != nil {
-			return nil, err
+		fmt.Fprintf(stderr, "loadgen: %s\n", name)
+		sc := Scenario{Name: name}
+		sc.LoadAvg[0] = loadAvg()
+		if err := run(&sc); err != nil {
+			sc = Scenario{Name: name, Note: "not measured: " + err.Error(), LoadAvg: sc.LoadAvg}
+			errs = append(errs, fmt.Errorf("%s not measured: %w", name, err))
 		}
+		sc.LoadAvg[1] = loadAvg()
+		if l := sc.Load; l != nil && l.Errors > 0 {
+			errs = append(errs, fmt.Errorf("%s: %d errors, e.g. %s", name, l.Errors, l.ErrorSamples[0]))
+		}
+		if d := sc.Drain; d != nil && d.Lost > 0 {
+			errs = append(errs, fmt.Errorf("%s: %d accepted but not delivered", name, d.Lost))
+		}
+		rep.Scenarios = append(rep.Scenarios, sc)
 	}
-	sc.LoadAvg[1] = loadAvg()
-	return sc, nil
+	load := func(rate float64, spawn, backlog bool) func(*Scenario) error {
+		return func(sc *Scenario) error { return o.load(ctx, sc, rate, spawn, backlog) }
+	}
+	ready := func(sc *Scenario) error { return o.ready(ctx, sc) }
+	backlog := fmt.Sprintf("backlog of %d", o.backlog)
+	switch o.scenario {
+	case "load":
+		measure("load", load(o.rate, o.target == "", false))
+	case "backlog":
+		measure(backlog, load(0, true, true))
+	case "ready":
+		measure("time to ready", ready)
+	case "suite":
+		measure(fmt.Sprintf("sqlite %d req/s", budgetRate), load(budgetRate, true, false))
+		measure("sqlite flat out", load(0, true, false))
+		measure(backlog, load(0, true, true))
+		measure("time to ready", ready)
+		rep.Budget = budget(rep.Scenarios, o.goBench)
+	default:
+		return fmt.Errorf("--scenario %q: use load, backlog, ready or suite", o.scenario)
+	}
+	return errors.Join(append(errs, ctx.Err())...)
 }
 
-// BacklogResult is what became of a backlog posted at once while the
-// receiver was down, and how fast it drained once the receiver was back.
-type BacklogResult struct {
-	Posted      int     `json:"posted"`
-	Concurrency int     `json:"concurrency"`
-	Accepted    int     `json:"accepted"`
-	Refused     int     `json:"refused"` // 429 or 503
-	Failed      int     `json:"failed"`  // any other answer, or none
-	PostSecs    float64 `json:"postSeconds"`
-	PostLat     Latency `json:"postLatencyMs"`
-	Queued      int     `json:"queued"` // gateway_outbox_depth when the receiver came back
-	DrainSecs   float64 `json:"drainSeconds"`
-	PerSec      float64 `json:"drainedPerSec"`
-	// Lost counts accepted referrals that were not delivered (or
-	// acknowledged) once the outbox was empty.
-	Lost int `json:"lost"`
-}
-
-// backlogScenario freezes the sandbox receiver (SIGSTOP: connections are
-// accepted, nothing is answered, so the delivery workers wait and the
-// outbox fills), posts --backlog distinct allowed referrals as fast as
-// --backlog-concurrency requests in flight allow, thaws the receiver and
-// times until the outbox is empty; then it reads every accepted referral
-// back and counts those not delivered.
-func backlogScenario(ctx context.Context, o *options) (*Scenario, error) {
-	vs, err := o.generate(Mix{Override: DefaultMix.Override})
+// load posts referrals at rate (0: flat out) to a spawned gateway,
+// delivering to its sandbox meanwhile, or to --target. A backlog is
+// --backlog distinct allowed referrals, posted as fast as
+// backlogConcurrency requests in flight allow while the receiver is
+// frozen, then drained.
+func (o *options) load(ctx context.Context, sc *Scenario, rate float64, spawn, backlog bool) error {
+	cases, err := loadCases(o.cases, time.Now())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	sc := &Scenario{Name: fmt.Sprintf("backlog of %d", o.backlog)}
-	sc.LoadAvg[0] = loadAvg()
-	env, err := o.startEnv(ctx)
+	lo := LoadOptions{Target: o.target, Rate: rate, Duration: o.duration, Warmup: warmup, Concurrency: o.concurrency,
+		MaxRequests: maxRequests, Cases: cases}
+	if backlog {
+		lo.Cases = slices.DeleteFunc(cases, func(c *Case) bool { return c.Expect != "allow" })
+		lo.Duration, lo.Warmup, lo.Concurrency, lo.MaxRequests = 10*time.Minute, 0, backlogConcurrency, o.backlog
+	}
+	if !spawn {
+		sc.Load, err = RunLoad(ctx, lo)
+		return err
+	}
+	env, err := NewEnv(ctx, o.gateway, true)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer env.Close()
-	if err := env.FreezeSandbox(true); err != nil {
-		return nil, err
+	lo.Target = env.API
+	// SIGSTOP: the receiver's connections are accepted and nothing is
+	// answered, so the delivery workers wait and the outbox fills.
+	if backlog {
+		if err := env.sbx.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
 	}
-	res, err := RunLoad(ctx, LoadOptions{
-		Target: env.API, Duration: 10 * time.Minute, Concurrency: o.backlogConc, MaxRequests: o.backlog,
-		Tokens: o.tokens, Variants: vs, Run: runID(), KeepIDs: true,
-	})
-	if err != nil {
-		return nil, err
+	if sc.Load, err = RunLoad(ctx, lo); err != nil {
+		return err
 	}
-	b := &BacklogResult{Posted: res.Requests, Concurrency: o.backlogConc, Accepted: res.Accepted, Refused: res.Refused, Failed: res.Errors,
-		PostSecs: res.Seconds, PostLat: res.Latency}
-	sc.Backlog = b
-	hc := newClient(16)
+	if backlog {
+		return drain(ctx, env, sc)
+	}
+	sc.PeakRSSMB, err = env.PeakRSSMB()
+	return err
+}
+
+// drain thaws the frozen receiver and times until the outbox is empty, takes
+// the gateway's peak RSS, then reads every referral accepted in sc.Load
+// back and counts those not delivered.
+func drain(ctx context.Context, env *Env, sc *Scenario) error {
+	hc := newClient(1)
 	defer hc.CloseIdleConnections()
 	depth, err := metric(ctx, hc, env.API, "gateway_outbox_depth")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	b.Queued = int(depth)
 	start := time.Now()
-	if err := env.FreezeSandbox(false); err != nil {
-		return nil, err
+	if err := env.sbx.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		return err
 	}
 	left := depth
 	for left > 0 && time.Since(start) < 5*time.Minute {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if left, err = metric(ctx, hc, env.API, "gateway_outbox_depth"); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	el := time.Since(start).Seconds()
-	b.DrainSecs, b.PerSec = round2(el), round2((depth-left)/el)
 	if left > 0 {
-		sc.Note = fmt.Sprintf("gave up after 5 min with %v messages still queued", left)
+		return fmt.Errorf("%v of %v messages still queued after 5 min", left, depth)
 	}
+	el := time.Since(start).Seconds()
+	d := &DrainResult{Queued: int(depth), Seconds: round2(el), PerSec: round2(depth / el)}
 	if sc.PeakRSSMB, err = env.PeakRSSMB(); err != nil {
-		return nil, err
+		return err
 	}
-	if b.Lost, err = undelivered(ctx, hc, env.API, o.tokens, res.IDs); err != nil {
-		return nil, err
+	for id, token := range sc.Load.IDs {
+		body, err := get(ctx, hc, env.API+"/v1/referrals/"+id, token)
+		var v struct{ Status string }
+		if err == nil {
+			err = json.Unmarshal(body, &v)
+		}
+		if err != nil {
+			return fmt.Errorf("reading accepted referral %s back: %w", id, err)
+		} else if v.Status != "delivered" && v.Status != "acknowledged" {
+			d.Lost++
+		}
 	}
-	sc.LoadAvg[1] = loadAvg()
-	return sc, nil
-}
-
-// undelivered reads back each accepted referral (GET /v1/referrals/{id})
-// and counts those neither delivered nor acknowledged.
-func undelivered(ctx context.Context, hc *http.Client, api string, tokens map[string]string, ids []Accepted) (int, error) {
-	var mu sync.Mutex
-	var lost int
-	var errs []error
-	work := make(chan Accepted)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for a := range work {
-				st, err := referralStatus(ctx, hc, api, tokens[a.Institution], a.ID)
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, err)
-				} else if st != "delivered" && st != "acknowledged" {
-					lost++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for _, a := range ids {
-		work <- a
-	}
-	close(work)
-	wg.Wait()
-	if len(errs) > 0 {
-		return lost, fmt.Errorf("reading %d accepted referrals back: %w", len(errs), errs[0])
-	}
-	return lost, nil
-}
-
-func referralStatus(ctx context.Context, hc *http.Client, api, token, id string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/v1/referrals/"+id, nil)
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET /v1/referrals/%s: status %d", id, resp.StatusCode)
-	}
-	var v struct{ Status string }
-	err = json.NewDecoder(resp.Body).Decode(&v)
-	return v.Status, err
+	sc.Drain = d
+	return nil
 }
 
 // metric reads one unlabelled gauge or counter from the gateway's /metrics.
 func metric(ctx context.Context, hc *http.Client, api, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := get(ctx, hc, api+"/metrics", "")
 	if err != nil {
 		return 0, err
 	}
@@ -252,40 +205,29 @@ func metric(ctx context.Context, hc *http.Client, api, name string) (float64, er
 	return 0, fmt.Errorf("/metrics has no %s", name)
 }
 
-// ReadyResult is the time from starting `gateway serve` to its first 200
-// from /readyz: the first start on a new store (migrations run), then
-// restarts on the existing one.
-type ReadyResult struct {
-	FirstMs    float64   `json:"firstMs"`
-	MedianMs   float64   `json:"medianMs"`
-	MaxMs      float64   `json:"maxMs"`
-	RestartsMs []float64 `json:"restartsMs"`
-}
-
-func readyScenario(ctx context.Context, o *options) (*Scenario, error) {
-	sc := &Scenario{Name: "time to ready"}
-	sc.LoadAvg[0] = loadAvg()
-	env, err := NewEnv(o.gateway)
+// ready starts `gateway serve` on a new store, then restarts it
+// readyRestarts times, timing each until it is ready.
+func (o *options) ready(ctx context.Context, sc *Scenario) error {
+	env, err := NewEnv(ctx, o.gateway, false)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer env.Close()
 	var all []float64
-	for range o.readyRuns + 1 {
+	for range readyRestarts + 1 {
 		d, err := env.StartGateway(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		all = append(all, ms(d))
 		if rss, err := env.PeakRSSMB(); err == nil {
 			sc.PeakRSSMB = max(sc.PeakRSSMB, rss)
 		}
-		if err := env.StopGateway(); err != nil {
-			return nil, errors.Join(err, errors.New(env.logTail("gateway")))
+		if err := env.gw.stop(); err != nil {
+			return err
 		}
 	}
 	rs := slices.Sorted(slices.Values(all[1:]))
 	sc.Ready = &ReadyResult{FirstMs: all[0], RestartsMs: all[1:], MedianMs: rs[len(rs)/2], MaxMs: slices.Max(all)}
-	sc.LoadAvg[1] = loadAvg()
-	return sc, nil
+	return nil
 }

@@ -1,15 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -17,17 +16,13 @@ import (
 	"github.com/student-mh-referrals/gateway/gateway/config"
 )
 
-// Env is a spawned gateway's configuration and processes: the gateway and
-// the sandbox receiver, each its own process so that the gateway's memory
-// is its own. Its files (configuration, SQLite store, logs) are in a
-// temporary directory that Close removes.
+// Env is a spawned gateway and sandbox receiver, each its own process so
+// that the gateway's memory is its own. Their files (configuration, SQLite
+// store, logs) are in a temporary directory that Close removes.
 type Env struct {
-	binary  string // the gateway binary
-	dir     string
-	cfg     string
-	API     string // http://127.0.0.1:port
-	Sandbox string
-	gw, sbx *proc
+	binary, dir, cfg string
+	API              string // http://127.0.0.1:port
+	gw, sbx          *proc
 }
 
 // proc is a started process, reaped in the background so that its exit
@@ -38,179 +33,102 @@ type proc struct {
 	err  error
 }
 
-// freeAddr asks the kernel for a free loopback port.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// NewEnv writes the configuration (the example configuration with ports and
+// a store of its own) and, with start, starts the sandbox receiver and the
+// gateway.
+func NewEnv(ctx context.Context, binary string, start bool) (_ *Env, err error) {
+	var addrs [2]string // free loopback ports for the API and the sandbox
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = ln.Addr().String()
+		ln.Close()
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// NewEnv writes the configuration (the example configuration with its own
-// ports and store) without starting anything.
-func NewEnv(binary string) (_ *Env, err error) {
-	if binary == "" {
-		return nil, errors.New("--gateway: the gateway binary to spawn is required (make bench builds build/bin/gateway)")
-	}
-	d, err := os.MkdirTemp("", "loadgen-")
+	dir, err := os.MkdirTemp("", "loadgen-")
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{binary: binary, dir: d}
+	e := &Env{binary: binary, dir: dir, cfg: filepath.Join(dir, "gateway.yaml"), API: "http://" + addrs[0]}
 	defer func() {
 		if err != nil {
 			e.Close()
 		}
 	}()
-	api, err := freeAddr()
-	if err != nil {
-		return nil, err
+	y := strings.NewReplacer("127.0.0.1:8080", addrs[0], "127.0.0.1:8081", addrs[1],
+		// A retry after a timed-out attempt comes soon: the backlog
+		// scenario freezes the receiver for a while.
+		"baseBackoff: 10s", "baseBackoff: 200ms",
+		"path: data/gateway.db", "path: "+filepath.Join(dir, "gateway.db"),
+	).Replace(string(config.Example))
+	if err := os.WriteFile(e.cfg, []byte(y), 0o600); err != nil || !start {
+		return e, err
 	}
-	sbx, err := freeAddr()
-	if err != nil {
-		return nil, err
+	if e.sbx, _, err = e.start(ctx, "http://"+addrs[1]+"/healthz", "sandbox", "sandbox-receiver"); err != nil {
+		return e, err
 	}
-	e.API, e.Sandbox = "http://"+api, "http://"+sbx
-	y := string(config.Example)
-	y = strings.ReplaceAll(y, "listen: 127.0.0.1:8080", "listen: "+api)
-	y = strings.ReplaceAll(y, "listen: 127.0.0.1:8081", "listen: "+sbx)
-	y = strings.ReplaceAll(y, "http://127.0.0.1:8081/fhir", "http://"+sbx+"/fhir")
-	y = strings.ReplaceAll(y, "http://127.0.0.1:8080/fhir", "http://"+api+"/fhir")
-	// A retry after a timed-out attempt comes soon: the backlog scenario
-	// freezes the receiver for a while.
-	y = strings.ReplaceAll(y, "baseBackoff: 10s", "baseBackoff: 200ms")
-	y = strings.ReplaceAll(y, "path: data/gateway.db", "path: "+filepath.Join(e.dir, "gateway.db"))
-	if strings.Contains(y, "127.0.0.1:808") {
-		return nil, errors.New("an address of the example configuration survived the rewrite")
-	}
-	e.cfg = filepath.Join(e.dir, "gateway.yaml")
-	if err := os.WriteFile(e.cfg, []byte(y), 0o600); err != nil {
-		return nil, err
-	}
-	return e, nil
+	_, err = e.StartGateway(ctx)
+	return e, err
 }
 
-func (e *Env) start(name string, args ...string) (*proc, error) {
+// start starts the gateway binary with args and waits until url answers
+// 200, returning how long that took from the start of the process.
+func (e *Env) start(ctx context.Context, url, name string, args ...string) (*proc, time.Duration, error) {
 	logf, err := os.OpenFile(filepath.Join(e.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.binary, args...)
+	t0 := time.Now()
+	cmd := exec.Command(e.binary, append(args, "--config", e.cfg)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
-	return p, nil
-}
-
-// StartSandbox starts the sandbox receiver and waits until it answers.
-func (e *Env) StartSandbox(ctx context.Context) error {
-	cmd, err := e.start("sandbox", "sandbox-receiver", "--config", e.cfg)
-	if err != nil {
-		return err
+	hc := &http.Client{Timeout: time.Second}
+	defer hc.CloseIdleConnections()
+	for time.Since(t0) < 30*time.Second {
+		if _, err := get(ctx, hc, url, ""); err == nil {
+			return p, time.Since(t0), nil
+		}
+		select {
+		case <-p.done:
+			log, _ := os.ReadFile(logf.Name())
+			return nil, 0, fmt.Errorf("%s %s exited (%v) before it answered %s; log: %s", e.binary, name, p.err, url, bytes.TrimSpace(log[max(0, len(log)-2000):]))
+		case <-ctx.Done():
+			return p, 0, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
 	}
-	e.sbx = cmd
-	_, err = waitFor(ctx, e.Sandbox+"/healthz", cmd, time.Now())
-	return err
+	return p, 0, fmt.Errorf("%s did not answer 200 within 30 s", url)
 }
 
 // StartGateway starts `gateway serve` and returns how long it took from the
 // start of the process to its first 200 from /readyz.
-func (e *Env) StartGateway(ctx context.Context) (time.Duration, error) {
-	t0 := time.Now()
-	cmd, err := e.start("gateway", "serve", "--config", e.cfg)
-	if err != nil {
-		return 0, err
-	}
-	e.gw = cmd
-	d, err := waitFor(ctx, e.API+"/readyz", cmd, t0)
-	if err != nil {
-		return 0, fmt.Errorf("%w (log: %s)", err, e.logTail("gateway"))
-	}
-	return d, nil
-}
-
-// waitFor polls url every 2 ms until it answers 200, for at most 30 s.
-func waitFor(ctx context.Context, url string, p *proc, t0 time.Time) (time.Duration, error) {
-	hc := &http.Client{Timeout: time.Second}
-	defer hc.CloseIdleConnections()
-	deadline := t0.Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := hc.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Since(t0), nil
-			}
-		}
-		select {
-		case <-p.done:
-			return 0, fmt.Errorf("%s exited (%v) before it answered %s", p.cmd.Path, p.err, url)
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-	return 0, fmt.Errorf("%s did not answer 200 within 30 s", url)
-}
-
-// logTail is the end of a process's log, for error messages.
-func (e *Env) logTail(name string) string {
-	b, err := os.ReadFile(filepath.Join(e.dir, name+".log"))
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// FreezeSandbox stops (SIGSTOP) or resumes (SIGCONT) the sandbox process:
-// while it is stopped the kernel still accepts connections, so the
-// delivery worker's posts wait, unanswered, and the outbox fills.
-func (e *Env) FreezeSandbox(freeze bool) error {
-	if e.sbx == nil {
-		return errors.New("no sandbox running")
-	}
-	sig := syscall.SIGCONT
-	if freeze {
-		sig = syscall.SIGSTOP
-	}
-	return e.sbx.cmd.Process.Signal(sig)
+func (e *Env) StartGateway(ctx context.Context) (d time.Duration, err error) {
+	e.gw, d, err = e.start(ctx, e.API+"/readyz", "gateway", "serve")
+	return d, err
 }
 
 // PeakRSSMB is the gateway's peak resident set so far (VmHWM), in MB.
 func (e *Env) PeakRSSMB() (float64, error) {
-	if e.gw == nil {
-		return 0, errors.New("no gateway running")
-	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.gw.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
+	_, v, ok := strings.Cut(string(b), "VmHWM:")
+	var kb float64
+	if err == nil && !ok {
+		err = fmt.Errorf("/proc/%d/status has no VmHWM", e.gw.cmd.Process.Pid)
+	} else if err == nil {
+		_, err = fmt.Sscan(v, &kb)
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return round2(kb / 1024), err
-		}
-	}
-	return 0, errors.New("/proc/PID/status has no VmHWM")
+	return round2(kb / 1024), err
 }
 
-// StopGateway ends the gateway with SIGTERM (it drains and stops) and
-// waits; after 20 s it is killed.
-func (e *Env) StopGateway() error {
-	err := stop(e.gw)
-	e.gw = nil
-	return err
-}
-
-func stop(p *proc) error {
+// stop ends p with SIGTERM (the gateway drains and stops) and waits; after
+// 20 s it is killed. A stopped process stops again at once.
+func (p *proc) stop() error {
 	if p == nil {
 		return nil
 	}
@@ -218,18 +136,15 @@ func stop(p *proc) error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-		return p.err
 	case <-time.After(20 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
-		return fmt.Errorf("%s did not stop within 20 s of SIGTERM; killed", p.cmd.Path)
 	}
+	return p.err
 }
 
 // Close stops both processes and removes the directory.
 func (e *Env) Close() {
-	_ = stop(e.gw)
-	_ = stop(e.sbx)
-	e.gw, e.sbx = nil, nil
+	_, _ = e.gw.stop(), e.sbx.stop()
 	_ = os.RemoveAll(e.dir)
 }
