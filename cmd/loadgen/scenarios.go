@@ -146,7 +146,7 @@ func (o *options) load(ctx context.Context, sc *Scenario, rate float64, spawn, b
 func drain(ctx context.Context, env *Env, sc *Scenario) error {
 	hc := newClient(1)
 	defer hc.CloseIdleConnections()
-	depth, err := metric(ctx, hc, env.API, "gateway_outbox_depth")
+	depth, err := metric(ctx, hc, env.Metrics, "gateway_outbox_depth")
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func drain(ctx context.Context, env *Env, sc *Scenario) error {
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
-		if left, err = metric(ctx, hc, env.API, "gateway_outbox_depth"); err != nil {
+		if left, err = metric(ctx, hc, env.Metrics, "gateway_outbox_depth"); err != nil {
 			return err
 		}
 	}
@@ -189,9 +189,10 @@ func drain(ctx context.Context, env *Env, sc *Scenario) error {
 	return nil
 }
 
-// metric reads one unlabelled gauge or counter from the gateway's /metrics.
-func metric(ctx context.Context, hc *http.Client, api, name string) (float64, error) {
-	b, err := get(ctx, hc, api+"/metrics", "")
+// metric reads one unlabelled gauge or counter from /metrics on the
+// gateway's metrics listener.
+func metric(ctx context.Context, hc *http.Client, metrics, name string) (float64, error) {
+	b, err := get(ctx, hc, metrics+"/metrics", "")
 	if err != nil {
 		return 0, err
 	}

@@ -22,6 +22,7 @@ import (
 type Env struct {
 	binary, dir, cfg string
 	API              string // http://127.0.0.1:port
+	Metrics          string // the gateway's metrics listener, http://127.0.0.1:port
 	gw, sbx          *proc
 }
 
@@ -37,7 +38,7 @@ type proc struct {
 // a store of its own) and, with start, starts the sandbox receiver and the
 // gateway.
 func NewEnv(ctx context.Context, binary string, start bool) (_ *Env, err error) {
-	var addrs [2]string // free loopback ports for the API and the sandbox
+	var addrs [3]string // free loopback ports for the API, the sandbox and the metrics
 	for i := range addrs {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -50,13 +51,13 @@ func NewEnv(ctx context.Context, binary string, start bool) (_ *Env, err error) 
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{binary: binary, dir: dir, cfg: filepath.Join(dir, "gateway.yaml"), API: "http://" + addrs[0]}
+	e := &Env{binary: binary, dir: dir, cfg: filepath.Join(dir, "gateway.yaml"), API: "http://" + addrs[0], Metrics: "http://" + addrs[2]}
 	defer func() {
 		if err != nil {
 			e.Close()
 		}
 	}()
-	y := strings.NewReplacer("127.0.0.1:8080", addrs[0], "127.0.0.1:8081", addrs[1],
+	y := strings.NewReplacer("127.0.0.1:8080", addrs[0], "127.0.0.1:8081", addrs[1], "127.0.0.1:9090", addrs[2],
 		// A retry after a timed-out attempt comes soon: the backlog
 		// scenario freezes the receiver for a while.
 		"baseBackoff: 10s", "baseBackoff: 200ms",
