@@ -127,7 +127,14 @@ type LoadOptions struct {
 	Duration, Warmup         time.Duration
 	Concurrency, MaxRequests int
 	Cases                    []*Case // posted in turn, each under a new case id
+	// Retry posts a referral refused with 429 or 503 again after a second
+	// (the gateway's Retry-After), as a university's system does, up to
+	// maxRetries times.
+	Retry bool
 }
+
+// maxRetries bounds how often one refused referral is posted again.
+const maxRetries = 120
 
 // LoadResult is what one load run measured. Requests sent during the
 // warm-up are not in it.
@@ -139,10 +146,12 @@ type LoadResult struct {
 	// Accepted counts allowed cases answered 202 (or 200, the same
 	// referral again); Denied refused cases answered 403; Refused 429 and
 	// 503, the answers of a gateway that sheds load; Errors anything else.
-	Accepted       int      `json:"accepted"`
-	Denied         int      `json:"denied"`
-	Refused        int      `json:"refused"`
-	Errors         int      `json:"errors"`
+	Accepted int `json:"accepted"`
+	Denied   int `json:"denied"`
+	Refused  int `json:"refused"`
+	Errors   int `json:"errors"`
+	// Retries counts the refusals that were posted again (LoadOptions.Retry).
+	Retries        int      `json:"retries"`
 	ErrorSamples   []string `json:"errorSamples,omitempty"`
 	AcceptedPerSec float64  `json:"acceptedPerSec"`
 	RequestsPerSec float64  `json:"requestsPerSec"`
@@ -287,6 +296,17 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 				}
 				c := o.Cases[n%len(o.Cases)]
 				outcome, detail := post(ctx, hc, o.Target, c, fmt.Sprintf("LG-%s-%010d", run, n))
+				for retries := 0; outcome == "refused" && o.Retry && retries < maxRetries; retries++ {
+					mu.Lock()
+					res.Retries++
+					mu.Unlock()
+					select {
+					case <-time.After(time.Second):
+					case <-ctx.Done():
+						return
+					}
+					outcome, detail = post(ctx, hc, o.Target, c, fmt.Sprintf("LG-%s-%010d", run, n))
+				}
 				if due.Before(measureFrom) {
 					continue
 				}

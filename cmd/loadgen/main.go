@@ -165,7 +165,7 @@ func budget(scs []Scenario, goBench string) []BudgetRow {
 		case d != nil:
 			rows[2].Measure = fmt.Sprintf("a backlog of %d referrals posted at once, receiver down", l.Requests)
 			set(2, l.Errors == 0 && d.Lost == 0 && l.Accepted+l.Refused == l.Requests && d.PerSec >= budgetDrainPerSec,
-				"%d accepted, %d refused, %d failed, %d lost; drained %.0f/s", l.Accepted, l.Refused, l.Errors, d.Lost, d.PerSec)
+				"%d accepted (%d posts refused with 503 and retried), %d refused, %d failed, %d lost; drained %.0f/s", l.Accepted, l.Retries, l.Refused, l.Errors, d.Lost, d.PerSec)
 		case l != nil && l.Rate > 0:
 			set(0, l.Latency.P99 <= budgetP99Ms && l.Errors+l.Refused == 0, "p99 %.1f ms (p50 %.1f ms), %d requests, %d errors",
 				l.Latency.P99, l.Latency.P50, l.Requests, l.Errors+l.Refused)

@@ -112,6 +112,7 @@ func (o *options) load(ctx context.Context, sc *Scenario, rate float64, spawn, b
 	if backlog {
 		lo.Cases = slices.DeleteFunc(cases, func(c *Case) bool { return c.Expect != "allow" })
 		lo.Duration, lo.Warmup, lo.Concurrency, lo.MaxRequests = 10*time.Minute, 0, backlogConcurrency, o.backlog
+		lo.Retry = true
 	}
 	if !spawn {
 		sc.Load, err = RunLoad(ctx, lo)
