@@ -2,8 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -19,19 +26,37 @@ import (
 // broken, so that a cron job or a monitor can alert on it.
 const exitTampered = 4
 
-// cmdAudit is `gateway audit verify`: it walks decision chains and names
-// the first record that was altered, removed or reordered.
+// cmdAudit is `gateway audit verify|checkpoint|keygen`.
 func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const use = "usage: gateway audit verify [--config FILE] [--institution UKPRN|gateway] [--json]"
-	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, use)
-		return &exitStatus{code: exitFailure}
+	const use = "usage: gateway audit verify [--config FILE] [--institution UKPRN|gateway] [--checkpoints DIR] [--public-key HEX] [--json]\n" +
+		"       gateway audit checkpoint [--config FILE]\n" +
+		"       gateway audit keygen --out FILE"
+	if len(args) > 0 {
+		switch args[0] {
+		case "verify":
+			return cmdAuditVerify(ctx, args[1:], use, stdout, stderr)
+		case "checkpoint":
+			return cmdAuditCheckpoint(ctx, args[1:], use, stdout, stderr)
+		case "keygen":
+			return cmdAuditKeygen(args[1:], use, stdout, stderr)
+		}
 	}
+	fmt.Fprintln(stderr, use)
+	return &exitStatus{code: exitFailure}
+}
+
+// cmdAuditVerify walks every decision chain the store holds, the
+// configuration names or the newest checkpoint lists, names the first
+// record that was altered, removed or reordered, and holds each chain to
+// the newest signed checkpoint.
+func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stderr io.Writer) error {
 	fs := newFlags("audit verify", stderr)
 	cfgPath := fs.String("config", "", "configuration `file`")
 	inst := fs.String("institution", "", "verify only this institution's chain (a UKPRN, or \"gateway\" for the gateway's own)")
+	cpDir := fs.String("checkpoints", "", "hold the chains to the checkpoints in this `directory` (default: audit.checkpointDir), e.g. a copy kept off the host")
+	pubHex := fs.String("public-key", "", "the Ed25519 public key (`hex`) that must have signed the newest checkpoint (default: that of audit.signingKeyFile)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseNoArgs(fs, args[1:], use+"\n", stderr); err != nil {
+	if err := parseNoArgs(fs, args, use+"\n", stderr); err != nil {
 		return err
 	}
 	cfg, store, err := configStore(ctx, *cfgPath)
@@ -39,14 +64,35 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer store.Close()
+	cps, err := checkpointsFor(cfg, *cpDir, *pubHex)
+	if err != nil {
+		return err
+	}
+	var cp *gateway.Checkpoint
+	cpNote := "no checkpoint directory: the chain heads are not checked"
+	broken := false
+	if cps != nil {
+		switch cp, err = cps.Latest(); {
+		case err != nil:
+			cpNote, broken = "checkpoints in "+cps.Dir+" are not intact: "+err.Error(), true
+		case cp == nil:
+			cpNote = "no checkpoint in " + cps.Dir + ": the chain heads are not checked"
+		default:
+			cpNote = fmt.Sprintf("held to checkpoint %d of %s in %s (signed by %s)", cp.Number, cp.Time.Format(time.RFC3339), cps.Dir, cp.PublicKey)
+		}
+	}
 	chains := []string{*inst}
 	if *inst == "" {
-		chains = knownChains(cfg)
+		if chains, err = allChains(ctx, cfg, store, cp); err != nil {
+			return err
+		}
 	}
 	var out []gwhttp.ChainStatus
-	broken := false
 	for _, c := range chains {
 		v, err := store.Verify(ctx, c)
+		if err == nil {
+			err = cp.Check(ctx, store, &v)
+		}
 		if err != nil {
 			return err
 		}
@@ -54,7 +100,7 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		broken = broken || !v.OK
 	}
 	if *asJSON {
-		b, err := gwhttp.MarshalDocument(map[string]any{"chains": out})
+		b, err := gwhttp.MarshalDocument(map[string]any{"chains": out, "checkpoints": cpNote})
 		if err != nil {
 			return err
 		}
@@ -74,17 +120,118 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		fmt.Fprintln(stdout, "checkpoints:", cpNote)
 	}
 	if broken {
-		return &exitStatus{code: exitTampered, err: fmt.Errorf("a decision chain is broken: see the first bad record above")}
+		return &exitStatus{code: exitTampered, err: fmt.Errorf("a decision chain or the checkpoints are broken: see above")}
 	}
+	return nil
+}
+
+// checkpointsFor is the checkpoint directory verify reads: dir or
+// audit.checkpointDir, trusting pubHex or the signing key's public key.
+func checkpointsFor(cfg *config.Config, dir, pubHex string) (*gateway.CheckpointDir, error) {
+	if pubHex == "" {
+		cps, err := checkpointDir(cfg)
+		if cps != nil && dir != "" {
+			cps.Dir = dir
+		}
+		return cps, err
+	}
+	pub, err := hex.DecodeString(pubHex)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("--public-key: an Ed25519 public key in hex (64 digits)")
+	}
+	if dir == "" {
+		dir = cfg.Audit.CheckpointDir
+	}
+	return &gateway.CheckpointDir{Dir: dir, Trusted: pub}, nil
+}
+
+// allChains is every chain to verify: those the store holds (records or a
+// head), those the configuration names and those the checkpoint lists, so
+// that a chain deleted with its head is still reported.
+func allChains(ctx context.Context, cfg *config.Config, store gateway.Store, cp *gateway.Checkpoint) ([]string, error) {
+	heads, err := store.Chains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := knownChains(cfg)
+	for _, h := range heads {
+		out = append(out, h.Institution)
+	}
+	if cp != nil {
+		for _, h := range cp.Chains {
+			out = append(out, h.Institution)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// cmdAuditCheckpoint writes a signed checkpoint of every chain head now.
+func cmdAuditCheckpoint(ctx context.Context, args []string, use string, stdout, stderr io.Writer) error {
+	fs := newFlags("audit checkpoint", stderr)
+	cfgPath := fs.String("config", "", "configuration `file`")
+	if err := parseNoArgs(fs, args, use+"\n", stderr); err != nil {
+		return err
+	}
+	cfg, store, err := configStore(ctx, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	keys, err := cfg.SigningKeys()
+	if err != nil {
+		return err
+	}
+	if cfg.Audit.CheckpointDir == "" {
+		return fmt.Errorf("audit.checkpointDir: set it to write checkpoints")
+	}
+	cp, err := checkpoint(ctx, store, cfg.Audit.CheckpointDir, keys, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "checkpoint %d of %s: %d chains, %s\n", cp.Number, cp.Time.Format(time.RFC3339), len(cp.Chains),
+		filepath.Join(cfg.Audit.CheckpointDir, cp.Name))
+	return nil
+}
+
+// cmdAuditKeygen writes a new Ed25519 checkpoint signing key (PKCS #8 PEM,
+// readable by its owner only) and prints its public key.
+func cmdAuditKeygen(args []string, use string, stdout, stderr io.Writer) error {
+	fs := newFlags("audit keygen", stderr)
+	out := fs.String("out", "", "write the private key to this new `file`")
+	if err := parseNoArgs(fs, args, use+"\n", stderr); err != nil {
+		return err
+	}
+	if *out == "" {
+		fmt.Fprintln(stderr, use)
+		return &exitStatus{code: exitFailure}
+	}
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err = errors.Join(err, f.Close()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s; public key %x\n", *out, []byte(pub))
 	return nil
 }
 
 // knownChains lists the chains the configuration knows of: every
 // institution a client or a service's eligibility names, and the gateway's
-// own. (The store has no list of chains; verify another one with
-// --institution.)
+// own.
 func knownChains(cfg *config.Config) []string {
 	var out []string
 	add := func(s string) {
