@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -256,8 +257,12 @@ func WriteCheckpoint(ctx context.Context, log DecisionLog, dir string, keys []ed
 	if endorse != nil {
 		f.PreviousKeySignature = base64.StdEncoding.EncodeToString(ed25519.Sign(endorse, body))
 	}
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
+	// Compact, without HTML escaping: the signed bytes go into the file
+	// exactly as they were signed.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(f); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -270,7 +275,7 @@ func WriteCheckpoint(ctx context.Context, log DecisionLog, dir string, keys []ed
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(b, '\n'))
+	_, err = tmp.Write(buf.Bytes())
 	if err = errors.Join(err, tmp.Sync(), tmp.Close()); err != nil {
 		return nil, err
 	}
@@ -320,4 +325,25 @@ func (cp *Checkpoint) Check(ctx context.Context, log DecisionLog, v *ChainVerifi
 		}
 	}
 	return nil
+}
+
+// ChainNames is every chain to verify, in order: those log holds (records
+// or a head), those cp lists (so that a chain deleted with its head is
+// still reported) and extra (those the configuration names).
+func ChainNames(ctx context.Context, log DecisionLog, cp *Checkpoint, extra ...string) ([]string, error) {
+	heads, err := log.Chains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(extra)
+	for _, h := range heads {
+		out = append(out, h.Institution)
+	}
+	if cp != nil {
+		for _, h := range cp.Chains {
+			out = append(out, h.Institution)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }

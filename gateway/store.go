@@ -426,8 +426,8 @@ type DecisionLog interface {
 	// checks that every referral's decision record is in it. A broken
 	// chain is a result, not an error.
 	Verify(ctx context.Context, institution string) (ChainVerification, error)
-	// Chains lists every institution that has a decision record or a chain
-	// head, in order, with its head as the store holds it (zero when the
+	// Chains lists every institution that has a decision record, a chain
+	// head or a referral, in order, with its head as the store holds it (zero when the
 	// head row is gone): what verify and checkpoints cover, whatever the
 	// configuration names.
 	Chains(ctx context.Context) ([]ChainHead, error)

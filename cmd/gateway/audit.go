@@ -83,7 +83,7 @@ func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stde
 	}
 	chains := []string{*inst}
 	if *inst == "" {
-		if chains, err = allChains(ctx, cfg, store, cp); err != nil {
+		if chains, err = gateway.ChainNames(ctx, store, cp, knownChains(cfg)...); err != nil {
 			return err
 		}
 	}
@@ -146,27 +146,6 @@ func checkpointsFor(cfg *config.Config, dir, pubHex string) (*gateway.Checkpoint
 		dir = cfg.Audit.CheckpointDir
 	}
 	return &gateway.CheckpointDir{Dir: dir, Trusted: pub}, nil
-}
-
-// allChains is every chain to verify: those the store holds (records or a
-// head), those the configuration names and those the checkpoint lists, so
-// that a chain deleted with its head is still reported.
-func allChains(ctx context.Context, cfg *config.Config, store gateway.Store, cp *gateway.Checkpoint) ([]string, error) {
-	heads, err := store.Chains(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := knownChains(cfg)
-	for _, h := range heads {
-		out = append(out, h.Institution)
-	}
-	if cp != nil {
-		for _, h := range cp.Chains {
-			out = append(out, h.Institution)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
 }
 
 // cmdAuditCheckpoint writes a signed checkpoint of every chain head now.

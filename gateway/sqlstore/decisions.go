@@ -26,11 +26,12 @@ var (
 		WHERE institution = ? AND seq > ? ORDER BY seq LIMIT ?`)
 	sqlDecision = read(`SELECT ` + decisionCols + ` FROM decision_records
 		WHERE institution = ? AND decision_id = ? ORDER BY seq LIMIT 1`)
-	// sqlChains is every institution with a record or a head, so that
-	// nothing escapes verify or a checkpoint by being left out of the
-	// configuration, or by losing its head row.
+	// sqlChains is every institution with a record, a head or a referral,
+	// so that nothing escapes verify or a checkpoint by being left out of
+	// the configuration, or by losing its records and head.
 	sqlChains = read(`SELECT i.institution, COALESCE(c.seq, 0), COALESCE(c.hash, '')
-		FROM (SELECT institution FROM decision_chains UNION SELECT DISTINCT institution FROM decision_records) i
+		FROM (SELECT institution FROM decision_chains UNION SELECT DISTINCT institution FROM decision_records
+			UNION SELECT DISTINCT institution FROM referrals) i
 		LEFT JOIN decision_chains c ON c.institution = i.institution ORDER BY i.institution`)
 	// sqlUnkeyedHeads are the chains whose head record is not under the
 	// current chain key.
