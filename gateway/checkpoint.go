@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,21 +20,9 @@ import (
 // Records are written under the first key and verified under whichever key
 // they name, so that a rotation keeps older records checkable. The keys live
 // outside the database: whoever can write the database but not read the key
-// file cannot forge or rewrite a keyed record. The zero value has no key:
-// records are then written with the plain SHA-256 scheme.
-type ChainKeys struct {
-	keys [][]byte
-	ids  []string
-}
-
-// NewChainKeys is the keyring of keys, newest first.
-func NewChainKeys(keys ...[]byte) ChainKeys {
-	ks := ChainKeys{keys: keys}
-	for _, k := range keys {
-		ks.ids = append(ks.ids, KeyID(k))
-	}
-	return ks
-}
+// file cannot forge or rewrite a keyed record. Without keys records use the
+// plain SHA-256 scheme.
+type ChainKeys [][]byte
 
 // KeyID names a chain key in the records it keyed: the first 8 bytes of its
 // SHA-256, in hex. It reveals nothing usable about the key.
@@ -44,44 +31,41 @@ func KeyID(key []byte) string {
 	return hex.EncodeToString(s[:8])
 }
 
-// Seal sets r's key id and hash under the newest key (or the plain scheme
-// without one).
-func (ks ChainKeys) Seal(r DecisionRecord) DecisionRecord {
-	r.KeyID = ""
-	if len(ks.keys) > 0 {
-		r.KeyID = ks.ids[0]
-	}
-	r.Hash = ks.hash(r)
-	return r
-}
-
 // Current is the id of the key new records are written under; "" without
 // keys.
 func (ks ChainKeys) Current() string {
-	if len(ks.ids) == 0 {
+	if len(ks) == 0 {
 		return ""
 	}
-	return ks.ids[0]
+	return KeyID(ks[0])
+}
+
+// Seal sets r's key id and hash under the newest key.
+func (ks ChainKeys) Seal(r DecisionRecord) DecisionRecord {
+	r.KeyID = ks.Current()
+	r.Hash = ks.hash(r)
+	return r
 }
 
 // rank orders key ids by age: 0 is the newest key, len(ks) the plain
 // scheme (older than any key), -1 a key the ring does not hold.
 func (ks ChainKeys) rank(id string) int {
 	if id == "" {
-		return len(ks.ids)
+		return len(ks)
 	}
-	return slices.Index(ks.ids, id)
+	return slices.IndexFunc(ks, func(k []byte) bool { return KeyID(k) == id })
 }
 
 // hash is the hash r must carry under the key it names ("" if unknown).
 func (ks ChainKeys) hash(r DecisionRecord) string {
-	if r.KeyID == "" {
+	switch i := ks.rank(r.KeyID); {
+	case r.KeyID == "":
 		return DecisionHash(r)
+	case i < 0:
+		return ""
+	default:
+		return KeyedDecisionHash(r, ks[i])
 	}
-	if i := ks.rank(r.KeyID); i >= 0 {
-		return KeyedDecisionHash(r, ks.keys[i])
-	}
-	return ""
 }
 
 // ChainHead is where a chain ends: its last record's seq and hash.
@@ -276,14 +260,11 @@ func WriteCheckpoint(ctx context.Context, log DecisionLog, dir string, keys []ed
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(buf.Bytes())
-	if err = errors.Join(err, tmp.Sync(), tmp.Close()); err != nil {
-		return nil, err
-	}
 	name := filepath.Join(dir, fmt.Sprintf("checkpoint-%08d.json", cp.Number))
-	if err := os.Link(tmp.Name(), name); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("checkpoint %d was written meanwhile by another gateway", cp.Number)
-		}
+	if err = errors.Join(err, tmp.Sync(), tmp.Close()); err == nil {
+		err = os.Link(tmp.Name(), name)
+	}
+	if err != nil {
 		return nil, err
 	}
 	out, err := readCheckpoint(name)

@@ -2,14 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"text/tabwriter"
@@ -26,19 +20,16 @@ import (
 // broken, so that a cron job or a monitor can alert on it.
 const exitTampered = 4
 
-// cmdAudit is `gateway audit verify|checkpoint|keygen`.
+// cmdAudit is `gateway audit verify|checkpoint`.
 func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const use = "usage: gateway audit verify [--config FILE] [--institution UKPRN|gateway] [--checkpoints DIR] [--public-key HEX] [--json]\n" +
-		"       gateway audit checkpoint [--config FILE]\n" +
-		"       gateway audit keygen --out FILE"
+	const use = "usage: gateway audit verify [--config FILE] [--institution UKPRN|gateway] [--checkpoints DIR] [--json]\n" +
+		"       gateway audit checkpoint [--config FILE]"
 	if len(args) > 0 {
 		switch args[0] {
 		case "verify":
 			return cmdAuditVerify(ctx, args[1:], use, stdout, stderr)
 		case "checkpoint":
 			return cmdAuditCheckpoint(ctx, args[1:], use, stdout, stderr)
-		case "keygen":
-			return cmdAuditKeygen(args[1:], use, stdout, stderr)
 		}
 	}
 	fmt.Fprintln(stderr, use)
@@ -54,7 +45,6 @@ func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stde
 	cfgPath := fs.String("config", "", "configuration `file`")
 	inst := fs.String("institution", "", "verify only this institution's chain (a UKPRN, or \"gateway\" for the gateway's own)")
 	cpDir := fs.String("checkpoints", "", "hold the chains to the checkpoints in this `directory` (default: audit.checkpointDir), e.g. a copy kept off the host")
-	pubHex := fs.String("public-key", "", "the Ed25519 public key (`hex`) that must have signed the newest checkpoint (default: that of audit.signingKeyFile)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseNoArgs(fs, args, use+"\n", stderr); err != nil {
 		return err
@@ -64,9 +54,12 @@ func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stde
 		return err
 	}
 	defer store.Close()
-	cps, err := checkpointsFor(cfg, *cpDir, *pubHex)
+	cps, err := checkpointDir(cfg)
 	if err != nil {
 		return err
+	}
+	if cps != nil && *cpDir != "" {
+		cps.Dir = *cpDir
 	}
 	var cp *gateway.Checkpoint
 	cpNote := "no checkpoint directory: the chain heads are not checked"
@@ -128,26 +121,6 @@ func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stde
 	return nil
 }
 
-// checkpointsFor is the checkpoint directory verify reads: dir or
-// audit.checkpointDir, trusting pubHex or the signing key's public key.
-func checkpointsFor(cfg *config.Config, dir, pubHex string) (*gateway.CheckpointDir, error) {
-	if pubHex == "" {
-		cps, err := checkpointDir(cfg)
-		if cps != nil && dir != "" {
-			cps.Dir = dir
-		}
-		return cps, err
-	}
-	pub, err := hex.DecodeString(pubHex)
-	if err != nil || len(pub) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("--public-key: an Ed25519 public key in hex (64 digits)")
-	}
-	if dir == "" {
-		dir = cfg.Audit.CheckpointDir
-	}
-	return &gateway.CheckpointDir{Dir: dir, Trusted: pub}, nil
-}
-
 // cmdAuditCheckpoint writes a signed checkpoint of every chain head now.
 func cmdAuditCheckpoint(ctx context.Context, args []string, use string, stdout, stderr io.Writer) error {
 	fs := newFlags("audit checkpoint", stderr)
@@ -171,40 +144,8 @@ func cmdAuditCheckpoint(ctx context.Context, args []string, use string, stdout, 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "checkpoint %d of %s: %d chains, %s\n", cp.Number, cp.Time.Format(time.RFC3339), len(cp.Chains),
-		filepath.Join(cfg.Audit.CheckpointDir, cp.Name))
-	return nil
-}
-
-// cmdAuditKeygen writes a new Ed25519 checkpoint signing key (PKCS #8 PEM,
-// readable by its owner only) and prints its public key.
-func cmdAuditKeygen(args []string, use string, stdout, stderr io.Writer) error {
-	fs := newFlags("audit keygen", stderr)
-	out := fs.String("out", "", "write the private key to this new `file`")
-	if err := parseNoArgs(fs, args, use+"\n", stderr); err != nil {
-		return err
-	}
-	if *out == "" {
-		fmt.Fprintln(stderr, use)
-		return &exitStatus{code: exitFailure}
-	}
-	pub, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		return err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err = errors.Join(err, f.Close()); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s; public key %x\n", *out, []byte(pub))
+	fmt.Fprintf(stdout, "checkpoint %d of %s: %d chains, %s, signed by %s\n", cp.Number, cp.Time.Format(time.RFC3339), len(cp.Chains),
+		filepath.Join(cfg.Audit.CheckpointDir, cp.Name), cp.PublicKey)
 	return nil
 }
 
@@ -281,9 +222,7 @@ func runRetention(ctx context.Context, log *zap.Logger, store gateway.Store, r c
 
 // runRetentionWith is runRetention on a given clock, for tests.
 func runRetentionWith(ctx context.Context, log *zap.Logger, store gateway.Store, r config.Retention, now func() time.Time) error {
-	t := time.NewTicker(r.Interval.D())
-	defer t.Stop()
-	for {
+	every(ctx, r.Interval.D(), func() {
 		n, err := purge(ctx, store, r, "gateway:retention", now().UTC())
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -291,9 +230,20 @@ func runRetentionWith(ctx context.Context, log *zap.Logger, store gateway.Store,
 		case n > 0:
 			log.Info("retention run", zap.Int("purged", n), zap.Int("content_days", r.ContentDays))
 		}
+	})
+	return nil
+}
+
+// every calls fn at once, then every d, until ctx ends: the server's
+// scheduled work, which logs its failures and tries again at the next tick.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		fn()
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}

@@ -19,7 +19,7 @@ import (
 // openStore opens the configured store with plain SHA-256 decision chains,
 // creating the SQLite directory when needed; migrations run on open.
 func openStore(ctx context.Context, c config.Store) (gateway.Store, error) {
-	s, err := openStoreWith(ctx, c, gateway.ChainKeys{})
+	s, err := openStoreWith(ctx, c, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -106,23 +106,14 @@ func checkpoint(ctx context.Context, store keyedStore, dir string, keys []ed2551
 }
 
 // runCheckpoints is the server's scheduled checkpoint: once at start, then
-// every interval, until ctx ends. A failure is logged as an error and tried
-// again at the next tick; it never stops the server.
+// every interval, until ctx ends. A failure is logged as an error.
 func runCheckpoints(ctx context.Context, log *zap.Logger, store keyedStore, dir string, keys []ed25519.PrivateKey, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		cp, err := checkpoint(ctx, store, dir, keys, time.Now())
-		switch {
-		case err != nil && ctx.Err() == nil:
+	every(ctx, interval, func() {
+		if cp, err := checkpoint(ctx, store, dir, keys, time.Now()); err != nil && ctx.Err() == nil {
 			log.Error("checkpoint not written", zap.Error(err))
-		case err == nil:
+		} else if err == nil {
 			log.Info("checkpoint", zap.Int64("number", cp.Number), zap.Int("chains", len(cp.Chains)))
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
+	return nil
 }

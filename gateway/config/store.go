@@ -41,7 +41,7 @@ type Audit struct {
 	// records written before a rotation.
 	ChainKeyFile string `json:"chainKeyFile"`
 	// SigningKeyFile holds the Ed25519 key that signs checkpoints (PKCS #8
-	// PEM: `gateway audit keygen` or `openssl genpkey -algorithm ed25519`).
+	// PEM: `openssl genpkey -algorithm ed25519`).
 	// To rotate, put the new key first and keep the old one after it until
 	// the next checkpoint, which the old key then endorses.
 	SigningKeyFile string `json:"signingKeyFile"`
@@ -120,7 +120,7 @@ func (c *Config) PseudonymKey() ([]byte, error) {
 // public demo key in a demo configuration.
 func (c *Config) ChainKeys() (gateway.ChainKeys, error) {
 	keys, err := c.keyFile("audit.chainKeyFile", c.Audit.ChainKeyFile, demoChainKey)
-	return gateway.NewChainKeys(keys...), err
+	return keys, err
 }
 
 // SigningKeys returns the checkpoint signing keys, newest first: read from
@@ -131,7 +131,7 @@ func (c *Config) SigningKeys() ([]ed25519.PrivateKey, error) {
 		if c.Demo {
 			return []ed25519.PrivateKey{ed25519.NewKeyFromSeed(demoSigningSeed[:])}, nil
 		}
-		return nil, fmt.Errorf("%s: required outside demo mode (an Ed25519 key in PEM, from `gateway audit keygen --out FILE`)", field)
+		return nil, fmt.Errorf("%s: required outside demo mode (an Ed25519 key in PEM, from `openssl genpkey -algorithm ed25519 -out signing.pem`)", field)
 	}
 	b, err := os.ReadFile(c.Audit.SigningKeyFile)
 	if err != nil {

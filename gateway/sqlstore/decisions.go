@@ -33,11 +33,6 @@ var (
 		FROM (SELECT institution FROM decision_chains UNION SELECT DISTINCT institution FROM decision_records
 			UNION SELECT DISTINCT institution FROM referrals) i
 		LEFT JOIN decision_chains c ON c.institution = i.institution ORDER BY i.institution`)
-	// sqlUnkeyedHeads are the chains whose head record is not under the
-	// current chain key.
-	sqlUnkeyedHeads = read(`SELECT c.institution FROM decision_chains c
-		JOIN decision_records d ON d.institution = c.institution AND d.seq = c.seq
-		WHERE d.key_id <> ? ORDER BY c.institution`)
 )
 
 // SetChainKeys makes the store write new decision records under keys[0]
@@ -52,31 +47,30 @@ func (db *DB) SetChainKeys(keys gateway.ChainKeys) { db.keys = keys }
 // under an older key, or none, is caught as written outside the gateway.
 // It returns the chains it started.
 func (db *DB) StartKeyedSegments(ctx context.Context, at time.Time) ([]string, error) {
-	if db.keys.Current() == "" {
-		return nil, nil
+	heads, err := db.Chains(ctx)
+	if err != nil || db.keys.Current() == "" {
+		return nil, err
 	}
-	rows, err := db.query(ctx, sqlUnkeyedHeads, db.keys.Current())
-	if err != nil {
-		return nil, db.mapErr(err)
-	}
-	var insts []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			rows.Close()
-			return nil, db.mapErr(err)
+	var started []string
+	for _, h := range heads {
+		if h.Seq == 0 {
+			continue
 		}
-		insts = append(insts, s)
-	}
-	rows.Close()
-	for _, inst := range insts {
+		head, err := db.Decisions(ctx, h.Institution, h.Seq-1, 1)
+		if err != nil {
+			return started, err
+		}
+		if len(head) == 0 || head[0].KeyID == db.keys.Current() {
+			continue
+		}
 		if _, err := gateway.AppendAction(ctx, db, gateway.ActionEntry{
-			Action: gateway.ActionChainKey, By: "gateway", Institution: inst, Reason: db.keys.Current(),
+			Action: gateway.ActionChainKey, By: "gateway", Institution: h.Institution, Reason: db.keys.Current(),
 		}, at); err != nil {
-			return nil, err
+			return started, err
 		}
+		started = append(started, h.Institution)
 	}
-	return insts, db.mapErr(rows.Err())
+	return started, nil
 }
 
 // Chains implements gateway.DecisionLog.

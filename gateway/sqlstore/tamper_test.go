@@ -216,7 +216,7 @@ func TestTamperCaught(t *testing.T) {
 			})
 			t.Run(driver+"/"+a.name[:1]+"/keyed-checkpointed", func(t *testing.T) {
 				tg := openTarget(t, driver)
-				tg.store.SetChainKeys(gateway.NewChainKeys(chainKey1[:]))
+				tg.store.SetChainKeys(gateway.ChainKeys{chainKey1[:]})
 				seed(t, tg.store)
 				dir := t.TempDir()
 				if _, err := gateway.WriteCheckpoint(ctx, tg.store, dir, []ed25519.PrivateKey{signingKey}, tamperStart.Add(time.Hour)); err != nil {
@@ -248,7 +248,7 @@ func TestTamperCaught(t *testing.T) {
 func TestTamperWindow(t *testing.T) {
 	ctx := context.Background()
 	tg := openTarget(t, "sqlite")
-	tg.store.SetChainKeys(gateway.NewChainKeys(chainKey1[:]))
+	tg.store.SetChainKeys(gateway.ChainKeys{chainKey1[:]})
 	seed(t, tg.store)
 	dir := t.TempDir()
 	cp, err := gateway.WriteCheckpoint(ctx, tg.store, dir, []ed25519.PrivateKey{signingKey}, tamperStart.Add(time.Hour))
@@ -278,12 +278,12 @@ func TestChainKeyRotation(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			tg := openTarget(t, driver)
 			seed(t, tg.store) // plain: written before any key
-			tg.store.SetChainKeys(gateway.NewChainKeys(chainKey1[:]))
+			tg.store.SetChainKeys(gateway.ChainKeys{chainKey1[:]})
 			if started, err := tg.store.StartKeyedSegments(ctx, tamperStart); err != nil || len(started) != 2 {
 				t.Fatalf("keyed segments started in %v, %v; want both chains", started, err)
 			}
 			appendN(t, tg.store, instA, 7)
-			ring := gateway.NewChainKeys(chainKey2[:], chainKey1[:])
+			ring := gateway.ChainKeys{chainKey2[:], chainKey1[:]}
 			tg.store.SetChainKeys(ring)
 			if started, _ := tg.store.StartKeyedSegments(ctx, tamperStart); len(started) != 2 {
 				t.Fatalf("after the rotation, keyed segments started in %v", started)
@@ -299,12 +299,12 @@ func TestChainKeyRotation(t *testing.T) {
 					t.Fatalf("%s after rotation: %+v", inst, v)
 				}
 			}
-			tg.store.SetChainKeys(gateway.NewChainKeys(chainKey2[:]))
+			tg.store.SetChainKeys(gateway.ChainKeys{chainKey2[:]})
 			if v, _ := tg.store.Verify(ctx, instA); v.Problem != gateway.ChainUnknownKey {
 				t.Fatalf("without the old key: %+v", v)
 			}
 			// Someone who kept the old key appends under it.
-			tg.store.SetChainKeys(gateway.NewChainKeys(chainKey1[:]))
+			tg.store.SetChainKeys(gateway.ChainKeys{chainKey1[:]})
 			appendN(t, tg.store, instA, 9)
 			tg.store.SetChainKeys(ring)
 			if v, _ := tg.store.Verify(ctx, instA); v.OK || !strings.Contains(v.Detail, "older chain key") {
