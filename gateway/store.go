@@ -353,8 +353,8 @@ type ChainVerification struct {
 	BadSeq  int64
 	Problem ChainProblem
 	Detail  string
-	// Checkpoint is the number of the signed checkpoint the chain was held
-	// to (0: none listed it).
+	// Checkpoint is the seq the newest signed checkpoint gives the chain's
+	// head: the record up to which the chain was held to it (0: none).
 	Checkpoint int64
 }
 
@@ -427,9 +427,9 @@ type DecisionLog interface {
 	// chain is a result, not an error.
 	Verify(ctx context.Context, institution string) (ChainVerification, error)
 	// Chains lists every institution that has a decision record, a chain
-	// head or a referral, in order, with its head as the store holds it (zero when the
-	// head row is gone): what verify and checkpoints cover, whatever the
-	// configuration names.
+	// head or a referral, in order, with its head as the store holds it
+	// (zero when the head row is gone): what verify and checkpoints cover,
+	// whatever the configuration names.
 	Chains(ctx context.Context) ([]ChainHead, error)
 }
 
