@@ -54,12 +54,12 @@ func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stde
 		return err
 	}
 	defer store.Close()
+	if *cpDir != "" {
+		cfg.Audit.CheckpointDir = *cpDir
+	}
 	cps, err := checkpointDir(cfg)
 	if err != nil {
 		return err
-	}
-	if cps != nil && *cpDir != "" {
-		cps.Dir = *cpDir
 	}
 	var cp *gateway.Checkpoint
 	cpNote := "no checkpoint directory: the chain heads are not checked"
