@@ -163,6 +163,23 @@ func (d CheckpointDir) Latest() (*Checkpoint, error) {
 	return &cps[len(cps)-1], nil
 }
 
+// ContainedIn checks that every checkpoint of d (a copy kept off the host)
+// is still in dir unchanged: a checkpoint deleted there, the newest
+// included, or replaced, shows against the copy.
+func (d CheckpointDir) ContainedIn(dir string) error {
+	copies, err := d.Load()
+	if err != nil {
+		return err
+	}
+	host, err := CheckpointDir{Dir: dir}.Load()
+	for i, c := range copies {
+		if err != nil || i >= len(host) || host[i].Hash != c.Hash {
+			return fmt.Errorf("checkpoint %d of the copy is missing from %s, or differs there", c.Number, dir)
+		}
+	}
+	return nil
+}
+
 // readCheckpoint reads one file and checks its signatures.
 func readCheckpoint(name string) (Checkpoint, error) {
 	var cp Checkpoint

@@ -44,7 +44,7 @@ func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stde
 	fs := newFlags("audit verify", stderr)
 	cfgPath := fs.String("config", "", "configuration `file`")
 	inst := fs.String("institution", "", "verify only this institution's chain (a UKPRN, or \"gateway\" for the gateway's own)")
-	cpDir := fs.String("checkpoints", "", "hold the chains to the checkpoints in this `directory` (default: audit.checkpointDir), e.g. a copy kept off the host")
+	cpDir := fs.String("checkpoints", "", "hold the chains to the checkpoints in this `directory` (default: audit.checkpointDir), e.g. a copy kept off the host, which audit.checkpointDir must still hold")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseNoArgs(fs, args, use+"\n", stderr); err != nil {
 		return err
@@ -54,6 +54,7 @@ func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stde
 		return err
 	}
 	defer store.Close()
+	hostDir := cfg.Audit.CheckpointDir
 	if *cpDir != "" {
 		cfg.Audit.CheckpointDir = *cpDir
 	}
@@ -72,6 +73,11 @@ func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stde
 			cpNote = "no checkpoint in " + cps.Dir + ": the chain heads are not checked"
 		default:
 			cpNote = fmt.Sprintf("held to checkpoint %d of %s in %s (signed by %s)", cp.Number, cp.Time.Format(time.RFC3339), cps.Dir, cp.PublicKey)
+			if hostDir != "" && filepath.Clean(hostDir) != filepath.Clean(cps.Dir) {
+				if err := cps.ContainedIn(hostDir); err != nil {
+					cpNote, broken = err.Error(), true
+				}
+			}
 		}
 	}
 	chains := []string{*inst}

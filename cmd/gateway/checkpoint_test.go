@@ -18,7 +18,8 @@ import (
 // TestAuditCheckpoints: `gateway audit checkpoint` writes a signed
 // checkpoint; `gateway audit verify` and GET /v1/audit/verify hold the
 // chains to it; an IG lead downloads it from the web page; a chain cut back
-// below it, or deleted with its head, is named and exits 4.
+// below it, or deleted with its head, is named and exits 4; a copy of the
+// checkpoints kept off the host shows one deleted on the host.
 func TestAuditCheckpoints(t *testing.T) {
 	env := newAuditEnv(t)
 	seed(t, env)
@@ -72,6 +73,23 @@ func TestAuditCheckpoints(t *testing.T) {
 		resp, body := get("/ui/checkpoint")
 		if resp.StatusCode != 200 || body != string(want) || !strings.Contains(resp.Header.Get("Content-Disposition"), "checkpoint-00000001.json") {
 			t.Fatalf("download: status %d, %q:\n%.300s", resp.StatusCode, resp.Header.Get("Content-Disposition"), body)
+		}
+	})
+
+	t.Run("a copy kept off the host shows the newest checkpoint deleted", func(t *testing.T) {
+		host := filepath.Join(filepath.Dir(env.db), "checkpoints")
+		copyDir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(copyDir, "checkpoint-00000001.json"), want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, _ := env.cli(t, "audit", "verify", "--config", env.cfg, "--checkpoints", copyDir); code != 0 {
+			t.Fatalf("verify against an intact copy: exit %d\n%s", code, out)
+		}
+		os.Rename(filepath.Join(host, "checkpoint-00000001.json"), filepath.Join(copyDir, "aside"))
+		defer os.Rename(filepath.Join(copyDir, "aside"), filepath.Join(host, "checkpoint-00000001.json"))
+		code, out, _ := env.cli(t, "audit", "verify", "--config", env.cfg, "--checkpoints", copyDir)
+		if code != exitTampered || !strings.Contains(out, "checkpoint 1 of the copy is missing from "+host) {
+			t.Fatalf("verify against the copy after the host's checkpoint was deleted: exit %d\n%s", code, out)
 		}
 	})
 
