@@ -29,8 +29,8 @@ import (
 // store with a signed checkpoint, where verify names the chain.
 
 const (
-	instA = "10007164"
-	instB = "10006842"
+	tamperA = "10007164"
+	tamperB = "10006842"
 )
 
 var (
@@ -95,22 +95,22 @@ func (tg target) attack(t *testing.T, stmts ...string) {
 	}
 }
 
-// seed writes an accepted referral and six decisions to instA's chain and
-// three to instB's.
+// seed writes an accepted referral and six decisions to tamperA's chain and
+// three to tamperB's.
 func seed(t *testing.T, s gateway.Store) {
 	t.Helper()
 	ctx := context.Background()
 	rec := json.RawMessage(`{"caseId":"C1"}`)
 	if _, err := s.Accept(ctx, gateway.AcceptRequest{
-		Institution: instA, CaseID: "C1", ContentHash: "h1", ServiceID: "u-cope", Record: rec, Bundle: rec, At: tamperStart,
+		Institution: tamperA, CaseID: "C1", ContentHash: "h1", ServiceID: "u-cope", Record: rec, Bundle: rec, At: tamperStart,
 		Decision: gateway.DecisionRecord{DecisionID: "accept-1", Body: json.RawMessage(`{"allow":true}`)},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 6; i++ {
-		appendN(t, s, instA, i)
+		appendN(t, s, tamperA, i)
 		if i <= 3 {
-			appendN(t, s, instB, i)
+			appendN(t, s, tamperB, i)
 		}
 	}
 }
@@ -167,37 +167,37 @@ var attacks = []struct {
 	detail  string
 }{
 	{"a cut the newest records and move the head back", func(t *testing.T, tg target) {
-		recs := records(t, tg.store, instA)
-		tg.attack(t, `DELETE FROM decision_records WHERE institution = '`+instA+`' AND seq > 4`,
-			fmt.Sprintf(`UPDATE decision_chains SET seq = 4, hash = '%s' WHERE institution = '%s'`, recs[3].Hash, instA))
-	}, instA, gateway.ChainRemoved, "the chain ends at record 4 but had 7 records"},
+		recs := records(t, tg.store, tamperA)
+		tg.attack(t, `DELETE FROM decision_records WHERE institution = '`+tamperA+`' AND seq > 4`,
+			fmt.Sprintf(`UPDATE decision_chains SET seq = 4, hash = '%s' WHERE institution = '%s'`, recs[3].Hash, tamperA))
+	}, tamperA, gateway.ChainRemoved, "the chain ends at record 4 but had 7 records"},
 	{"b rewrite the whole chain consistently", func(t *testing.T, tg target) {
 		var stmts []string
 		prev := gateway.GenesisHash
-		for _, r := range records(t, tg.store, instA) {
+		for _, r := range records(t, tg.store, tamperA) {
 			r.Body = json.RawMessage(strings.ReplaceAll(string(r.Body), "false", "true"))
 			r.PrevHash, r.KeyID = prev, ""
 			r.Hash = gateway.DecisionHash(r)
 			prev = r.Hash
 			stmts = append(stmts, fmt.Sprintf(`UPDATE decision_records SET body = '%s', prev_hash = '%s', hash = '%s', key_id = '' WHERE institution = '%s' AND seq = %d`,
-				r.Body, r.PrevHash, r.Hash, instA, r.Seq))
+				r.Body, r.PrevHash, r.Hash, tamperA, r.Seq))
 		}
-		tg.attack(t, append(stmts, fmt.Sprintf(`UPDATE decision_chains SET hash = '%s' WHERE institution = '%s'`, prev, instA))...)
-	}, instA, gateway.ChainAltered, "record 7 is not the record that was signed"},
+		tg.attack(t, append(stmts, fmt.Sprintf(`UPDATE decision_chains SET hash = '%s' WHERE institution = '%s'`, prev, tamperA))...)
+	}, tamperA, gateway.ChainAltered, "record 7 is not the record that was signed"},
 	{"c delete a whole chain with its head", func(t *testing.T, tg target) {
-		tg.attack(t, `DELETE FROM decision_records WHERE institution = '`+instB+`'`, `DELETE FROM decision_chains WHERE institution = '`+instB+`'`)
-	}, instB, gateway.ChainMissing, "the chain is missing: it had 3 records"},
+		tg.attack(t, `DELETE FROM decision_records WHERE institution = '`+tamperB+`'`, `DELETE FROM decision_chains WHERE institution = '`+tamperB+`'`)
+	}, tamperB, gateway.ChainMissing, "the chain is missing: it had 3 records"},
 	{"d append a forged record, correctly chained", func(t *testing.T, tg target) {
-		recs := records(t, tg.store, instA)
+		recs := records(t, tg.store, tamperA)
 		head := recs[len(recs)-1]
-		forged := gateway.DecisionRecord{Institution: instA, Seq: head.Seq + 1, DecisionID: "forged", At: head.At,
+		forged := gateway.DecisionRecord{Institution: tamperA, Seq: head.Seq + 1, DecisionID: "forged", At: head.At,
 			Body: json.RawMessage(`{"allow":true}`), PrevHash: head.Hash}
 		forged.Hash = gateway.DecisionHash(forged)
 		tg.attack(t, fmt.Sprintf(`INSERT INTO decision_records (institution, seq, decision_id, at, body, prev_hash, hash, key_id)
 			SELECT institution, %d, 'forged', at, '{"allow":true}', hash, '%s', '' FROM decision_records WHERE institution = '%s' AND seq = %d`,
-			forged.Seq, forged.Hash, instA, head.Seq),
-			fmt.Sprintf(`UPDATE decision_chains SET seq = %d, hash = '%s' WHERE institution = '%s'`, forged.Seq, forged.Hash, instA))
-	}, instA, gateway.ChainAltered, "record 8 is under an older chain key, or none, than the record before it"},
+			forged.Seq, forged.Hash, tamperA, head.Seq),
+			fmt.Sprintf(`UPDATE decision_chains SET seq = %d, hash = '%s' WHERE institution = '%s'`, forged.Seq, forged.Hash, tamperA))
+	}, tamperA, gateway.ChainAltered, "record 8 is under an older chain key, or none, than the record before it"},
 }
 
 func TestTamperCaught(t *testing.T) {
@@ -255,15 +255,15 @@ func TestTamperWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, tg.store, instA, 7)
-	head := records(t, tg.store, instA)[6]
-	tg.attack(t, `DELETE FROM decision_records WHERE institution = '`+instA+`' AND seq = 8`,
-		fmt.Sprintf(`UPDATE decision_chains SET seq = 7, hash = '%s' WHERE institution = '%s'`, head.Hash, instA))
-	if v := verifyAll(t, tg.store, cp)[instA]; !v.OK {
+	appendN(t, tg.store, tamperA, 7)
+	head := records(t, tg.store, tamperA)[6]
+	tg.attack(t, `DELETE FROM decision_records WHERE institution = '`+tamperA+`' AND seq = 8`,
+		fmt.Sprintf(`UPDATE decision_chains SET seq = 7, hash = '%s' WHERE institution = '%s'`, head.Hash, tamperA))
+	if v := verifyAll(t, tg.store, cp)[tamperA]; !v.OK {
 		t.Fatalf("a cut after the checkpoint was caught: %+v; update docs/security.md", v)
 	}
-	tg.attack(t, `DELETE FROM decision_records WHERE institution = '`+instA+`'`, `DELETE FROM decision_chains WHERE institution = '`+instA+`'`)
-	if v := verifyAll(t, tg.store, nil)[instA]; v.OK || v.Problem != gateway.ChainRemoved || !strings.Contains(v.Detail, "names decision accept-1") {
+	tg.attack(t, `DELETE FROM decision_records WHERE institution = '`+tamperA+`'`, `DELETE FROM decision_chains WHERE institution = '`+tamperA+`'`)
+	if v := verifyAll(t, tg.store, nil)[tamperA]; v.OK || v.Problem != gateway.ChainRemoved || !strings.Contains(v.Detail, "names decision accept-1") {
 		t.Fatalf("a deleted chain whose referral remains: %+v", v)
 	}
 }
@@ -282,14 +282,14 @@ func TestChainKeyRotation(t *testing.T) {
 			if started, err := tg.store.StartKeyedSegments(ctx, tamperStart); err != nil || len(started) != 2 {
 				t.Fatalf("keyed segments started in %v, %v; want both chains", started, err)
 			}
-			appendN(t, tg.store, instA, 7)
+			appendN(t, tg.store, tamperA, 7)
 			ring := gateway.ChainKeys{chainKey2[:], chainKey1[:]}
 			tg.store.SetChainKeys(ring)
 			if started, _ := tg.store.StartKeyedSegments(ctx, tamperStart); len(started) != 2 {
 				t.Fatalf("after the rotation, keyed segments started in %v", started)
 			}
-			appendN(t, tg.store, instA, 8)
-			recs := records(t, tg.store, instA)
+			appendN(t, tg.store, tamperA, 8)
+			recs := records(t, tg.store, tamperA)
 			want := []string{"", gateway.KeyID(chainKey1[:]), gateway.KeyID(chainKey2[:])}
 			if got := []string{recs[0].KeyID, recs[7].KeyID, recs[len(recs)-1].KeyID}; fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("key ids %v, want %v", got, want)
@@ -300,14 +300,14 @@ func TestChainKeyRotation(t *testing.T) {
 				}
 			}
 			tg.store.SetChainKeys(gateway.ChainKeys{chainKey2[:]})
-			if v, _ := tg.store.Verify(ctx, instA); v.Problem != gateway.ChainUnknownKey {
+			if v, _ := tg.store.Verify(ctx, tamperA); v.Problem != gateway.ChainUnknownKey {
 				t.Fatalf("without the old key: %+v", v)
 			}
 			// Someone who kept the old key appends under it.
 			tg.store.SetChainKeys(gateway.ChainKeys{chainKey1[:]})
-			appendN(t, tg.store, instA, 9)
+			appendN(t, tg.store, tamperA, 9)
 			tg.store.SetChainKeys(ring)
-			if v, _ := tg.store.Verify(ctx, instA); v.OK || !strings.Contains(v.Detail, "older chain key") {
+			if v, _ := tg.store.Verify(ctx, tamperA); v.OK || !strings.Contains(v.Detail, "older chain key") {
 				t.Fatalf("a record under the retired key: %+v", v)
 			}
 		})
