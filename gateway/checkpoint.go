@@ -110,8 +110,8 @@ type checkpointFile struct {
 }
 
 // CheckpointDir is a directory of checkpoints and the public key that must
-// have signed the newest one: the trust anchor, from the signing key file or
-// given to the auditor separately.
+// have signed the newest one: the trust anchor, the public key of the
+// configured signing key.
 type CheckpointDir struct {
 	Dir     string
 	Trusted ed25519.PublicKey
