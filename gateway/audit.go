@@ -43,6 +43,7 @@ const (
 	ActionOutboxDrop     = "outbox-drop"     // an operator gave up on a message
 	ActionPolicyReload   = "policy-reload"   // the policy set in force changed (gateway chain)
 	ActionRetentionPurge = "retention-purge" // clinical content was deleted under the retention policy (gateway chain)
+	ActionChainKey       = "chain-key"       // the chain's keyed segment starts (Reason: the key id)
 )
 
 // Reasons of a referral-cancel action.
@@ -341,6 +342,9 @@ type Audit struct {
 	// PseudonymKey is the key of the student pseudonym (Intake's), so that
 	// a search by NHS number or student id finds the records.
 	PseudonymKey []byte
+	// Checkpoints, when set, are the signed checkpoints Verify holds the
+	// chain to.
+	Checkpoints *CheckpointDir
 }
 
 // institutionOf returns the chain a client may read: its own institution's,
@@ -594,7 +598,8 @@ func (a *Audit) Record(ctx context.Context, c *Client, id string, seq int64) (re
 	return found[pick], others, nil
 }
 
-// Verify checks the client's institution's chain.
+// Verify checks the client's institution's chain, and holds it to the
+// newest checkpoint.
 func (a *Audit) Verify(ctx context.Context, c *Client) (ChainVerification, error) {
 	inst, err := institutionOf(c)
 	if err != nil {
@@ -603,7 +608,16 @@ func (a *Audit) Verify(ctx context.Context, c *Client) (ChainVerification, error
 	if err := a.ready(); err != nil {
 		return ChainVerification{}, err
 	}
-	return a.Log.Verify(ctx, inst)
+	v, err := a.Log.Verify(ctx, inst)
+	if err != nil || a.Checkpoints == nil {
+		return v, err
+	}
+	cp, err := a.Checkpoints.Latest()
+	if err != nil {
+		v.OK, v.Problem, v.Detail = false, ChainCheckpoint, err.Error()
+		return v, nil
+	}
+	return v, cp.Check(ctx, a.Log, &v)
 }
 
 // StudentPseudonyms returns the pseudonyms under which the client's

@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
 	"time"
@@ -269,6 +271,10 @@ type DecisionRecord struct {
 	Body        json.RawMessage `json:"body"` // opaque to the store; no clinical free text, no direct identifiers
 	PrevHash    string          `json:"prevHash"`
 	Hash        string          `json:"hash"`
+	// KeyID names the chain key whose HMAC Hash is (KeyedDecisionHash);
+	// empty for a record of the plain SHA-256 scheme (DecisionHash), which
+	// chains written before the key was configured keep.
+	KeyID string `json:"keyId,omitempty"`
 }
 
 // GenesisHash is the PrevHash of an institution's first decision record.
@@ -280,10 +286,20 @@ var GenesisHash = strings.Repeat("0", 64)
 // exact bytes, each prefixed by its length as 8 bytes big-endian, so no two
 // records encode alike and anyone can recompute it from an export.
 func DecisionHash(r DecisionRecord) string {
-	h := sha256.New()
+	return chainHash(sha256.New(), "gateway-decision-v1", r)
+}
+
+// KeyedDecisionHash is the hex HMAC-SHA256 under key of the same encoding,
+// tagged v2 and with the key's id: whoever can write the database but does
+// not hold the key cannot recompute it.
+func KeyedDecisionHash(r DecisionRecord, key []byte) string {
+	return chainHash(hmac.New(sha256.New, key), "gateway-decision-v2/"+KeyID(key), r)
+}
+
+func chainHash(h hash.Hash, tag string, r DecisionRecord) string {
 	var n [8]byte
 	for _, f := range [][]byte{
-		[]byte("gateway-decision-v1"),
+		[]byte(tag),
 		[]byte(r.Institution),
 		[]byte(strconv.FormatInt(r.Seq, 10)),
 		[]byte(r.DecisionID),
@@ -311,6 +327,15 @@ const (
 	// ChainReordered: an intact record sits at another position than the
 	// one it was written at.
 	ChainReordered ChainProblem = "reordered"
+	// ChainMissing: the store has no record of a chain that a checkpoint
+	// lists.
+	ChainMissing ChainProblem = "missing"
+	// ChainUnknownKey: a record is keyed with a chain key the keyring does
+	// not hold, so it cannot be checked.
+	ChainUnknownKey ChainProblem = "unknown-key"
+	// ChainCheckpoint: the checkpoints themselves are not intact (a bad
+	// signature, a gap, an untrusted key), so the heads cannot be checked.
+	ChainCheckpoint ChainProblem = "checkpoint"
 )
 
 // ChainVerification is the result of walking one institution's chain.
@@ -328,6 +353,9 @@ type ChainVerification struct {
 	BadSeq  int64
 	Problem ChainProblem
 	Detail  string
+	// Checkpoint is the seq the newest signed checkpoint gives the chain's
+	// head: the record up to which the chain was held to it (0: none).
+	Checkpoint int64
 }
 
 // Referrals stores accepted referrals and their status. Every read is scoped
@@ -394,9 +422,15 @@ type DecisionLog interface {
 	// id (how a cancellation finds the decision it revokes); ENOTFOUND when
 	// there is none.
 	Decision(ctx context.Context, institution, decisionID string) (DecisionRecord, error)
-	// Verify walks the chain and names the first record at fault. A broken
+	// Verify walks the chain and names the first record at fault, then
+	// checks that every referral's decision record is in it. A broken
 	// chain is a result, not an error.
 	Verify(ctx context.Context, institution string) (ChainVerification, error)
+	// Chains lists every institution that has a decision record, a chain
+	// head or a referral, in order, with its head as the store holds it
+	// (zero when the head row is gone): what verify and checkpoints cover,
+	// whatever the configuration names.
+	Chains(ctx context.Context) ([]ChainHead, error)
 }
 
 // Store is the gateway's durable state. One implementation over
@@ -479,13 +513,16 @@ func (a Attempt) Validate() error {
 // a chain alike. Set v's Institution, HeadSeq and HeadHash first.
 type ChainWalker struct {
 	v    *ChainVerification
+	keys ChainKeys
 	prev string
+	rank int // of the last record's key: no later record may use an older one
 	done bool
 }
 
-// NewChainWalker starts a walk that reports into v.
-func NewChainWalker(v *ChainVerification) *ChainWalker {
-	return &ChainWalker{v: v, prev: GenesisHash}
+// NewChainWalker starts a walk that reports into v, checking keyed records
+// with keys.
+func NewChainWalker(v *ChainVerification, keys ChainKeys) *ChainWalker {
+	return &ChainWalker{v: v, keys: keys, prev: GenesisHash, rank: keys.rank("")}
 }
 
 // Next checks the next record. It returns false when the walk stops there;
@@ -496,16 +533,21 @@ func (w *ChainWalker) Next(r DecisionRecord) bool {
 	}
 	v := w.v
 	expect := v.Records + 1
+	rank := w.keys.rank(r.KeyID)
 	switch {
 	case r.Seq != expect:
 		w.fail(expect, ChainRemoved, fmt.Sprintf("record %d is missing (the next record is %d)", expect, r.Seq))
-	case DecisionHash(r) != r.Hash:
+	case rank < 0:
+		w.fail(r.Seq, ChainUnknownKey, fmt.Sprintf("record %d is keyed with chain key %s, which the keyring (audit.chainKeyFile) does not hold", r.Seq, r.KeyID))
+	case rank > w.rank:
+		w.fail(r.Seq, ChainAltered, fmt.Sprintf("record %d is under an older chain key, or none, than the record before it: it was written outside the gateway", r.Seq))
+	case w.keys.hash(r) != r.Hash:
 		w.fail(r.Seq, ChainAltered, fmt.Sprintf("record %d does not match its hash", r.Seq))
 	case r.PrevHash != w.prev:
 		w.fail(r.Seq, ChainAltered, fmt.Sprintf("record %d does not link to record %d", r.Seq, r.Seq-1))
 	default:
 		v.Records++
-		w.prev = r.Hash
+		w.prev, w.rank = r.Hash, rank
 		return true
 	}
 	return false
@@ -516,7 +558,7 @@ func (w *ChainWalker) Next(r DecisionRecord) bool {
 // genesis hash). An intact record that was written at another position was
 // reordered, or, when its predecessor is gone, moved up after a removal.
 func (w *ChainWalker) Classify(r DecisionRecord, predecessorExists bool) {
-	if w.v.Problem != ChainAltered || DecisionHash(r) == r.Hash {
+	if w.v.Problem != ChainAltered || w.keys.hash(r) == r.Hash || w.keys.rank(r.KeyID) > w.rank {
 		return
 	}
 	// Find the position r was written at; only done on a broken chain.
@@ -526,7 +568,7 @@ func (w *ChainWalker) Classify(r DecisionRecord, predecessorExists bool) {
 	}
 	orig := r
 	for orig.Seq = 1; orig.Seq <= limit; orig.Seq++ {
-		if orig.Seq == r.Seq || DecisionHash(orig) != r.Hash {
+		if orig.Seq == r.Seq || w.keys.hash(orig) != r.Hash {
 			continue
 		}
 		if predecessorExists {

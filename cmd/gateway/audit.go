@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -19,19 +20,33 @@ import (
 // broken, so that a cron job or a monitor can alert on it.
 const exitTampered = 4
 
-// cmdAudit is `gateway audit verify`: it walks decision chains and names
-// the first record that was altered, removed or reordered.
+// cmdAudit is `gateway audit verify|checkpoint`.
 func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const use = "usage: gateway audit verify [--config FILE] [--institution UKPRN|gateway] [--json]"
-	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, use)
-		return &exitStatus{code: exitFailure}
+	const use = "usage: gateway audit verify [--config FILE] [--institution UKPRN|gateway] [--checkpoints DIR] [--json]\n" +
+		"       gateway audit checkpoint [--config FILE]"
+	if len(args) > 0 {
+		switch args[0] {
+		case "verify":
+			return cmdAuditVerify(ctx, args[1:], use, stdout, stderr)
+		case "checkpoint":
+			return cmdAuditCheckpoint(ctx, args[1:], use, stdout, stderr)
+		}
 	}
+	fmt.Fprintln(stderr, use)
+	return &exitStatus{code: exitFailure}
+}
+
+// cmdAuditVerify walks every decision chain the store holds, the
+// configuration names or the newest checkpoint lists, names the first
+// record that was altered, removed or reordered, and holds each chain to
+// the newest signed checkpoint.
+func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stderr io.Writer) error {
 	fs := newFlags("audit verify", stderr)
 	cfgPath := fs.String("config", "", "configuration `file`")
 	inst := fs.String("institution", "", "verify only this institution's chain (a UKPRN, or \"gateway\" for the gateway's own)")
+	cpDir := fs.String("checkpoints", "", "hold the chains to the checkpoints in this `directory` (default: audit.checkpointDir), e.g. a copy kept off the host, which audit.checkpointDir must still hold")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseNoArgs(fs, args[1:], use+"\n", stderr); err != nil {
+	if err := parseNoArgs(fs, args, use+"\n", stderr); err != nil {
 		return err
 	}
 	cfg, store, err := configStore(ctx, *cfgPath)
@@ -39,14 +54,44 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer store.Close()
+	hostDir := cfg.Audit.CheckpointDir
+	if *cpDir != "" {
+		cfg.Audit.CheckpointDir = *cpDir
+	}
+	cps, err := checkpointDir(cfg)
+	if err != nil {
+		return err
+	}
+	var cp *gateway.Checkpoint
+	cpNote := "no checkpoint directory: the chain heads are not checked"
+	broken := false
+	if cps != nil {
+		switch cp, err = cps.Latest(); {
+		case err != nil:
+			cpNote, broken = "checkpoints in "+cps.Dir+" are not intact: "+err.Error(), true
+		case cp == nil:
+			cpNote = "no checkpoint in " + cps.Dir + ": the chain heads are not checked"
+		default:
+			cpNote = fmt.Sprintf("held to checkpoint %d of %s in %s (signed by %s)", cp.Number, cp.Time.Format(time.RFC3339), cps.Dir, cp.PublicKey)
+			if hostDir != "" && filepath.Clean(hostDir) != filepath.Clean(cps.Dir) {
+				if err := cps.ContainedIn(hostDir); err != nil {
+					cpNote, broken = err.Error(), true
+				}
+			}
+		}
+	}
 	chains := []string{*inst}
 	if *inst == "" {
-		chains = knownChains(cfg)
+		if chains, err = gateway.ChainNames(ctx, store, cp, knownChains(cfg)...); err != nil {
+			return err
+		}
 	}
 	var out []gwhttp.ChainStatus
-	broken := false
 	for _, c := range chains {
 		v, err := store.Verify(ctx, c)
+		if err == nil {
+			err = cp.Check(ctx, store, &v)
+		}
 		if err != nil {
 			return err
 		}
@@ -54,7 +99,7 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		broken = broken || !v.OK
 	}
 	if *asJSON {
-		b, err := gwhttp.MarshalDocument(map[string]any{"chains": out})
+		b, err := gwhttp.MarshalDocument(map[string]any{"chains": out, "checkpoints": cpNote})
 		if err != nil {
 			return err
 		}
@@ -74,17 +119,45 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		fmt.Fprintln(stdout, "checkpoints:", cpNote)
 	}
 	if broken {
-		return &exitStatus{code: exitTampered, err: fmt.Errorf("a decision chain is broken: see the first bad record above")}
+		return &exitStatus{code: exitTampered, err: fmt.Errorf("a decision chain or the checkpoints are broken: see above")}
 	}
+	return nil
+}
+
+// cmdAuditCheckpoint writes a signed checkpoint of every chain head now.
+func cmdAuditCheckpoint(ctx context.Context, args []string, use string, stdout, stderr io.Writer) error {
+	fs := newFlags("audit checkpoint", stderr)
+	cfgPath := fs.String("config", "", "configuration `file`")
+	if err := parseNoArgs(fs, args, use+"\n", stderr); err != nil {
+		return err
+	}
+	cfg, store, err := configStore(ctx, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	keys, err := cfg.SigningKeys()
+	if err != nil {
+		return err
+	}
+	if cfg.Audit.CheckpointDir == "" {
+		return fmt.Errorf("audit.checkpointDir: set it to write checkpoints")
+	}
+	cp, err := checkpoint(ctx, store, cfg.Audit.CheckpointDir, keys, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "checkpoint %d of %s: %d chains, %s, signed by %s\n", cp.Number, cp.Time.Format(time.RFC3339), len(cp.Chains),
+		filepath.Join(cfg.Audit.CheckpointDir, cp.Name), cp.PublicKey)
 	return nil
 }
 
 // knownChains lists the chains the configuration knows of: every
 // institution a client or a service's eligibility names, and the gateway's
-// own. (The store has no list of chains; verify another one with
-// --institution.)
+// own.
 func knownChains(cfg *config.Config) []string {
 	var out []string
 	add := func(s string) {
@@ -155,9 +228,7 @@ func runRetention(ctx context.Context, log *zap.Logger, store gateway.Store, r c
 
 // runRetentionWith is runRetention on a given clock, for tests.
 func runRetentionWith(ctx context.Context, log *zap.Logger, store gateway.Store, r config.Retention, now func() time.Time) error {
-	t := time.NewTicker(r.Interval.D())
-	defer t.Stop()
-	for {
+	every(ctx, r.Interval.D(), func() {
 		n, err := purge(ctx, store, r, "gateway:retention", now().UTC())
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -165,9 +236,20 @@ func runRetentionWith(ctx context.Context, log *zap.Logger, store gateway.Store,
 		case n > 0:
 			log.Info("retention run", zap.Int("purged", n), zap.Int("content_days", r.ContentDays))
 		}
+	})
+	return nil
+}
+
+// every calls fn at once, then every d, until ctx ends: the server's
+// scheduled work, which logs its failures and tries again at the next tick.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		fn()
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}

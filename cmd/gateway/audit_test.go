@@ -57,7 +57,11 @@ func newAuditEnv(t *testing.T) *auditEnv {
 	if a.log, err = logging.New(env.logs, "debug"); err != nil {
 		t.Fatal(err)
 	}
-	env.store, err = openStore(ctx, a.cfg.Store)
+	keys, err := a.cfg.ChainKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.store, err = openStoreWith(ctx, a.cfg.Store, keys) // as gateway serve does
 	if err != nil {
 		t.Fatal(err)
 	}

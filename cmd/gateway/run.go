@@ -21,8 +21,10 @@ Usage:
   gateway outbox list [--state S] | retry ID --reason T | drop ID --reason T
                                                        inspect and steer the delivery queue
   gateway backup [--config FILE] OUTPUT.db             consistent online copy of the SQLite store
-  gateway audit verify [--config FILE] [--institution UKPRN]
-                                                       check the decision chains; exit 4 when one is broken
+  gateway audit verify [--config FILE] [--institution UKPRN] [--checkpoints DIR]
+                                                       check the decision chains against the signed checkpoints;
+                                                       exit 4 when one is broken
+  gateway audit checkpoint [--config FILE]             write a signed checkpoint of every chain head now
   gateway retention run [--config FILE]                delete clinical content past retention.contentDays
   gateway sandbox-receiver [--config FILE]             run the sandbox NHS receiver alone
   gateway conformance run [--target URL --token [UKPRN=]T] [--junit F] [--testreport F]

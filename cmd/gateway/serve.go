@@ -72,7 +72,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, a.cfg.Store)
+	chainKeys, err := a.cfg.ChainKeys()
+	if err != nil {
+		return err
+	}
+	signing, err := a.cfg.SigningKeys()
+	if err != nil {
+		return err
+	}
+	store, err := openStoreWith(ctx, a.cfg.Store, chainKeys)
 	if err != nil {
 		return err
 	}
@@ -114,6 +122,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	g.Go(func() error {
 		return runRetention(ctx, a.log.With(zap.String("component", "retention")), store, a.cfg.Retention)
 	})
+	if dir := a.cfg.Audit.CheckpointDir; dir != "" {
+		g.Go(func() error {
+			return runCheckpoints(ctx, a.log.With(zap.String("component", "checkpoint")), store, dir, signing, a.cfg.Audit.CheckpointInterval.D())
+		})
+	}
 	if addr := a.cfg.Debug.PprofListen; addr != "" {
 		a.log.Warn("pprof profiles are served", zap.String("addr", addr))
 		g.Go(func() error { return listenAndServe(ctx, a.log, "pprof", addr, pprofHandler()) })
@@ -137,7 +150,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // a non-loopback address, settings that are ignored.
 func startWarnings(log *zap.Logger, cfg *config.Config) {
 	if cfg.Demo {
-		log.Warn("DEMO MODE: the published demo tokens are accepted and the pseudonym key is public; never run a real deployment with demo: true")
+		log.Warn("DEMO MODE: the published demo tokens are accepted and the pseudonym, chain and checkpoint signing keys are public; never run a real deployment with demo: true")
 	}
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
@@ -344,7 +357,9 @@ func (a *app) server(store gateway.Store, key []byte) (*gwhttp.Server, *promethe
 		return depth, age, nil
 	})
 	a.evaluator.OnInvalidMessage = metrics.ObserveInvalidMessage
+	cps, _ := checkpointDir(a.cfg) // serve has refused a configuration where this fails
 	return &gwhttp.Server{
+		Checkpoints:         cps,
 		Evaluator:           a.evaluator,
 		Intake:              &gateway.Intake{Evaluator: a.evaluator, Store: store, PseudonymKey: key},
 		ParseResponse:       mappings.ParseResponse,

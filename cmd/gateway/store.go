@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/config"
@@ -12,9 +16,27 @@ import (
 	"github.com/student-mh-referrals/gateway/gateway/sqlite"
 )
 
-// openStore opens the configured store, creating the SQLite directory when
-// needed; migrations run on open.
+// openStore opens the configured store with plain SHA-256 decision chains,
+// creating the SQLite directory when needed; migrations run on open.
 func openStore(ctx context.Context, c config.Store) (gateway.Store, error) {
+	s, err := openStoreWith(ctx, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// keyedStore is a store whose decision chains are keyed (gateway/sqlstore).
+type keyedStore interface {
+	gateway.Store
+	SetChainKeys(gateway.ChainKeys)
+	StartKeyedSegments(ctx context.Context, at time.Time) ([]string, error)
+}
+
+// openStoreWith opens the store, writing and verifying decision records
+// with the chain keyring keys.
+func openStoreWith(ctx context.Context, c config.Store, keys gateway.ChainKeys) (keyedStore, error) {
+	var s keyedStore
 	switch c.Driver {
 	case "sqlite":
 		if dir := filepath.Dir(c.Path); dir != "" {
@@ -26,29 +48,72 @@ func openStore(ctx context.Context, c config.Store) (gateway.Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		return db, nil
+		s = db
 	case "postgres":
 		db, err := postgres.Open(ctx, c.DSN)
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		return db, nil
+		s = db
 	default:
 		return nil, fmt.Errorf("store.driver %q: use sqlite or postgres", c.Driver)
 	}
+	s.SetChainKeys(keys)
+	return s, nil
 }
 
-// configStore loads the configuration and opens its store: what the
-// operators' commands (outbox, backup, audit, retention) need, without
-// compiling the policies or building the API.
-func configStore(ctx context.Context, path string) (*config.Config, gateway.Store, error) {
+// configStore loads the configuration and opens its store with the chain
+// keys: what the operators' commands (outbox, backup, audit, retention)
+// need, without compiling the policies or building the API.
+func configStore(ctx context.Context, path string) (*config.Config, keyedStore, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := openStore(ctx, cfg.Store)
+	keys, err := cfg.ChainKeys()
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := openStoreWith(ctx, cfg.Store, keys)
 	if err != nil {
 		return nil, nil, err
 	}
 	return cfg, store, nil
+}
+
+// checkpointDir is the configured checkpoint directory with the public key
+// of the current signing key as its trust anchor; nil when checkpoints are
+// off (a demo configuration on PostgreSQL without audit.checkpointDir).
+func checkpointDir(cfg *config.Config) (*gateway.CheckpointDir, error) {
+	if cfg.Audit.CheckpointDir == "" {
+		return nil, nil
+	}
+	keys, err := cfg.SigningKeys()
+	if err != nil {
+		return nil, err
+	}
+	return &gateway.CheckpointDir{Dir: cfg.Audit.CheckpointDir, Trusted: keys[0].Public().(ed25519.PublicKey)}, nil
+}
+
+// checkpoint starts the keyed segment of every chain not yet under the
+// current chain key, then writes the next signed checkpoint, so that the
+// checkpoint covers the segment's start.
+func checkpoint(ctx context.Context, store keyedStore, dir string, keys []ed25519.PrivateKey, now time.Time) (*gateway.Checkpoint, error) {
+	if _, err := store.StartKeyedSegments(ctx, now); err != nil {
+		return nil, err
+	}
+	return gateway.WriteCheckpoint(ctx, store, dir, keys, now)
+}
+
+// runCheckpoints is the server's scheduled checkpoint: once at start, then
+// every interval, until ctx ends. A failure is logged as an error.
+func runCheckpoints(ctx context.Context, log *zap.Logger, store keyedStore, dir string, keys []ed25519.PrivateKey, interval time.Duration) error {
+	every(ctx, interval, func() {
+		if cp, err := checkpoint(ctx, store, dir, keys, time.Now()); err != nil && ctx.Err() == nil {
+			log.Error("checkpoint not written", zap.Error(err))
+		} else if err == nil {
+			log.Info("checkpoint", zap.Int64("number", cp.Number), zap.Int("chains", len(cp.Chains)))
+		}
+	})
+	return nil
 }

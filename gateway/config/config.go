@@ -197,6 +197,7 @@ func (c *Config) defaults() {
 	}
 	c.Delivery.defaults()
 	c.Retention.defaults()
+	c.Audit.defaults(c.Store)
 	if c.Metrics.Listen == "" {
 		c.Metrics.Listen = "127.0.0.1:9090"
 	}
@@ -282,6 +283,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Retention.validate(); err != nil {
+		return err
+	}
+	if err := c.Audit.validate(c.Demo); err != nil {
 		return err
 	}
 	if err := c.Sandbox.Callback.validate(); err != nil {

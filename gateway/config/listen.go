@@ -49,5 +49,8 @@ func (c *Config) Warnings() []string {
 	if host, _, _ := net.SplitHostPort(c.Metrics.Listen); !loopback(host) {
 		out = append(out, "/metrics is served without a login on the non-loopback address "+c.Metrics.Listen+" (metrics.listen): keep it on a private network")
 	}
+	if c.Audit.CheckpointDir == "" {
+		out = append(out, "audit.checkpointDir is not set: no checkpoints of the decision chains are written, so a chain cut back or deleted in the database goes unseen")
+	}
 	return out
 }

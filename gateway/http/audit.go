@@ -43,7 +43,7 @@ func (s *Server) auditRoutes(r *mux.Router) {
 
 // audit is the domain service over the Intake's store and pseudonym key.
 func (s *Server) audit() *gateway.Audit {
-	a := &gateway.Audit{PseudonymKey: s.Intake.PseudonymKey}
+	a := &gateway.Audit{PseudonymKey: s.Intake.PseudonymKey, Checkpoints: s.Checkpoints}
 	if s.Intake.Store != nil {
 		a.Log = s.Intake.Store
 	}
@@ -463,12 +463,15 @@ type ChainStatus struct {
 	BadSeq  int64  `json:"badSeq,omitempty"`
 	Problem string `json:"problem,omitempty"`
 	Detail  string `json:"detail,omitempty"`
+	// Checkpoint is the record up to which the chain was held to the
+	// latest signed checkpoint (0: no checkpoint lists it).
+	Checkpoint int64 `json:"checkpoint,omitempty"`
 }
 
 // StatusOf renders a verification.
 func StatusOf(v gateway.ChainVerification) ChainStatus {
 	return ChainStatus{Institution: v.Institution, OK: v.OK, Records: v.Records, HeadSeq: v.HeadSeq, HeadHash: v.HeadHash,
-		BadSeq: v.BadSeq, Problem: string(v.Problem), Detail: v.Detail}
+		BadSeq: v.BadSeq, Problem: string(v.Problem), Detail: v.Detail, Checkpoint: v.Checkpoint}
 }
 
 // handleAuditVerify is GET /v1/audit/verify: 200 with ok true or false (a

@@ -42,6 +42,10 @@ type Server struct {
 	// Intake accepts, reads and cancels referrals; without it the referral
 	// routes are off.
 	Intake *gateway.Intake
+	// Checkpoints are the signed checkpoints of the chain heads, which
+	// audit verify holds chains to and the web page offers for download;
+	// optional.
+	Checkpoints *gateway.CheckpointDir
 	// ParseResponse reads receivers' BaRS response messages.
 	ParseResponse ResponseParser
 	// Ready reports readiness for /readyz (store reachable, policies loaded).

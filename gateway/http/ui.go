@@ -204,6 +204,7 @@ func (s *Server) uiRoutes(r *mux.Router) {
 	r.HandleFunc("/ui/export", h(u.signedIn(u.handleExport))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/rules", h(u.signedIn(u.handleRules))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/verify", h(u.signedIn(u.handleVerify))).Methods(http.MethodGet)
+	r.HandleFunc("/ui/checkpoint", h(u.signedIn(u.handleCheckpoint))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/static/{file}", h(handleStatic)).Methods(http.MethodGet)
 }
 
@@ -701,6 +702,28 @@ func (u *ui) handleVerify(w http.ResponseWriter, r *http.Request, sess *uiSessio
 	}
 	st := StatusOf(v)
 	u.render(w, r, http.StatusOK, "verify.html", page{Title: "Check the audit trail", Nav: "verify", Client: &sess.client, CSRF: sess.csrf, Data: st})
+}
+
+// handleCheckpoint serves the newest signed checkpoint as it was written,
+// so that an IG lead can keep a copy the gateway cannot change and later
+// hold the chains to it (`gateway audit verify --checkpoints DIR`). It lists
+// every institution's chain head: numbers and hashes, no records.
+func (u *ui) handleCheckpoint(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+	var cp *gateway.Checkpoint
+	var err error
+	if u.s.Checkpoints != nil {
+		cp, err = u.s.Checkpoints.Latest()
+	}
+	switch {
+	case err != nil:
+		u.renderError(w, r, sess, http.StatusConflict, "The checkpoints on the gateway are not intact: "+err.Error()+". Report this to your gateway operator.")
+	case cp == nil:
+		u.renderError(w, r, sess, http.StatusNotFound, "No checkpoint has been written yet.")
+	default:
+		w.Header().Set("Content-Type", MediaJSON)
+		w.Header().Set("Content-Disposition", `attachment; filename="`+cp.Name+`"`)
+		_, _ = w.Write(cp.File)
+	}
 }
 
 // Plain-English labels.

@@ -65,6 +65,7 @@ type DB struct {
 	w, r  *sql.DB              // writes; reads (the same pool on PostgreSQL)
 	stmts map[string]*sql.Stmt // every query, prepared on w
 	reads map[string]*sql.Stmt // the reads, prepared on r
+	keys  gateway.ChainKeys    // of the keyed decision chain (SetChainKeys)
 }
 
 var _ gateway.Store = (*DB)(nil)
