@@ -22,7 +22,7 @@ consent_methods := {"written", "verbal", "electronic"}
 # --- C-01 -------------------------------------------------------------------
 
 # METADATA
-# title: Share only with the student's agreement
+# title: Share with the student's agreement, or show why not
 # description: >-
 #   Share only with the student's agreement by default. A share that goes
 #   ahead without it must show that consent was sought (when, outcome) or why
