@@ -151,12 +151,11 @@ deny contains {"id": "X-01", "message": msg} if {
 
 # The narrative fields that leave with the referral, by name: those of the
 # categories that are sent, and on an override the texts that explain it.
-sent_narratives[name] := text if {
-	some name, c in {"referral.summary": "needs", "referral.studentWishes": "needs", "referral.riskFormulation": "risk-formulation"}
-	c in sent_categories
-	text := object.get(input.record, split(name, "."), "")
-	is_string(text)
-}
+sent_narratives["referral.summary"] := referral.summary if "needs" in sent_categories
+
+sent_narratives["referral.studentWishes"] := referral.studentWishes if "needs" in sent_categories
+
+sent_narratives["referral.riskFormulation"] := referral.riskFormulation if "risk-formulation" in sent_categories
 
 sent_narratives[name] := text if {
 	"needs" in sent_categories
@@ -254,33 +253,29 @@ consent_route_without_consent if {
 }
 
 satisfied contains {"id": "X-02", "message": msg} if {
-	sent := [x02_content[c] | some c in category_order; x02_content[c]; c in sent_categories]
-	withheld := [x02_content[c] | some c in category_order; x02_content[c]; c in withheld_categories]
-	unneeded := [x02_content[c] | some c in category_order; x02_content[c]; not c in service_categories]
-	clauses := array.concat(
-		[sprintf("the record holds the needs-based content; the referral carries %s", [concat(", ", sent)])],
-		array.concat(
-			listed("withheld by the student's consent (consent.dataCategories), and the referral says so", withheld),
-			listed("not needed by the service (its dataCategories)", unneeded),
-		),
-	)
-	msg := concat("; ", clauses)
+	sent := [x02_content[c] | some c in x02_order; c in sent_categories]
+	withheld := [x02_content[c] | some c in x02_order; c in withheld_categories]
+	unneeded := [x02_content[c] | some c in x02_order; not c in service_categories]
+	clauses := [sprintf("%s: %s", [label, concat(", ", items)]) |
+		some [label, items] in [
+			["withheld by the student's consent (consent.dataCategories), and the referral says so", withheld],
+			["not needed by the service (its dataCategories)", unneeded],
+		]
+		count(items) > 0
+	]
+	msg := concat("; ", array.concat([sprintf("the record holds the needs-based content; the referral carries %s", [concat(", ", sent)])], clauses))
 }
 
 # The needs-based content of X-02, by data category, as messages name it.
 x02_content := {"needs": "presenting needs", "risk-formulation": "the safety formulation", "safety-plan": "the safety-plan status", "context": "context"}
+
+x02_order := ["needs", "risk-formulation", "safety-plan", "context"]
 
 # The categories the service needs and the record holds that the student's
 # consent withholds (M-02): the referral says they were withheld.
 default withheld_categories := set()
 
 withheld_categories := (service_categories & present_categories) - consented_categories if on_consent_route
-
-# listed(label, items) is a message clause naming items, or none when there
-# are none.
-listed(_, items) := [] if count(items) == 0
-
-listed(label, items) := [sprintf("%s: %s", [label, concat(", ", items)])] if count(items) > 0
 
 # --- P-01 -------------------------------------------------------------------
 
