@@ -35,7 +35,7 @@ type Institution struct {
 // registration decide which lawful bases may be claimed (L-02).
 type Referrer struct {
 	Name         string        `json:"name" validate:"required,text"`
-	Role         string        `json:"role" validate:"required,vocab=referrerRole"`
+	Role         string        `json:"role" validate:"required,role"`
 	Registration *Registration `json:"registration,omitempty"`
 	Email        string        `json:"email,omitempty" validate:"omitempty,text"`
 	Phone        string        `json:"phone,omitempty" validate:"omitempty,text"`
@@ -61,6 +61,16 @@ type Student struct {
 	Address        *Address        `json:"address,omitempty"`
 	GPPractice     *GPPractice     `json:"gpPractice,omitempty"`
 	TrustedContact *TrustedContact `json:"trustedContact,omitempty"`
+	SafeContact    *SafeContact    `json:"safeContact,omitempty"`
+}
+
+// SafeContact is how the student may safely be contacted, and the channels
+// to avoid; it travels with any contact details or trusted contact that are
+// sent (M-02), so that a service does not put the student at risk by how it
+// gets in touch.
+type SafeContact struct {
+	Instructions string   `json:"instructions,omitempty" validate:"omitempty,narrative"`
+	Avoid        []string `json:"avoid,omitempty" validate:"max=100,dive,vocab=contactChannel"`
 }
 
 // HumanName is a student's name as the university holds it.
@@ -108,6 +118,7 @@ type Referral struct {
 	RiskAssessment     *RiskAssessment `json:"riskAssessment,omitempty"`
 	CurrentSupport     []string        `json:"currentSupport,omitempty" validate:"max=100,dive,text"`
 	UnderSecondaryCare *bool           `json:"underSecondaryCare,omitempty"`
+	RiskToOthers       *bool           `json:"riskToOthers,omitempty"`
 	StudentWishes      string          `json:"studentWishes,omitempty" validate:"omitempty,narrative"`
 }
 
@@ -151,6 +162,10 @@ type Consent struct {
 	RecordedBy         string    `json:"recordedBy,omitempty" validate:"omitempty,text"`
 	Capacity           *Capacity `json:"capacity,omitempty"`
 	CompetenceAssessed *bool     `json:"competenceAssessed,omitempty"`
+	// CompetenceAssessedBy and CompetenceAssessedOn say who assessed an
+	// under-16's competence (Gillick) and when (A-01).
+	CompetenceAssessedBy string `json:"competenceAssessedBy,omitempty" validate:"omitempty,text"`
+	CompetenceAssessedOn string `json:"competenceAssessedOn,omitempty" validate:"omitempty,date"`
 }
 
 // Capacity is the student's capacity to consent to this decision (K-01).
@@ -175,17 +190,19 @@ type Override struct {
 	StudentInformed *StudentInformed `json:"studentInformed,omitempty"`
 }
 
-// ConsentSought shows that consent was asked for, or why it was not (C-01).
+// ConsentSought shows that consent was asked for, or why it was not, with
+// the reason where asking was not safe (C-01, O-04).
 type ConsentSought struct {
 	Attempted *bool  `json:"attempted,omitempty"`
 	At        string `json:"at,omitempty" validate:"omitempty,instant"`
 	Outcome   string `json:"outcome,omitempty" validate:"omitempty,vocab=consentSoughtOutcome"`
+	Reason    string `json:"reason,omitempty" validate:"omitempty,narrative"`
 }
 
 // Person is a named practitioner who decided or approved an override.
 type Person struct {
 	Name string `json:"name" validate:"required,text"`
-	Role string `json:"role" validate:"required,vocab=personRole"`
+	Role string `json:"role" validate:"required,role"`
 }
 
 // LawfulBasis names the UK GDPR Art. 6 basis, the Art. 9 condition and, where
@@ -205,10 +222,11 @@ type StudentInformed struct {
 }
 
 // Vocabularies of the contract. They are exported so that the validator, the
-// JSON Schema test and the documentation draw on one list.
+// JSON Schema test and the documentation draw on one list. Roles are not
+// among them: which roles exist and which may approve is policy data
+// (policies/lists.rego) that an IG lead edits, so the contract checks a role
+// for its form only.
 var (
-	ReferrerRoles           = []string{"mental-health-adviser", "counsellor", "wellbeing-practitioner", "clinician", "disability-adviser", "other"}
-	ApproverRoles           = []string{"head-of-wellbeing", "safeguarding-lead", "director-of-student-services"}
 	Genders                 = []string{"male", "female", "other", "unknown"}
 	Priorities              = []string{"routine", "urgent", "emergency"}
 	NeedCodes               = []string{"self-harm", "suicidal-thoughts", "low-mood", "anxiety", "eating-difficulties", "psychosis-concern", "substance-use", "trauma", "other"}
@@ -219,7 +237,8 @@ var (
 	DataCategories          = []string{"demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan", "trusted-contact", "context"}
 	CapacityStatuses        = []string{"presumed", "has-capacity", "lacks-capacity"}
 	OverrideGrounds         = []string{"safeguarding", "vital-interests", "best-interests", "public-interest"}
-	ConsentSoughtOutcomes   = []string{"refused", "unreachable", "not-safe-to-ask"}
+	ConsentSoughtOutcomes   = []string{"refused", "unreachable", "not-safe-to-ask", "lacks-capacity"}
+	ContactChannels         = []string{"phone", "sms", "post", "email", "trusted-contact", "home-visit"}
 	StudentInformedStatuses = []string{"informed", "will-inform", "not-informed"}
 )
 

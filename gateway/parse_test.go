@@ -183,7 +183,7 @@ func personalValues(data []byte) []string {
 	echoable := map[string]bool{
 		"schemaVersion": true, "role": true, "gender": true, "priority": true, "code": true,
 		"status": true, "decision": true, "purposes": true, "dataCategories": true,
-		"method": true, "ground": true, "outcome": true,
+		"method": true, "ground": true, "outcome": true, "avoid": true,
 	}
 	var doc any
 	if json.Unmarshal(data, &doc) != nil {

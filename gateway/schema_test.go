@@ -90,7 +90,7 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 		"instant": "#/$defs/instant", "odscode": "#/$defs/odsCode",
 	}
 	patterns := map[string]*regexp.Regexp{
-		"ukprn": ukprnPattern, "article6": article6Pattern, "article9": article9Pattern,
+		"ukprn": ukprnPattern, "role": rolePattern, "article6": article6Pattern, "article9": article9Pattern,
 		"dpaschedule1": schedule1Pattern,
 	}
 	var walk func(p string, gt reflect.Type, node map[string]any, vtag string)
@@ -394,6 +394,38 @@ func TestSchemaAgreesOnConditionalRequirements(t *testing.T) {
 			}
 			delete(o, f.name)
 			check(t, refused, o)
+		})
+	}
+}
+
+// TestEarlierExamplesStayValid parses every example case record of the
+// first release of contract v1 (testdata/earlier-cases holds them as they
+// were before the optional additions: safeContact, riskToOthers,
+// consentSought.reason, lacks-capacity, competenceAssessedBy/On, optional
+// capacity, roles by form): each must still be valid, and valid by the
+// schema too, since schemaVersion "1" stays.
+func TestEarlierExamplesStayValid(t *testing.T) {
+	sch := compiledSchema(t)
+	files, _ := filepath.Glob(filepath.Join("testdata", "earlier-cases", "*.json"))
+	if len(files) < 12 {
+		t.Fatalf("found %d earlier examples, want 12", len(files))
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ParseCaseRecord(data); err != nil {
+				t.Errorf("no longer valid: %v", err)
+			}
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sch.Validate(inst); err != nil {
+				t.Errorf("no longer valid by the schema: %v", err)
+			}
 		})
 	}
 }

@@ -29,6 +29,8 @@ import (
 //	date, instant  YYYY-MM-DD that is a real calendar date; RFC 3339 with a zone
 //	nhsnumber, odscode, ukprn, article6, article9, dpaschedule1, schemaversion
 //	               the identifiers and legal references of the contract
+//	role           lower-case words joined by hyphens, at most 64 characters:
+//	               which roles exist is for the policies (policies/lists.rego)
 //	max=100        lists hold at most 100 items
 //
 // The rules that span fields (what a given or refused consent needs, a given
@@ -36,12 +38,8 @@ import (
 // record should be shared is never decided here: that is the policies' job,
 // and a record that the policies will refuse is still a valid record.
 
-// vocabularies are the lists that `vocab=NAME` tags name. The decider and
-// approver of an override share one list of roles: whether the approver is
-// senior enough is for the policies (O-01) to judge, not the contract.
+// vocabularies are the lists that `vocab=NAME` tags name.
 var vocabularies = map[string][]string{
-	"referrerRole":          ReferrerRoles,
-	"personRole":            slices.Concat(ReferrerRoles, ApproverRoles),
 	"gender":                Genders,
 	"priority":              Priorities,
 	"need":                  NeedCodes,
@@ -54,6 +52,7 @@ var vocabularies = map[string][]string{
 	"overrideGround":        OverrideGrounds,
 	"consentSoughtOutcome":  ConsentSoughtOutcomes,
 	"studentInformedStatus": StudentInformedStatuses,
+	"contactChannel":        ContactChannels,
 }
 
 // Limits that keep every string and list able to become valid FHIR and keep
@@ -74,7 +73,11 @@ var (
 	article6Pattern  = regexp.MustCompile(`^6\(1\)\([a-f]\)$`)
 	article9Pattern  = regexp.MustCompile(`^9\(2\)\([a-j]\)$`)
 	schedule1Pattern = regexp.MustCompile(`^para-[1-9][0-9]?$`)
+	rolePattern      = regexp.MustCompile(`^[a-z]+(-[a-z]+)*$`)
 )
+
+// maxRoleLength bounds a role, which the contract checks for form only.
+const maxRoleLength = 64
 
 // contractValidator is built once: validator caches what it learns about
 // each struct type, and registering rules is not safe for concurrent use.
@@ -109,6 +112,7 @@ var contractValidator = sync.OnceValue(func() *validator.Validate {
 		"article9":       str(article9Pattern.MatchString),
 		"dpaschedule1":   str(schedule1Pattern.MatchString),
 		"schemaversion":  str(func(s string) bool { return s == SchemaVersion }),
+		"role":           str(func(s string) bool { return len(s) <= maxRoleLength && rolePattern.MatchString(s) }),
 		"vocab": func(fl validator.FieldLevel) bool {
 			return slices.Contains(vocabularies[fl.Param()], fl.Field().String())
 		},
@@ -243,6 +247,8 @@ func describeFailure(fe validator.FieldError, expr string) (typ, msg string) {
 		return issueValue, expr + " is not a UK GDPR Art. 6 basis; write it like 6(1)(e) (letters a to f)"
 	case "article9":
 		return issueValue, expr + " is not a UK GDPR Art. 9 condition; write it like 9(2)(g) (letters a to j)"
+	case "role":
+		return issueValue, fmt.Sprintf("%s is not a role: write lower-case words joined by hyphens, at most %d characters, e.g. mental-health-adviser", expr, maxRoleLength)
 	case "dpaschedule1":
 		return issueValue, expr + " is not a DPA 2018 Schedule 1 paragraph; write it like para-18"
 	}
@@ -273,7 +279,6 @@ func crossFieldFindings(r *CaseRecord) []finding {
 		need(c.RecordedAt != "", "recordedAt")
 		need(c.Method != "", "method")
 		need(c.RecordedBy != "", "recordedBy")
-		need(c.Capacity != nil, "capacity")
 		if r.Override != nil {
 			add("override", issueInvariant, `the record has both a given consent and an override; choose one route: `+
 				`remove the override to share on consent, or record the consent decision as "refused", "withdrawn" or "not-sought" to share on the override`)

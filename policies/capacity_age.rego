@@ -56,9 +56,11 @@ student_has_capacity if {
 # METADATA
 # title: Capacity is presumed; a lack of it is assessed and recorded
 # description: >-
-#   Capacity is presumed from age 16. A finding that the student lacks
-#   capacity needs a recorded, decision-specific assessment by a named
-#   assessor.
+#   Capacity is presumed from age 16 (age at the decision time): a record of
+#   a student aged 16 or over that says nothing about capacity is read as
+#   presumed, never refused for it. A finding that the student lacks capacity
+#   needs a recorded, decision-specific assessment by a named assessor, with
+#   its date.
 # custom:
 #   id: K-01
 #   source: Mental Capacity Act 2005 s.1(2) and s.2-3; MCA Code of Practice
@@ -130,7 +132,9 @@ satisfied contains {"id": "K-02", "message": msg} if {
 #   Age is computed from the date of birth at the time of the decision (in
 #   Europe/London). Under 18: a share without consent goes through the
 #   safeguarding route (O-04). Under 16: consent counts only with a recorded
-#   competence (Gillick) assessment.
+#   competence (Gillick) assessment, by a named assessor
+#   (consent.competenceAssessedBy), with its date
+#   (consent.competenceAssessedOn).
 # custom:
 #   id: A-01
 #   source: >-
@@ -159,6 +163,32 @@ deny contains {"id": "A-01", "message": msg} if {
 	under_18
 	route != "safeguarding"
 	msg := sprintf("override.ground is %q and the student is under 18 at the decision time: a share without consent goes through the safeguarding route (O-04)", [route])
+}
+
+deny contains {"id": "A-01", "message": msg} if {
+	on_consent_route
+	consent.decision == "given"
+	under_16
+	competence_assessed
+	not filled(consent.competenceAssessedBy)
+	msg := "consent.competenceAssessedBy is missing and the student is under 16: record who assessed the student's competence (Gillick)"
+}
+
+deny contains {"id": "A-01", "message": msg} if {
+	on_consent_route
+	consent.decision == "given"
+	under_16
+	competence_assessed
+	not date_of(consent.competenceAssessedOn)
+	msg := "consent.competenceAssessedOn is missing or not a date (YYYY-MM-DD) and the student is under 16: record when the competence (Gillick) assessment was made"
+}
+
+deny contains {"id": "A-01", "message": msg} if {
+	on_consent_route
+	consent.decision == "given"
+	under_16
+	date_of(consent.competenceAssessedOn) > london_today
+	msg := "consent.competenceAssessedOn is after the decision date: record the competence assessment that was actually made"
 }
 
 satisfied contains {"id": "A-01", "message": msg} if {

@@ -62,7 +62,7 @@ test_age_birthday_today_decides_service_eligibility if {
 test_a01_reports_the_age_band if {
 	message(decide(consent_case({})), "A-01") == "the student is 18 or over at the decision time (Europe/London)"
 	message(decide(override_case({"student": {"dateOfBirth": "2009-02-28"}})), "A-01") == "the student is 16 or 17 at the decision time (Europe/London)"
-	message(decide(consent_case({"student": {"dateOfBirth": "2011-01-01"}, "consent": {"competenceAssessed": true}})), "A-01") == "the student is under 16 at the decision time (Europe/London)"
+	message(decide(consent_case({"student": {"dateOfBirth": "2011-01-01"}, "consent": competent})), "A-01") == "the student is under 16 at the decision time (Europe/London)"
 }
 
 test_a01_denies_a_missing_or_malformed_date_of_birth if {
@@ -79,7 +79,18 @@ test_a01_under_16_consent_needs_a_competence_assessment if {
 	case := consent_case({"student": {"dateOfBirth": "2010-11-20"}})
 	denied_for(case, "A-01", "consent.competenceAssessed")
 	denied_for(consent_case({"student": {"dateOfBirth": "2010-11-20"}, "consent": {"competenceAssessed": false}}), "A-01", "consent.competenceAssessed")
-	allowed(consent_case({"student": {"dateOfBirth": "2010-11-20"}, "consent": {"competenceAssessed": true}}))
+	allowed(consent_case({"student": {"dateOfBirth": "2010-11-20"}, "consent": competent}))
+}
+
+# A recorded competence (Gillick) assessment, by a named assessor, with its date.
+competent := {"competenceAssessed": true, "competenceAssessedBy": "Dr Ana Ruiz", "competenceAssessedOn": "2026-11-18"}
+
+test_a01_a_competence_assessment_names_its_assessor_and_date if {
+	child := {"student": {"dateOfBirth": "2010-11-20"}}
+	denied_for(consent_case(object.union(child, {"consent": {"competenceAssessed": true}})), "A-01", "consent.competenceAssessedBy is missing")
+	d := decide(consent_case(object.union(child, {"consent": {"competenceAssessed": true}})))
+	contains(message(d, "A-01"), "consent.competenceAssessedOn is missing")
+	denied_for(consent_case(object.union(child, {"consent": object.union(competent, {"competenceAssessedOn": "2026-11-20"})})), "A-01", "consent.competenceAssessedOn is after the decision date")
 }
 
 test_a01_at_16_capacity_is_presumed_from_midnight_in_london if {
@@ -145,8 +156,8 @@ test_k02_is_not_taken_on_other_routes if {
 }
 
 test_k02_best_interests_needs_a_lack_of_capacity if {
-	denied_for(best_interests_case({"consent": {"capacity": {"status": "has-capacity"}}}), "K-02", "consent.capacity.status is \"has-capacity\"")
-	denied_for(without(best_interests_case({}), ["consent/capacity"]), "K-02", "consent.capacity.status is missing")
+	denied_by(best_interests_case({"consent": {"capacity": {"status": "has-capacity"}}}), "K-02", "consent.capacity.status is \"has-capacity\"")
+	denied_by(without(best_interests_case({}), ["consent/capacity"]), "K-02", "consent.capacity.status is missing")
 }
 
 test_k02_best_interests_needs_the_justification_recorded if {

@@ -22,11 +22,13 @@ consent_methods := {"written", "verbal", "electronic"}
 # --- C-01 -------------------------------------------------------------------
 
 # METADATA
-# title: Share only with the student's agreement
+# title: Share with the student's agreement, or show why not
 # description: >-
 #   Share only with the student's agreement by default. A share that goes
 #   ahead without it must show that consent was sought (when, outcome) or why
-#   asking was not safe.
+#   it was not: the student lacks capacity to decide (lacks-capacity, with
+#   K-01's assessment), could not be reached, or asking was not safe, in
+#   which case the reason is recorded (override.consentSought.reason).
 # custom:
 #   id: C-01
 #   source: >-
@@ -51,17 +53,31 @@ deny contains {"id": "C-01", "message": msg} if {
 deny contains {"id": "C-01", "message": msg} if {
 	overriding
 	not is_object(override.consentSought)
-	msg := "override.consentSought is missing: record when consent was sought and the outcome (refused, unreachable), or that asking was not safe (not-safe-to-ask)"
+	msg := "override.consentSought is missing: record when consent was sought and the outcome (refused, unreachable), or why it was not (lacks-capacity, not-safe-to-ask)"
 }
 
 deny contains {"id": "C-01", "message": msg} if {
 	overriding
 	is_object(override.consentSought)
-	not override.consentSought.outcome in {"refused", "unreachable", "not-safe-to-ask"}
+	not override.consentSought.outcome in {"refused", "unreachable", "not-safe-to-ask", "lacks-capacity"}
 	msg := sprintf(
-		"override.consentSought.outcome is %v: record refused or unreachable (consent was sought), or not-safe-to-ask (asking would not have been safe)",
+		"override.consentSought.outcome is %v: record refused or unreachable (consent was sought), or why it was not: lacks-capacity (the student cannot decide) or not-safe-to-ask (asking would not have been safe)",
 		[shown(field("override.consentSought.outcome"))],
 	)
+}
+
+deny contains {"id": "C-01", "message": msg} if {
+	overriding
+	override.consentSought.outcome == "not-safe-to-ask"
+	not filled(override.consentSought.reason)
+	msg := "override.consentSought.reason is missing: record why asking the student was not safe"
+}
+
+deny contains {"id": "C-01", "message": msg} if {
+	overriding
+	override.consentSought.outcome == "lacks-capacity"
+	not lacks_capacity
+	msg := sprintf("override.consentSought.outcome is \"lacks-capacity\" but consent.capacity.status is %v: record the assessment that the student lacks capacity in consent.capacity (K-01)", [shown(field("consent.capacity.status"))])
 }
 
 deny contains {"id": "C-01", "message": msg} if {
@@ -87,7 +103,7 @@ satisfied contains {"id": "C-01", "message": "consent.decision is \"given\": the
 satisfied contains {"id": "C-01", "message": msg} if {
 	overriding
 	outcome := override.consentSought.outcome
-	msg := sprintf("override.consentSought records the outcome %q: the share without consent shows that consent was sought or why asking was not safe", [outcome])
+	msg := sprintf("override.consentSought.outcome is %q: the share goes ahead without the student's agreement, and the record shows that consent was sought or why it was not", [outcome])
 }
 
 # --- C-02 -------------------------------------------------------------------
@@ -156,13 +172,6 @@ deny contains {"id": "C-02", "message": msg} if {
 deny contains {"id": "C-02", "message": msg} if {
 	on_consent_route
 	consent.decision == "given"
-	object.get(consent, ["capacity", "status"], null) == null
-	msg := "consent.capacity.status is missing: record whether capacity is presumed, was assessed as present (has-capacity) or is lacking"
-}
-
-deny contains {"id": "C-02", "message": msg} if {
-	on_consent_route
-	consent.decision == "given"
 	consent.capacity.status == "lacks-capacity"
 	msg := "consent.capacity.status is \"lacks-capacity\": a student who lacks capacity cannot consent; share in their best interests instead (override.ground best-interests, K-02)"
 }
@@ -170,8 +179,15 @@ deny contains {"id": "C-02", "message": msg} if {
 satisfied contains {"id": "C-02", "message": msg} if {
 	on_consent_route
 	consent.decision == "given"
-	msg := sprintf("consent is explicit (%s, recorded by a named person at consent.recordedAt), current at the decision time, and given with capacity (%s)", [consent.method, consent.capacity.status])
+	msg := sprintf("consent is explicit (%s, recorded by a named person at consent.recordedAt), current at the decision time, and given with capacity (%s)", [consent.method, capacity_read])
 }
+
+# The capacity the consent was given with, as K-01 reads it: a record that
+# says nothing about capacity is read as presumed (A-01 judges an under-16's
+# competence).
+default capacity_read := "presumed"
+
+capacity_read := consent.capacity.status
 
 # --- C-03 -------------------------------------------------------------------
 

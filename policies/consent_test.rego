@@ -27,7 +27,19 @@ test_c01_allows_an_override_that_shows_consent_was_sought if {
 }
 
 test_c01_allows_an_override_where_asking_was_not_safe if {
-	allowed(override_case({"override": {"consentSought": {"attempted": false, "outcome": "not-safe-to-ask"}}}))
+	allowed(override_case({"override": {"consentSought": {"attempted": false, "outcome": "not-safe-to-ask", "reason": "Asking would warn the person harming him."}}}))
+}
+
+test_c01_not_safe_to_ask_needs_a_reason if {
+	denied_by(override_case({"override": {"consentSought": {"attempted": false, "outcome": "not-safe-to-ask"}}}), "C-01", "override.consentSought.reason is missing")
+}
+
+test_c01_a_student_who_lacks_capacity_is_not_asked if {
+	d := decide(best_interests_case({}))
+	d.allow == true
+	contains(message(d, "C-01"), "\"lacks-capacity\"")
+	not contains(message(d, "C-01"), "agreement by default") # the message does not claim agreement
+	denied_by(best_interests_case({"consent": {"capacity": {"status": "presumed"}}}), "C-01", "record the assessment that the student lacks capacity")
 }
 
 test_c01_denies_an_override_without_consent_sought if {
@@ -104,8 +116,12 @@ test_c02_denies_an_unreadable_expiry if {
 	denied_for(consent_case({"consent": {"expiresAt": "next May"}}), "C-02", "consent.expiresAt is not an RFC 3339 time")
 }
 
-test_c02_denies_a_consent_without_capacity if {
-	denied_for(without(consent_case({}), ["consent/capacity"]), "C-02", "consent.capacity.status is missing")
+test_c02_a_consent_without_capacity_is_read_as_presumed if {
+	# K-01: capacity is presumed from 16; the record is never refused for it.
+	d := decide(without(consent_case({}), ["consent/capacity"]))
+	d.allow == true
+	contains(message(d, "C-02"), "given with capacity (presumed)")
+	denied_for(without(consent_case({"student": {"dateOfBirth": "2011-01-01"}}), ["consent/capacity"]), "A-01", "consent.competenceAssessed is not true")
 }
 
 test_c02_denies_consent_from_a_student_who_lacks_capacity if {

@@ -9,7 +9,9 @@ package referral
 
 import rego.v2
 
+import data.referral.lists
 import input.record.consent
+import input.record.override
 import input.record.override as overriding
 import input.record.referral
 import input.record.student
@@ -124,7 +126,11 @@ satisfied contains {"id": "M-01", "message": msg} if {
 #   No risk score or low/medium/high risk category is ever sent, and none may
 #   drive a decision. Such fields are stripped from the outgoing referral; a
 #   referral whose only clinical content is a score or category is refused.
-#   No other rule reads referral.riskAssessment.score or .level.
+#   A narrative field that is sent (the grounds of an override included) and
+#   states a risk category or a risk score is refused with the field named,
+#   so that the referrer rewrites it as a formulation: the gateway never
+#   edits clinical text. The patterns are lists.risk_patterns. No other rule
+#   reads referral.riskAssessment.score or .level.
 # custom:
 #   id: X-01
 #   source: >-
@@ -135,6 +141,36 @@ deny contains {"id": "X-01", "message": msg} if {
 	not clinical_content
 	msg := sprintf("the only clinical content is %s: a risk score or level is never sent and cannot carry a referral; record the presenting needs (referral.presentingNeeds), a safety formulation (referral.riskFormulation) and the safety plan (referral.safetyPlan)", [concat(" and ", risk_score_fields)])
 }
+
+deny contains {"id": "X-01", "message": msg} if {
+	some name, text in sent_narratives
+	some p in lists.risk_patterns
+	regex.match(p.pattern, text)
+	msg := sprintf("%s states a %s: a risk score or category is never sent (NICE NG225 1.6); rewrite it as a narrative formulation of needs and safety", [name, p.name])
+}
+
+# The narrative fields that leave with the referral, by name: those of the
+# categories that are sent, and on an override the texts that explain it.
+sent_narratives["referral.summary"] := referral.summary if "needs" in sent_categories
+
+sent_narratives["referral.studentWishes"] := referral.studentWishes if "needs" in sent_categories
+
+sent_narratives["referral.riskFormulation"] := referral.riskFormulation if "risk-formulation" in sent_categories
+
+sent_narratives[name] := text if {
+	"needs" in sent_categories
+	some i, need in referral.presentingNeeds
+	text := need.text
+	name := sprintf("referral.presentingNeeds[%d].text", [i])
+}
+
+sent_narratives["referral.safetyPlan.summary"] := referral.safetyPlan.summary if "safety-plan" in sent_categories
+
+sent_narratives["override.grounds"] := override.grounds if overriding
+
+sent_narratives["override.consentSought.reason"] := override.consentSought.reason if overriding
+
+sent_narratives["override.studentInformed.reasonDelayed"] := override.studentInformed.reasonDelayed if overriding
 
 # The score and level fields the record holds (X-01 is the only rule that
 # looks at them, and only to strip them).
@@ -175,6 +211,10 @@ satisfied contains {"id": "X-01", "message": msg} if {
 #   A referral must carry needs-based content: presenting needs (in the
 #   student's words where possible), a narrative safety formulation, the
 #   safety-plan status, and context (what the student wants, current support).
+#   The record must hold all of them; what is sent is what M-01 and C-04
+#   allow, and the needs must be among it. Where the student's consent
+#   withholds the formulation, safety plan or context, the share goes ahead
+#   (S-01) and says so (M-02); the message states exactly what is sent.
 # custom:
 #   id: X-02
 #   source: >-
@@ -203,12 +243,39 @@ deny contains {"id": "X-02", "message": msg} if {
 
 deny contains {"id": "X-02", "message": msg} if {
 	not "needs" in allowed_categories
+	not consent_route_without_consent # C-01 refuses it: nothing is consented to send
 	msg := "the needs category would not be sent (consent.dataCategories or the service's dataCategories leave it out): a referral must carry the presenting needs"
 }
 
-satisfied contains {"id": "X-02", "message": msg} if {
-	msg := "the referral carries presenting needs, a safety formulation, the safety-plan status and context"
+consent_route_without_consent if {
+	on_consent_route
+	not consent_given
 }
+
+satisfied contains {"id": "X-02", "message": msg} if {
+	sent := [x02_content[c] | some c in x02_order; c in sent_categories]
+	withheld := [x02_content[c] | some c in x02_order; c in withheld_categories]
+	unneeded := [x02_content[c] | some c in x02_order; not c in service_categories]
+	clauses := [sprintf("%s: %s", [label, concat(", ", items)]) |
+		some [label, items] in [
+			["withheld by the student's consent (consent.dataCategories), and the referral says so", withheld],
+			["not needed by the service (its dataCategories)", unneeded],
+		]
+		count(items) > 0
+	]
+	msg := concat("; ", array.concat([sprintf("the record holds the needs-based content; the referral carries %s", [concat(", ", sent)])], clauses))
+}
+
+# The needs-based content of X-02, by data category, as messages name it.
+x02_content := {"needs": "presenting needs", "risk-formulation": "the safety formulation", "safety-plan": "the safety-plan status", "context": "context"}
+
+x02_order := ["needs", "risk-formulation", "safety-plan", "context"]
+
+# The categories the service needs and the record holds that the student's
+# consent withholds (M-02): the referral says they were withheld.
+default withheld_categories := set()
+
+withheld_categories := (service_categories & present_categories) - consented_categories if on_consent_route
 
 # --- P-01 -------------------------------------------------------------------
 

@@ -130,6 +130,22 @@ test_x02_needs_the_students_wishes_or_current_support if {
 	allowed(without(liaison_case({}), ["referral/currentSupport"]))
 }
 
+test_x02_says_truthfully_what_is_sent_and_what_consent_withholds if {
+	categories := ["demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan", "context"]
+	d := decide(liaison_case({"consent": {"dataCategories": categories}}))
+	message(d, "X-02") == "the record holds the needs-based content; the referral carries presenting needs, the safety formulation, the safety-plan status, context"
+	withheld := decide(liaison_case({"consent": {"dataCategories": ["demographics", "needs"]}}))
+	withheld.allow == true # S-01: the share goes ahead
+	message(withheld, "X-02") == "the record holds the needs-based content; the referral carries presenting needs; withheld by the student's consent (consent.dataCategories), and the referral says so: the safety formulation, the safety-plan status, context"
+	not contains(message(withheld, "X-02"), "carries presenting needs, the safety formulation")
+}
+
+test_x02_a_refused_consent_is_refused_by_c01_not_x02 if {
+	d := decide(consent_case({"consent": {"decision": "refused", "dataCategories": []}}))
+	"C-01" in deny_ids(d)
+	not "X-02" in deny_ids(d)
+}
+
 test_x02_the_needs_must_be_sent if {
 	denied_for(liaison_case({"consent": {"dataCategories": ["demographics", "contact"]}}), "X-02", "the needs category would not be sent")
 }
@@ -203,6 +219,25 @@ test_e01_refuses_an_emergency_with_guidance if {
 test_e01_refuses_an_unknown_priority if {
 	denied_for(consent_case({"referral": {"priority": "asap"}}), "E-01", "referral.priority is \"asap\"")
 	denied_for(without(consent_case({}), ["referral/priority"]), "E-01", "referral.priority is missing")
+}
+
+test_x01_refuses_a_risk_category_in_a_narrative_field if {
+	d := decide(liaison_case({"referral": {"riskFormulation": "HIGH RISK (score 21/27). Isolated since the exam results."}}))
+	deny_ids(d) == {"X-01"}
+	contains(message(d, "X-01"), "referral.riskFormulation states a risk category")
+	not contains(message(d, "X-01"), "HIGH") # R-01: the text is not quoted
+	denied_for(liaison_case({"referral": {"summary": "Assessed as medium-risk."}}), "X-01", "referral.summary")
+	denied_for(liaison_case({"referral": {"presentingNeeds": [{"code": "self-harm", "text": "risk level: high"}]}}), "X-01", "referral.presentingNeeds[0].text")
+	denied_for(override_case({"override": {"grounds": "Risk score 14 on the local tool."}}), "X-01", "override.grounds states a risk score")
+}
+
+test_x01_symptom_scores_and_low_mood_are_not_risk_categories if {
+	allowed(liaison_case({"referral": {"summary": "Low mood since October; PHQ-9 total 18; exam mark 62% this term."}}))
+}
+
+test_x01_a_narrative_that_is_not_sent_is_not_judged if {
+	# Consent leaves the formulation out: it is withheld, not sent (C-04).
+	allowed(liaison_case({"referral": {"riskFormulation": "HIGH RISK"}, "consent": {"dataCategories": ["demographics", "needs"]}}))
 }
 
 test_x01_any_other_clinical_content_is_not_score_only if {

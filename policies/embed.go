@@ -14,9 +14,12 @@ import "embed"
 
 // FS is the embedded policy set: every .rego file of this directory, tests
 // included (the OPA adapter leaves *_test.rego out of the set it compiles and
-// hashes, and runs them before it lets a reloaded set serve). The gateway uses it unless a policy directory is configured. The set
-// keeps its vocabularies in Rego today; a data.json or data.yaml added here
-// needs its name in the embed pattern below.
+// hashes, and runs them before it lets a reloaded set serve). The gateway
+// uses it unless a policy directory is configured. The lists an IG lead
+// edits (registers, roles, Schedule 1 paragraphs, risk patterns) are Rego
+// data in lists.rego, so that the same files load here and in `opa test`; a
+// data.json or data.yaml added here needs its name in the embed pattern
+// below.
 //
 //go:embed *.rego
 var FS embed.FS

@@ -110,7 +110,7 @@ override_record := object.union(object.remove(consent_record, {"consent"}), {
 		"approvedBy": {"name": "Helen Doyle", "role": "safeguarding-lead"},
 		"decidedAt": "2026-11-19T13:55:00Z",
 		"lawfulBasis": {"article6": "6(1)(e)", "article9": "9(2)(g)", "dpaSchedule1": "para-18"},
-		"studentInformed": {"status": "will-inform"},
+		"studentInformed": {"status": "will-inform", "reasonDelayed": "He is not answering; he will be told when the crisis team reaches him."},
 	},
 })
 
@@ -131,7 +131,7 @@ best_interests_case(patch) := object.union(
 	replaced(
 		override_case({
 			"consent": {"capacity": lacking_capacity},
-			"override": {"ground": "best-interests", "consentSought": {"attempted": false, "outcome": "not-safe-to-ask"}},
+			"override": {"ground": "best-interests", "consentSought": {"attempted": false, "outcome": "lacks-capacity"}},
 		}),
 		"override/lawfulBasis", {"article6": "6(1)(e)", "article9": "9(2)(h)"},
 	),
@@ -155,7 +155,7 @@ public_interest_case(patch) := object.union(
 			"consent": {"decision": "refused", "recordedAt": "2026-11-19T13:40:00Z", "method": "verbal", "recordedBy": "Priya Raman"},
 			"override": {"ground": "public-interest", "adultAtRisk": false, "consentSought": {"outcome": "refused"}},
 		}),
-		"override/lawfulBasis", {"article6": "6(1)(e)", "article9": "9(2)(g)", "dpaSchedule1": "para-6"},
+		"override/lawfulBasis", {"article6": "6(1)(e)", "article9": "9(2)(g)", "dpaSchedule1": "para-10"},
 	),
 	{"record": patch},
 )

@@ -12,13 +12,15 @@ package referral
 
 import rego.v2
 
+import data.referral.lists
 import input.record.consent
 import input.record.override
 import input.record.override as overriding
 import input.record.referral
 
-# The senior roles that may approve an override (O-01).
-approver_roles := {"head-of-wellbeing", "safeguarding-lead", "director-of-student-services"}
+# The roles that may approve an override (O-01): lists.roles, kept by the IG
+# lead.
+approver_roles := {role | some role, r in lists.roles; r.approves == true}
 
 # The lawful basis the override claims; empty strings when not named.
 claimed_article6 := object.get(input, ["record", "override", "lawfulBasis", "article6"], "")
@@ -83,8 +85,8 @@ deny contains {"id": "O-01", "message": msg} if {
 
 deny contains {"id": "O-01", "message": msg} if {
 	overriding
-	not filled(override.decidedBy.role)
-	msg := "override.decidedBy.role is missing: record the role of the practitioner who decided"
+	not lists.roles[override.decidedBy.role]
+	msg := "override.decidedBy.role is missing or not a role the IG lead lists (lists.roles): record the role of the practitioner who decided"
 }
 
 deny contains {"id": "O-01", "message": msg} if {
@@ -96,7 +98,7 @@ deny contains {"id": "O-01", "message": msg} if {
 deny contains {"id": "O-01", "message": msg} if {
 	overriding
 	not override.approvedBy.role in approver_roles
-	msg := sprintf("override.approvedBy.role is %v: approval must come from a head-of-wellbeing, safeguarding-lead or director-of-student-services", [shown(field("override.approvedBy.role"))])
+	msg := sprintf("override.approvedBy.role is missing or not a role that may approve: approval must come from one of %s (lists.roles)", [concat(", ", sort(approver_roles))])
 }
 
 deny contains {"id": "O-01", "message": msg} if {
@@ -129,10 +131,10 @@ satisfied contains {"id": "O-01", "message": msg} if {
 # title: A capable student's refusal stands
 # description: >-
 #   A student with capacity who refused, and who is a risk only to themself:
-#   the refusal stands by default. An override in that case may not cite vital
-#   interests (Art. 9(2)(c)); it needs the safeguarding condition (Art. 9(2)(g)
-#   with DPA 2018 Sch. 1 para. 18) or a documented public-interest
-#   justification.
+#   the refusal stands by default (referral.riskToOthers true lifts only this
+#   rule). An override in that case may not cite vital interests (Art.
+#   9(2)(c)); it needs the safeguarding condition (Art. 9(2)(g) with DPA 2018
+#   Sch. 1 para. 18) or a documented public-interest justification.
 # custom:
 #   id: O-02
 #   source: >-
@@ -140,16 +142,14 @@ satisfied contains {"id": "O-01", "message": msg} if {
 #     Mental Capacity Act 2005 s.1; DHSC consensus statement (2021)
 deny contains {"id": "O-02", "message": msg} if {
 	overriding
-	student_refused
-	student_has_capacity
+	capable_refusal
 	not route in {"safeguarding", "public-interest"}
 	msg := sprintf("override.ground is %q but the student has capacity and refused: the refusal stands unless the safeguarding condition (ground safeguarding) or a documented public-interest justification (ground public-interest) applies", [route])
 }
 
 deny contains {"id": "O-02", "message": msg} if {
 	overriding
-	student_refused
-	student_has_capacity
+	capable_refusal
 	claimed_article9 == "9(2)(c)"
 	msg := "override.lawfulBasis.article9 is \"9(2)(c)\" but the student has capacity and refused: vital interests cannot override a capable refusal; rest on 9(2)(g) with para-18 (safeguarding) or a documented public interest"
 }
@@ -169,9 +169,23 @@ satisfied contains {"id": "O-02", "message": msg} if {
 
 satisfied contains {"id": "O-02", "message": msg} if {
 	overriding
+	capable_refusal
+	msg := sprintf("the capable student's refusal is overridden only on the %s ground, not on vital interests", [route])
+}
+
+satisfied contains {"id": "O-02", "message": msg} if {
+	overriding
 	student_refused
 	student_has_capacity
-	msg := sprintf("the capable student's refusal is overridden only on the %s ground, not on vital interests", [route])
+	referral.riskToOthers == true
+	msg := "the capable student refused, but referral.riskToOthers is true: the student is not a risk only to themself"
+}
+
+# A student with capacity who refused and is a risk only to themself (O-02).
+capable_refusal if {
+	student_refused
+	student_has_capacity
+	not referral.riskToOthers == true
 }
 
 # --- O-03 -------------------------------------------------------------------
@@ -181,7 +195,9 @@ satisfied contains {"id": "O-02", "message": msg} if {
 # description: >-
 #   Vital interests (Art. 9(2)(c)) is valid only when the student is incapable
 #   of consenting (assessed as lacking capacity, see K-01) and the matter is
-#   life or death (referral.riskAssessment.seriousConcern is true).
+#   life or death (referral.riskAssessment.seriousConcern is true). These
+#   conditions hold whatever the override's ground; which grounds may cite
+#   9(2)(c) is L-01's table.
 # custom:
 #   id: O-03
 #   source: UK GDPR Art. 9(2)(c); ICO guidance on vital interests
@@ -204,13 +220,6 @@ deny contains {"id": "O-03", "message": msg} if {
 	route == "vital-interests"
 	claimed_article9 != "9(2)(c)"
 	msg := sprintf("override.lawfulBasis.article9 is %v: the vital-interests ground rests on Art. 9(2)(c)", [shown(field("override.lawfulBasis.article9"))])
-}
-
-deny contains {"id": "O-03", "message": msg} if {
-	overriding
-	route != "vital-interests"
-	claimed_article9 == "9(2)(c)"
-	msg := sprintf("override.lawfulBasis.article9 is \"9(2)(c)\" but override.ground is %q: cite vital interests only on the vital-interests ground", [route])
 }
 
 cites_vital_interests if {
@@ -242,9 +251,12 @@ satisfied contains {"id": "O-03", "message": msg} if {
 #   The safeguarding condition (Art. 9(2)(g) with DPA 2018 Sch. 1 para. 18)
 #   needs: the student is under 18, or an adult at risk; sharing protects them
 #   from harm (a serious concern, O-01); and a recorded reason why consent is
-#   not relied on (unreachable: it cannot reasonably be obtained;
-#   not-safe-to-ask: asking would prejudice their protection; for a student
-#   under 18, a refusal also counts).
+#   not relied on (lacks-capacity: it cannot be given, with K-01's
+#   assessment; unreachable: it cannot reasonably be obtained;
+#   not-safe-to-ask: asking would prejudice their protection, with a reason;
+#   for a student under 18, a refusal counts only with a reason why relying
+#   on it would prejudice their protection). The conditions apply whenever
+#   para. 18 is cited, whatever the ground.
 # custom:
 #   id: O-04
 #   source: >-
@@ -269,26 +281,15 @@ deny contains {"id": "O-04", "message": msg} if {
 	overriding
 	cites_safeguarding
 	not consent_not_relied_on
-	msg := sprintf("override.consentSought.outcome is %v: record why consent is not relied on: unreachable, or not-safe-to-ask (refused counts only for a student under 18)", [shown(field("override.consentSought.outcome"))])
+	msg := sprintf("override.consentSought.outcome is %v: record why consent is not relied on: lacks-capacity, unreachable or not-safe-to-ask (with override.consentSought.reason); refused counts only for a student under 18 and with override.consentSought.reason", [shown(field("override.consentSought.outcome"))])
 }
 
-deny contains {"id": "O-04", "message": msg} if {
-	overriding
-	route == "safeguarding"
-	claimed_article9 != "9(2)(g)"
-	msg := sprintf("override.lawfulBasis.article9 is %v: the safeguarding ground rests on Art. 9(2)(g)", [shown(field("override.lawfulBasis.article9"))])
-}
-
-deny contains {"id": "O-04", "message": msg} if {
-	overriding
-	route == "safeguarding"
-	claimed_schedule1 != "para-18"
-	msg := sprintf("override.lawfulBasis.dpaSchedule1 is %v: the safeguarding ground needs DPA 2018 Sch. 1 para-18", [shown(field("override.lawfulBasis.dpaSchedule1"))])
-}
-
+# The safeguarding condition is cited when para. 18 is, or when the
+# safeguarding ground does not rest on vital interests instead (L-01).
 cites_safeguarding if {
 	overriding
 	route == "safeguarding"
+	claimed_article9 != "9(2)(c)"
 }
 
 cites_safeguarding if {
@@ -296,11 +297,22 @@ cites_safeguarding if {
 	claimed_schedule1 == "para-18"
 }
 
-consent_not_relied_on if override.consentSought.outcome in {"unreachable", "not-safe-to-ask"}
+consent_not_relied_on if override.consentSought.outcome == "unreachable"
+
+consent_not_relied_on if {
+	override.consentSought.outcome == "lacks-capacity"
+	lacks_capacity
+}
+
+consent_not_relied_on if {
+	override.consentSought.outcome == "not-safe-to-ask"
+	filled(override.consentSought.reason)
+}
 
 consent_not_relied_on if {
 	override.consentSought.outcome == "refused"
 	under_18
+	filled(override.consentSought.reason)
 }
 
 satisfied contains {"id": "O-04", "message": "the safeguarding condition (Art. 9(2)(g), para-18) is not cited"} if {
@@ -323,7 +335,12 @@ satisfied contains {"id": "O-04", "message": msg} if {
 #   (and the DPA Sch. 1 paragraph where one applies). On the consent route they
 #   are consent, Art. 6(1)(a) and Art. 9(2)(a) (explicit consent), and the
 #   decision records them; an override must name both in
-#   override.lawfulBasis, or it is a deny.
+#   override.lawfulBasis, or it is a deny. Each ground may cite only the Art.
+#   9 conditions of article9_by_ground: vital-interests 9(2)(c); safeguarding
+#   9(2)(g) with para. 18, or 9(2)(c) where O-03 holds; best-interests
+#   9(2)(c) where O-03 holds, 9(2)(g) with para. 18 where O-04 holds, or
+#   9(2)(h) where L-02 holds; public-interest 9(2)(g) with a Sch. 1 Part 2
+#   paragraph from lists.public_interest_paragraphs.
 # custom:
 #   id: L-01
 #   source: UK GDPR Art. 6 and 9; Data Protection Act 2018 s.10 and Sch. 1
@@ -348,9 +365,35 @@ deny contains {"id": "L-01", "message": msg} if {
 
 deny contains {"id": "L-01", "message": msg} if {
 	overriding
+	regex.match(`^9\(2\)\([b-j]\)$`, claimed_article9)
+	allowed := article9_by_ground[route]
+	not claimed_article9 in allowed
+	msg := sprintf("override.lawfulBasis.article9 is %q but override.ground %q may cite only %s", [claimed_article9, route, concat(" or ", sort(allowed))])
+}
+
+deny contains {"id": "L-01", "message": msg} if {
+	overriding
 	claimed_article9 == "9(2)(g)"
-	not regex.match(`^para-[0-9]+$`, claimed_schedule1)
-	msg := sprintf("override.lawfulBasis.dpaSchedule1 is %v: Art. 9(2)(g) needs the DPA 2018 Sch. 1 paragraph it rests on, e.g. para-18", [shown(field("override.lawfulBasis.dpaSchedule1"))])
+	allowed := schedule1_by_ground[route]
+	not claimed_schedule1 in allowed
+	msg := sprintf("override.lawfulBasis.dpaSchedule1 is %v: Art. 9(2)(g) on the %s ground rests on DPA 2018 Sch. 1 %s", [shown(field("override.lawfulBasis.dpaSchedule1")), route, concat(" or ", sort(allowed))])
+}
+
+# The Art. 9 conditions each override ground may cite. Citing one brings in
+# its own rule: 9(2)(c) O-03, 9(2)(g) with para. 18 O-04, 9(2)(h) L-02.
+article9_by_ground := {
+	"vital-interests": {"9(2)(c)"},
+	"safeguarding": {"9(2)(g)", "9(2)(c)"},
+	"best-interests": {"9(2)(c)", "9(2)(g)", "9(2)(h)"},
+	"public-interest": {"9(2)(g)"},
+}
+
+# The DPA 2018 Sch. 1 paragraphs that Art. 9(2)(g) may rest on, by ground;
+# the public-interest list is the IG lead's (lists.public_interest_paragraphs).
+schedule1_by_ground := {
+	"safeguarding": {"para-18"},
+	"best-interests": {"para-18"},
+	"public-interest": {p | some p, _ in lists.public_interest_paragraphs},
 }
 
 satisfied contains {"id": "L-01", "message": "the consent route rests on Art. 6(1)(a) and Art. 9(2)(a) (explicit consent)"} if on_consent_route
@@ -358,13 +401,13 @@ satisfied contains {"id": "L-01", "message": "the consent route rests on Art. 6(
 satisfied contains {"id": "L-01", "message": msg} if {
 	overriding
 	claimed_schedule1 == ""
-	msg := sprintf("override.lawfulBasis names Art. %s and Art. %s", [claimed_article6, claimed_article9])
+	msg := sprintf("override.lawfulBasis names Art. %s and Art. %s, which the %s ground may cite", [claimed_article6, claimed_article9, route])
 }
 
 satisfied contains {"id": "L-01", "message": msg} if {
 	overriding
 	claimed_schedule1 != ""
-	msg := sprintf("override.lawfulBasis names Art. %s and Art. %s with DPA 2018 Sch. 1 %s", [claimed_article6, claimed_article9, claimed_schedule1])
+	msg := sprintf("override.lawfulBasis names Art. %s and Art. %s with DPA 2018 Sch. 1 %s, which the %s ground may cite", [claimed_article6, claimed_article9, claimed_schedule1, route])
 }
 
 # --- L-02 -------------------------------------------------------------------
@@ -372,22 +415,36 @@ satisfied contains {"id": "L-01", "message": msg} if {
 # METADATA
 # title: Health and social care condition only for registered professionals
 # description: >-
-#   Art. 9(2)(h) (health or social care) is claimed only when the referrer is a
-#   registered professional under a duty of confidentiality, not, for example,
-#   a personal tutor.
+#   Art. 9(2)(h) (health or social care) is claimed only when the referrer is
+#   a health professional or another person under a duty of confidentiality
+#   (DPA 2018 s. 11(1)), not, for example, a personal tutor: the registration
+#   names a recognised register (lists.registers, by code or alias, without
+#   regard to case) and carries a number in that register's format. The
+#   decision records which limb of s. 11(1) applied.
 # custom:
 #   id: L-02
 #   source: UK GDPR Art. 9(2)(h) and 9(3); Data Protection Act 2018 s.11(1)
 deny contains {"id": "L-02", "message": msg} if {
 	overriding
 	claimed_article9 == "9(2)(h)"
-	not registered_referrer
-	msg := "referrer.registration is missing: Art. 9(2)(h) may be claimed only by a registered professional under a duty of confidentiality; record the referrer's registration (body, number) or rest on another condition"
+	not registration_register
+	msg := sprintf("referrer.registration.body is missing or names no recognised register (%s): Art. 9(2)(h) may be claimed only by a professional under a duty of confidentiality (DPA 2018 s. 11(1)); record the register, or rest on another condition", [concat(", ", [r.code | some r in lists.registers])])
 }
 
-registered_referrer if {
-	filled(input.record.referrer.registration.body)
-	filled(input.record.referrer.registration.number)
+deny contains {"id": "L-02", "message": msg} if {
+	overriding
+	claimed_article9 == "9(2)(h)"
+	register := registration_register
+	not regex.match(register.number, trim_space(input.record.referrer.registration.number))
+	msg := sprintf("referrer.registration.number is missing or not in the format of a %s registration number: record the referrer's number in that register", [register.code])
+}
+
+# The recognised register that referrer.registration.body names, by code or
+# alias, without regard to case; undefined when it names none.
+registration_register := register if {
+	body := lower(trim_space(input.record.referrer.registration.body))
+	some register in lists.registers
+	body in {lower(name) | some name in array.concat([register.code], register.aliases)}
 }
 
 satisfied contains {"id": "L-02", "message": "Art. 9(2)(h) is not claimed"} if claimed_article9 != "9(2)(h)"
@@ -395,6 +452,6 @@ satisfied contains {"id": "L-02", "message": "Art. 9(2)(h) is not claimed"} if c
 satisfied contains {"id": "L-02", "message": msg} if {
 	overriding
 	claimed_article9 == "9(2)(h)"
-	registered_referrer
-	msg := sprintf("Art. 9(2)(h) is claimed by a registered professional (%s)", [input.record.referrer.registration.body])
+	register := registration_register
+	msg := sprintf("Art. 9(2)(h) is claimed by a professional registered with %s, %s", [register.code, lists.register_kinds[register.kind]])
 }

@@ -47,6 +47,11 @@ deny contains {"id": "R-01", "message": msg} if {
 	msg := "referrer.name is missing: the decision must record who asked"
 }
 
+deny contains {"id": "R-01", "message": msg} if {
+	not data.referral.lists.roles[input.record.referrer.role]
+	msg := "referrer.role is missing or not a role the IG lead lists (lists.roles): the decision must record the role of who asked"
+}
+
 satisfied contains {"id": "R-01", "message": msg} if {
 	msg := "this decision is recorded with who asked, the case, the outcome, the route, the lawful bases, the rules, the data categories, the recipient, the policy revision and the time"
 }
@@ -58,7 +63,8 @@ satisfied contains {"id": "R-01", "message": msg} if {
 # description: >-
 #   The student is told what was shared, with whom and why, before the share
 #   or as soon as it is safe. A share without consent records whether the
-#   student was told, or why telling is delayed.
+#   student was told, or why telling is delayed (will-inform and not-informed
+#   both need reasonDelayed).
 # custom:
 #   id: T-01
 #   source: >-
@@ -67,14 +73,15 @@ satisfied contains {"id": "R-01", "message": msg} if {
 deny contains {"id": "T-01", "message": msg} if {
 	overriding
 	not override.studentInformed.status in {"informed", "will-inform", "not-informed"}
-	msg := sprintf("override.studentInformed.status is %v: record whether the student was told (informed), will be told (will-inform), or not (not-informed, with reasonDelayed)", [shown(field("override.studentInformed.status"))])
+	msg := sprintf("override.studentInformed.status is %v: record whether the student was told (informed), will be told (will-inform, with reasonDelayed), or not (not-informed, with reasonDelayed)", [shown(field("override.studentInformed.status"))])
 }
 
 deny contains {"id": "T-01", "message": msg} if {
 	overriding
-	override.studentInformed.status == "not-informed"
+	status := override.studentInformed.status
+	status in {"will-inform", "not-informed"}
 	not filled(override.studentInformed.reasonDelayed)
-	msg := "override.studentInformed.reasonDelayed is missing: a student not yet told of a share without consent needs the reason telling is delayed"
+	msg := sprintf("override.studentInformed.reasonDelayed is missing but override.studentInformed.status is %q: a student not yet told of a share without consent needs the reason telling is delayed", [status])
 }
 
 obligation contains {

@@ -10,6 +10,14 @@ test_r01_every_allowed_decision_is_recorded if {
 	d.recipient.service == "u-cope"
 }
 
+test_r01_the_referrer_role_is_one_the_ig_lead_lists if {
+	d := decide(consent_case({"referrer": {"role": "personal-tutor"}}))
+	deny_ids(d) == {"R-01"}
+	contains(message(d, "R-01"), "referrer.role is missing or not a role the IG lead lists")
+	not contains(message(d, "R-01"), "personal-tutor")
+	allowed(consent_case({"referrer": {"role": "personal-tutor"}})) with data.referral.lists.roles as {"personal-tutor": {"approves": false}}
+}
+
 test_r01_denies_what_it_could_not_record if {
 	denied_for(without(consent_case({}), ["caseId"]), "R-01", "caseId")
 	denied_for(without(consent_case({}), ["referrer/name"]), "R-01", "referrer.name")
@@ -38,8 +46,13 @@ test_t01_a_student_already_informed_needs_no_notice if {
 	effect(d, "T-01") == "allow"
 }
 
+test_t01_will_inform_needs_a_reason_for_the_delay if {
+	denied_for(replaced(override_case({}), "override/studentInformed", {"status": "will-inform"}), "T-01", "override.studentInformed.reasonDelayed is missing but override.studentInformed.status is \"will-inform\"")
+	allowed(override_case({"override": {"studentInformed": {"status": "informed"}}}))
+}
+
 test_t01_a_delay_needs_a_reason if {
-	denied_for(override_case({"override": {"studentInformed": {"status": "not-informed"}}}), "T-01", "override.studentInformed.reasonDelayed")
+	denied_for(replaced(override_case({}), "override/studentInformed", {"status": "not-informed"}), "T-01", "override.studentInformed.reasonDelayed")
 	d := decide(override_case({"override": {"studentInformed": {"status": "not-informed", "reasonDelayed": "Telling him now would raise the risk."}}}))
 	d.allow == true
 	count(obligations(d, "notify-student")) == 1

@@ -825,7 +825,7 @@ var groundTexts = map[string]string{
 }
 
 var informedTexts = map[string]string{
-	"informed":     "Yes: the student was told what was shared, with whom and why.",
+	"informed":     "Yes: the student was told of the decision to share without consent, with whom and why.",
 	"will-inform":  "Not yet: telling the student is delayed. The reason is kept in the university's case record, not in this audit trail.",
 	"not-informed": "No: the student has not been told. The reason is kept in the university's case record, not in this audit trail.",
 }
