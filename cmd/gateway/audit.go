@@ -46,10 +46,7 @@ func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stde
 	inst := fs.String("institution", "", "verify only this institution's chain (a UKPRN, or \"gateway\" for the gateway's own)")
 	cpDir := fs.String("checkpoints", "", "hold the chains to the checkpoints in this `directory` (default: audit.checkpointDir), e.g. a copy kept off the host, which audit.checkpointDir must still hold")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseNoArgs(fs, args, use+"\n", stderr); err != nil {
-		return err
-	}
-	cfg, store, err := configStore(ctx, *cfgPath)
+	cfg, store, err := flagsAndStore(ctx, fs, args, cfgPath, use+"\n", stderr)
 	if err != nil {
 		return err
 	}
@@ -131,10 +128,7 @@ func cmdAuditVerify(ctx context.Context, args []string, use string, stdout, stde
 func cmdAuditCheckpoint(ctx context.Context, args []string, use string, stdout, stderr io.Writer) error {
 	fs := newFlags("audit checkpoint", stderr)
 	cfgPath := fs.String("config", "", "configuration `file`")
-	if err := parseNoArgs(fs, args, use+"\n", stderr); err != nil {
-		return err
-	}
-	cfg, store, err := configStore(ctx, *cfgPath)
+	cfg, store, err := flagsAndStore(ctx, fs, args, cfgPath, use+"\n", stderr)
 	if err != nil {
 		return err
 	}
@@ -188,10 +182,7 @@ func cmdRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlags("retention run", stderr)
 	cfgPath := fs.String("config", "", "configuration `file`")
 	by := fs.String("by", "", "who (default: the operating-system user)")
-	if err := parseNoArgs(fs, args[1:], use+"\n", stderr); err != nil {
-		return err
-	}
-	cfg, store, err := configStore(ctx, *cfgPath)
+	cfg, store, err := flagsAndStore(ctx, fs, args[1:], cfgPath, use+"\n", stderr)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -60,6 +62,15 @@ func openStoreWith(ctx context.Context, c config.Store, keys gateway.ChainKeys) 
 	}
 	s.SetChainKeys(keys)
 	return s, nil
+}
+
+// flagsAndStore parses the flags of a command that takes no arguments, then
+// opens the store of the configuration that its --config flag (path) names.
+func flagsAndStore(ctx context.Context, fs *flag.FlagSet, args []string, path *string, usage string, stderr io.Writer) (*config.Config, keyedStore, error) {
+	if err := parseNoArgs(fs, args, usage, stderr); err != nil {
+		return nil, nil, err
+	}
+	return configStore(ctx, *path)
 }
 
 // configStore loads the configuration and opens its store with the chain
