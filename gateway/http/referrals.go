@@ -46,25 +46,22 @@ type submitAnswer struct {
 // handleSubmit is POST /v1/referrals: 202 with Location when accepted, 200
 // with the same referral when the record was already accepted, 403 with one
 // issue per denying rule when refused.
-func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readJSON(w, r)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	c := gateway.ClientFrom(r.Context())
 	sub, err := s.Intake.Submit(r.Context(), c, body)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	if ev := sub.Evaluation; ev != nil {
 		LogEvaluation(logFrom(r.Context()), ev, false)
 		s.observer().ObserveEvaluation(ev, false)
 		w.Header().Set("X-Decision-Id", ev.Decision.ID)
 		if ev.Outcome == gateway.OutcomeDeny {
-			Error(w, r, gateway.DenialError(ev.Decision))
-			return
+			return gateway.DenialError(ev.Decision)
 		}
 	}
 	w.Header().Set("Location", "/v1/referrals/"+sub.Referral.ID)
@@ -77,30 +74,29 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Decision-Id", sub.Referral.DecisionID)
 	}
 	writeJSON(w, status, MediaJSON, ans)
+	return nil
 }
 
 // handleReferral is GET /v1/referrals/{id}: only the owning institution sees
 // it; any other gets 404, as for a referral that does not exist.
-func (s *Server) handleReferral(w http.ResponseWriter, r *http.Request) {
-	c := gateway.ClientFrom(r.Context())
-	ref, err := s.Intake.Store.Referral(r.Context(), c.Institution, mux.Vars(r)["id"])
+func (s *Server) handleReferral(w http.ResponseWriter, r *http.Request) error {
+	ref, err := s.Intake.Store.Referral(r.Context(), gateway.ClientFrom(r.Context()).Institution, mux.Vars(r)["id"])
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, MediaJSON, viewOf(ref))
+	return nil
 }
 
 // handleCancel is POST /v1/referrals/{id}/$cancel: the referral becomes
 // cancelled and the BaRS cancellation is queued.
-func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
-	c := gateway.ClientFrom(r.Context())
-	ref, err := s.Intake.Cancel(r.Context(), c, mux.Vars(r)["id"])
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) error {
+	ref, err := s.Intake.Cancel(r.Context(), gateway.ClientFrom(r.Context()), mux.Vars(r)["id"])
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, MediaJSON, viewOf(ref))
+	return nil
 }
 
 // ResponseParser reads a receiver's BaRS response message.
@@ -108,27 +104,25 @@ type ResponseParser func(body []byte) (gateway.ReceiverResponse, error)
 
 // handleInbound is POST /fhir/$process-message for receivers: BaRS response
 // messages move a referral to acknowledged or rejected.
-func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readFHIR(w, r)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	resp, err := s.ParseResponse(body)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	ref, err := s.Intake.Respond(r.Context(), gateway.ClientFrom(r.Context()), resp)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	msg := "response recorded: referral " + ref.ID + " is " + string(ref.Status)
 	writeJSON(w, http.StatusOK, MediaFHIRJSON, map[string]any{
 		"resourceType": "OperationOutcome",
 		"issue":        []map[string]any{{"severity": "information", "code": "informational", "diagnostics": msg}},
 	})
+	return nil
 }
 
 // handleReady is /readyz: the store answers and the policies are loaded.

@@ -93,13 +93,13 @@ func (s *Server) router() *mux.Router {
 	r.HandleFunc("/v1/openapi.json", handleOpenAPI).Methods(http.MethodGet)
 	intake := inFlight(s.MaxInFlight)
 	if s.Intake != nil {
-		r.HandleFunc("/v1/referrals/$evaluate", s.require(intake(s.handleEvaluate), gateway.RoleSubmitter)).Methods(http.MethodPost)
-		r.HandleFunc("/v1/referrals", s.require(intake(s.handleSubmit), gateway.RoleSubmitter)).Methods(http.MethodPost)
-		r.HandleFunc("/v1/referrals/{id}", s.require(s.handleReferral, gateway.RoleSubmitter)).Methods(http.MethodGet)
-		r.HandleFunc("/v1/referrals/{id}/$cancel", s.require(s.handleCancel, gateway.RoleSubmitter)).Methods(http.MethodPost)
-		r.HandleFunc("/fhir/$process-message", s.require(s.handleInbound, gateway.RoleReceiver)).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals/$evaluate", s.require(intake(api(s.handleEvaluate)), gateway.RoleSubmitter)).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals", s.require(intake(api(s.handleSubmit)), gateway.RoleSubmitter)).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals/{id}", s.require(api(s.handleReferral), gateway.RoleSubmitter)).Methods(http.MethodGet)
+		r.HandleFunc("/v1/referrals/{id}/$cancel", s.require(api(s.handleCancel), gateway.RoleSubmitter)).Methods(http.MethodPost)
+		r.HandleFunc("/fhir/$process-message", s.require(api(s.handleInbound), gateway.RoleReceiver)).Methods(http.MethodPost)
 	} else {
-		r.HandleFunc("/v1/referrals/$evaluate", intake(s.handleEvaluate)).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals/$evaluate", intake(api(s.handleEvaluate))).Methods(http.MethodPost)
 	}
 	if s.CapabilityStatement != nil {
 		r.HandleFunc("/fhir/metadata", func(w http.ResponseWriter, r *http.Request) {
@@ -172,16 +172,14 @@ func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 // handleEvaluate is the dry run: the decision and the message the NHS
 // service would receive, with nothing stored or sent. The optional query
 // parameter `at` fixes the decision time, as `gateway evaluate --at` does.
-func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) error {
 	at, err := s.evaluationTime(r)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	body, err := s.readJSON(w, r)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	var ev *gateway.Evaluation
 	if s.Intake != nil {
@@ -190,8 +188,7 @@ func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
 		ev, err = s.Evaluator.Evaluate(r.Context(), body, at)
 	}
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	LogEvaluation(logFrom(r.Context()), ev, true)
 	s.observer().ObserveEvaluation(ev, true)
@@ -200,6 +197,7 @@ func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
 		status = Status(ev.Err.Code)
 	}
 	writeJSON(w, status, MediaJSON, Document(ev))
+	return nil
 }
 
 // EvaluationDocument is the JSON document that POST /v1/referrals/$evaluate

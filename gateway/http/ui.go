@@ -3,11 +3,9 @@ package http
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
-	"encoding/hex"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -96,7 +94,7 @@ type uiSession struct {
 // pseudonyms, never the identifier) and the form as shown again.
 type uiSearch struct {
 	query   gateway.Query
-	form    uiForm
+	form    auditFilters
 	student bool
 }
 
@@ -105,11 +103,6 @@ type uiSearch struct {
 type uiSessions struct {
 	mu sync.Mutex
 	m  map[string]*uiSession
-}
-
-func sessionKey(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
 }
 
 func randomToken() string {
@@ -128,7 +121,7 @@ func (ss *uiSessions) create(c gateway.Client, now time.Time) (string, *uiSessio
 			delete(ss.m, k)
 		}
 	}
-	ss.m[sessionKey(id)] = sess
+	ss.m[hashHex([]byte(id))] = sess
 	return id, sess
 }
 
@@ -143,7 +136,7 @@ func (ss *uiSessions) get(id string, now time.Time) *uiSession {
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	k := sessionKey(id)
+	k := hashHex([]byte(id))
 	sess, ok := ss.m[k]
 	if !ok {
 		return nil
@@ -159,7 +152,7 @@ func (ss *uiSessions) get(id string, now time.Time) *uiSession {
 func (ss *uiSessions) delete(id string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	delete(ss.m, sessionKey(id))
+	delete(ss.m, hashHex([]byte(id)))
 }
 
 func (ss *uiSessions) saveSearch(sess *uiSession, s uiSearch) string {
@@ -191,7 +184,7 @@ type ui struct {
 // uiRoutes adds the web page. The routes are in openapi.json too, as HTML.
 func (s *Server) uiRoutes(r *mux.Router) {
 	u := &ui{s: s, sessions: &uiSessions{m: map[string]*uiSession{}}}
-	h := func(fn http.HandlerFunc) http.HandlerFunc { return uiHeaders(fn) }
+	h := uiHeaders
 	r.HandleFunc("/ui", h(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/", http.StatusMovedPermanently)
 	})).Methods(http.MethodGet)
@@ -241,17 +234,21 @@ func handleStatic(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-type sessionKeyCtx struct{}
+// session returns the live session of r's cookie, or nil.
+func (u *ui) session(r *http.Request) *uiSession {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil
+	}
+	return u.sessions.get(c.Value, u.s.now())
+}
 
 // signedIn lets only a live session through; others go to the sign-in
-// page. The client is in the request's context, as for the API.
-func (u *ui) signedIn(next func(http.ResponseWriter, *http.Request, *uiSession)) http.HandlerFunc {
+// page. The client is in the request's context, as for the API; an error
+// the handler returns is shown as a page.
+func (u *ui) signedIn(next func(http.ResponseWriter, *http.Request, *uiSession) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(sessionCookie)
-		var sess *uiSession
-		if err == nil {
-			sess = u.sessions.get(c.Value, u.s.now())
-		}
+		sess := u.session(r)
 		if sess == nil {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/ui/", http.StatusSeeOther)
@@ -261,7 +258,10 @@ func (u *ui) signedIn(next func(http.ResponseWriter, *http.Request, *uiSession))
 			return
 		}
 		client := sess.client
-		next(w, r.WithContext(gateway.WithClient(r.Context(), &client)), sess)
+		r = r.WithContext(gateway.WithClient(r.Context(), &client))
+		if err := next(w, r, sess); err != nil {
+			u.failed(w, r, sess, err)
+		}
 	}
 }
 
@@ -344,7 +344,7 @@ func (u *ui) renderError(w http.ResponseWriter, r *http.Request, sess *uiSession
 
 // handleHome is the sign-in page, or the decisions for a signed-in lead.
 func (u *ui) handleHome(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil && u.sessions.get(c.Value, u.s.now()) != nil {
+	if u.session(r) != nil {
 		http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
 		return
 	}
@@ -395,21 +395,16 @@ func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
 }
 
-func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	if !u.checkCSRF(w, r, sess) {
-		return
+		return nil
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		u.sessions.delete(c.Value)
 	}
 	u.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
-}
-
-// uiForm is the filter form as shown. The student identifiers are never
-// shown again: only whether a student filter is on.
-type uiForm struct {
-	From, To, Kind, Outcome, RuleID, Route, Recipient, CaseID string
+	return nil
 }
 
 // option is one choice of a select.
@@ -417,8 +412,11 @@ type option struct {
 	Value, Label string
 }
 
+// decisionsData is the decisions page. Form is the filter form as shown;
+// the student identifiers are never shown again, only whether a student
+// filter is on.
 type decisionsData struct {
-	Form          uiForm
+	Form          auditFilters
 	Student       bool
 	Search        string
 	Rows          []row
@@ -447,7 +445,7 @@ type row struct {
 	Override, DryRun bool
 }
 
-func (u *ui) handleDecisions(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleDecisions(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	vals := r.URL.Query()
 	var search uiSearch
 	data := decisionsData{}
@@ -468,43 +466,33 @@ func (u *ui) handleDecisions(w http.ResponseWriter, r *http.Request, sess *uiSes
 		pageRes, err = u.s.audit().Search(r.Context(), gateway.ClientFrom(r.Context()), q)
 	}
 	if err != nil {
-		u.failed(w, r, sess, err)
-		return
+		return err
 	}
 	data.Form, data.Student = search.form, search.student
-	data.Filtered = search.form != (uiForm{}) || search.student
+	data.Filtered = search.form != (auditFilters{}) || search.student
 	data.Newest = q.Cursor == ""
 	for _, rec := range pageRes.Records {
 		data.Rows = append(data.Rows, rowOf(rec))
 	}
-	base := url.Values{}
-	if data.Search != "" {
-		base.Set("q", data.Search)
+	// link is path with vals and the search's key, if any.
+	link := func(path string, vals url.Values) string {
+		if data.Search != "" {
+			vals.Set("q", data.Search)
+		}
+		if len(vals) == 0 {
+			return path
+		}
+		return path + "?" + vals.Encode()
 	}
 	if pageRes.Next != "" {
-		next := url.Values{"cursor": {pageRes.Next}}
-		if data.Search != "" {
-			next.Set("q", data.Search)
-		}
-		data.NextURL = "/ui/decisions?" + next.Encode()
+		data.NextURL = link("/ui/decisions", url.Values{"cursor": {pageRes.Next}})
 	}
-	data.NewestURL = "/ui/decisions"
-	if len(base) > 0 {
-		data.NewestURL += "?" + base.Encode()
-	}
-	for _, f := range []string{"csv", "fhir"} {
-		v := url.Values{"format": {f}}
-		if data.Search != "" {
-			v.Set("q", data.Search)
-		}
-		if f == "csv" {
-			data.CSVURL = "/ui/export?" + v.Encode()
-		} else {
-			data.FHIRURL = "/ui/export?" + v.Encode()
-		}
-	}
+	data.NewestURL = link("/ui/decisions", url.Values{})
+	data.CSVURL = link("/ui/export", url.Values{"format": {"csv"}})
+	data.FHIRURL = link("/ui/export", url.Values{"format": {"fhir"}})
 	u.fillChoices(&data)
 	u.render(w, r, http.StatusOK, "decisions.html", page{Title: "Decisions", Nav: "decisions", Client: &sess.client, CSRF: sess.csrf, Notice: notice, Data: data})
+	return nil
 }
 
 func (u *ui) fillChoices(d *decisionsData) {
@@ -533,20 +521,18 @@ func (u *ui) fillChoices(d *decisionsData) {
 // handleFilter takes the posted filter form, keeps it in the session and
 // shows its results at an opaque address: the student's NHS number or
 // student id never reaches a URL, a log or the page.
-func (u *ui) handleFilter(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleFilter(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	if !u.checkCSRF(w, r, sess) {
-		return
+		return nil
 	}
 	pf := r.PostForm
 	if pf.Has("clear") {
 		http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
-		return
+		return nil
 	}
-	form := uiForm{From: pf.Get("from"), To: pf.Get("to"), Kind: pf.Get("kind"), Outcome: pf.Get("outcome"),
+	form := auditFilters{From: pf.Get("from"), To: pf.Get("to"), Kind: pf.Get("kind"), Outcome: pf.Get("outcome"),
 		RuleID: pf.Get("ruleId"), Route: pf.Get("route"), Recipient: strings.TrimSpace(pf.Get("recipient")), CaseID: strings.TrimSpace(pf.Get("caseId"))}
-	f := auditFilters{From: form.From, To: form.To, Kind: form.Kind, Outcome: form.Outcome, RuleID: form.RuleID,
-		Route: form.Route, Recipient: form.Recipient, CaseID: form.CaseID}
-	q, err := f.query()
+	q, err := form.query()
 	if err == nil {
 		err = q.Validate()
 	}
@@ -556,11 +542,11 @@ func (u *ui) handleFilter(w http.ResponseWriter, r *http.Request, sess *uiSessio
 		q.Students, err = u.s.audit().StudentPseudonyms(gateway.ClientFrom(r.Context()), nhs, sid)
 	}
 	if err != nil {
-		u.failed(w, r, sess, err)
-		return
+		return err
 	}
 	key := u.sessions.saveSearch(sess, uiSearch{query: q, form: form, student: student})
 	http.Redirect(w, r, "/ui/decisions?q="+url.QueryEscape(key), http.StatusSeeOther)
+	return nil
 }
 
 // failed shows a domain error as a page: the issues' messages, which never
@@ -582,30 +568,22 @@ func (u *ui) failed(w http.ResponseWriter, r *http.Request, sess *uiSession, err
 	u.renderError(w, r, sess, Status(e.Code), strings.Join(msgs, " "))
 }
 
-func (u *ui) handleExport(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleExport(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	vals := r.URL.Query()
 	var q gateway.Query
 	if key := vals.Get("q"); key != "" {
 		s, ok := u.sessions.search(sess, key)
 		if !ok {
-			u.renderError(w, r, sess, http.StatusNotFound, "That search has expired. Filter the decisions again, then export.")
-			return
+			return &gateway.Error{Code: gateway.ENOTFOUND, Message: "That search has expired. Filter the decisions again, then export."}
 		}
 		q = s.query
 	}
 	q.Order, q.Cursor, q.Limit = "asc", "", 0
 	format := vals.Get("format")
 	if format != "csv" && format != "fhir" {
-		u.renderError(w, r, sess, http.StatusBadRequest, "Choose an export format: CSV or FHIR.")
-		return
+		return &gateway.Error{Code: gateway.EMALFORMED, Message: "Choose an export format: CSV or FHIR."}
 	}
-	recs, err := u.s.collect(r, q)
-	if err == nil {
-		err = u.s.writeExport(w, r, format, recs)
-	}
-	if err != nil {
-		u.failed(w, r, sess, err)
-	}
+	return u.s.export(w, r, format, q)
 }
 
 type ruleView struct {
@@ -632,16 +610,14 @@ type detailData struct {
 	ActionLabel                                  string
 }
 
-func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	seq, err := seqParam(r)
 	if err != nil {
-		u.failed(w, r, sess, err)
-		return
+		return err
 	}
 	rec, others, err := u.s.audit().Record(r.Context(), gateway.ClientFrom(r.Context()), mux.Vars(r)["id"], seq)
 	if err != nil {
-		u.failed(w, r, sess, err)
-		return
+		return err
 	}
 	rw := rowOf(rec)
 	d := detailData{Rec: rec, Recorded: rw.Recorded, Kind: rw.Kind, Outcome: rw.Outcome, OutcomeClass: rw.OutcomeClass, Route: rw.Route}
@@ -649,12 +625,7 @@ func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSess
 		d.Others = append(d.Others, option{"/ui/decisions/" + url.PathEscape(rec.ID) + "?seq=" + strconv.FormatInt(o, 10), "record " + strconv.FormatInt(o, 10)})
 	}
 	if dec := rec.Decision; dec != nil {
-		meta := map[string]gateway.PolicyRule{}
-		if u.s.Rules != nil {
-			for _, pr := range u.s.Rules() {
-				meta[pr.ID] = pr
-			}
-		}
+		meta := u.s.rulesByID()
 		for _, rr := range dec.Rules {
 			pr, ok := meta[rr.ID]
 			v := ruleView{ID: rr.ID, Effect: rr.Effect, Message: rr.Message, Title: pr.Title, Description: pr.Description, Source: pr.Source, Theme: pr.Theme}
@@ -684,31 +655,32 @@ func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSess
 		d.Action, d.ActionLabel = a, actionLabel(a.Action)
 	}
 	u.render(w, r, http.StatusOK, "decision.html", page{Title: "Decision " + rec.ID, Nav: "decisions", Client: &sess.client, CSRF: sess.csrf, Data: d})
+	return nil
 }
 
-func (u *ui) handleRules(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleRules(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	var rules []gateway.PolicyRule
 	if u.s.Rules != nil {
 		rules = u.s.Rules()
 	}
 	u.render(w, r, http.StatusOK, "rules.html", page{Title: "Policy rules", Nav: "rules", Client: &sess.client, CSRF: sess.csrf, Data: rules})
+	return nil
 }
 
-func (u *ui) handleVerify(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleVerify(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	v, err := u.s.audit().Verify(r.Context(), gateway.ClientFrom(r.Context()))
 	if err != nil {
-		u.failed(w, r, sess, err)
-		return
+		return err
 	}
-	st := StatusOf(v)
-	u.render(w, r, http.StatusOK, "verify.html", page{Title: "Check the audit trail", Nav: "verify", Client: &sess.client, CSRF: sess.csrf, Data: st})
+	u.render(w, r, http.StatusOK, "verify.html", page{Title: "Check the audit trail", Nav: "verify", Client: &sess.client, CSRF: sess.csrf, Data: StatusOf(v)})
+	return nil
 }
 
 // handleCheckpoint serves the newest signed checkpoint as it was written,
 // so that an IG lead can keep a copy the gateway cannot change and later
 // hold the chains to it (`gateway audit verify --checkpoints DIR`). It lists
 // every institution's chain head: numbers and hashes, no records.
-func (u *ui) handleCheckpoint(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleCheckpoint(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	var cp *gateway.Checkpoint
 	var err error
 	if u.s.Checkpoints != nil {
@@ -724,6 +696,7 @@ func (u *ui) handleCheckpoint(w http.ResponseWriter, r *http.Request, sess *uiSe
 		w.Header().Set("Content-Disposition", `attachment; filename="`+cp.Name+`"`)
 		_, _ = w.Write(cp.File)
 	}
+	return nil
 }
 
 // Plain-English labels.
