@@ -118,10 +118,3 @@ func (s *statusRecorder) Write(p []byte) (int, error) {
 	s.bytes += int64(n)
 	return n, err
 }
-
-// Flush lets streaming handlers flush through the recorder.
-func (s *statusRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}

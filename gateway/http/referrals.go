@@ -47,7 +47,7 @@ type submitAnswer struct {
 // with the same referral when the record was already accepted, 403 with one
 // issue per denying rule when refused.
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) error {
-	body, err := s.readJSON(w, r)
+	body, err := s.readBody(w, r, MediaJSON)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ type ResponseParser func(body []byte) (gateway.ReceiverResponse, error)
 // handleInbound is POST /fhir/$process-message for receivers: BaRS response
 // messages move a referral to acknowledged or rejected.
 func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) error {
-	body, err := s.readFHIR(w, r)
+	body, err := s.readBody(w, r, MediaFHIRJSON, MediaJSON) // FHIR servers take plain JSON too
 	if err != nil {
 		return err
 	}
@@ -130,17 +130,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.Ready != nil {
 		if err := s.Ready(r.Context()); err != nil {
 			logFrom(r.Context()).Warn("not ready", zap.Error(err))
-			Error(w, r, &gateway.Error{Code: gateway.EUNAVAILABLE, Message: "not ready", Issues: []gateway.Issue{{
-				Severity: "error", Type: "transient", Message: "the gateway is not ready (store or policies unavailable); try again shortly",
-			}}})
+			Error(w, r, issueError(gateway.EUNAVAILABLE, "not ready", "transient", "", "the gateway is not ready (store or policies unavailable); try again shortly"))
 			return
 		}
 	}
 	writeJSON(w, http.StatusOK, MediaJSON, map[string]string{"status": "ready"})
-}
-
-// readFHIR is readJSON for FHIR endpoints: application/fhir+json (or plain
-// JSON, which FHIR servers also accept).
-func (s *Server) readFHIR(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return s.readBody(w, r, MediaFHIRJSON, MediaJSON)
 }

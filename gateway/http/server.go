@@ -84,9 +84,7 @@ func (s *Server) router() *mux.Router {
 	router := r
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", strings.Join(allowedMethods(router, r), ", "))
-		Error(w, r, &gateway.Error{Code: eMethodNotAllowed, Message: "method not allowed", Issues: []gateway.Issue{{
-			Severity: "error", Type: "not-supported", Message: r.Method + " is not allowed on " + r.URL.Path,
-		}}})
+		Error(w, r, issueError(eMethodNotAllowed, "method not allowed", "not-supported", "", r.Method+" is not allowed on "+r.URL.Path))
 	})
 	r.HandleFunc("/healthz", s.handleHealth).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
@@ -177,7 +175,7 @@ func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := s.readJSON(w, r)
+	body, err := s.readBody(w, r, MediaJSON)
 	if err != nil {
 		return err
 	}
@@ -234,9 +232,7 @@ var (
 // rather than guessed at.
 func (s *Server) evaluationTime(r *http.Request) (time.Time, error) {
 	bad := func(msg string) error {
-		return &gateway.Error{Code: gateway.EMALFORMED, Message: "bad query parameter", Issues: []gateway.Issue{{
-			Severity: "error", Type: "value", Expression: "at", Message: msg,
-		}}}
+		return issueError(gateway.EMALFORMED, "bad query parameter", "value", "at", msg)
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -307,17 +303,10 @@ func LogEvaluation(log *zap.Logger, ev *gateway.Evaluation, dryRun bool) {
 	log.Info("evaluated", fields...)
 }
 
-// readJSON reads a case record: application/json within the size limit.
-func (s *Server) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return s.readBody(w, r, MediaJSON)
-}
-
 // readBody checks the media type and reads the body within the size limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, types ...string) ([]byte, error) {
 	unsupported := func(msg string) error {
-		return &gateway.Error{Code: gateway.EMEDIATYPE, Message: "unsupported media type", Issues: []gateway.Issue{{
-			Severity: "error", Type: "not-supported", Message: msg,
-		}}}
+		return issueError(gateway.EMEDIATYPE, "unsupported media type", "not-supported", "", msg)
 	}
 	send := "send Content-Type: " + strings.Join(types, " or ")
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -338,10 +327,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, types ...strin
 	if limit <= 0 {
 		limit = 256 << 10
 	}
-	tooLarge := &gateway.Error{Code: gateway.ETOOLARGE, Message: "request body too large", Issues: []gateway.Issue{{
-		Severity: "error", Type: "too-long",
-		Message: "the body exceeds the limit of " + byteSize(limit),
-	}}}
+	tooLarge := issueError(gateway.ETOOLARGE, "request body too large", "too-long", "", "the body exceeds the limit of "+byteSize(limit))
 	// A declared length over the limit is refused before any of the body is
 	// read, so that a client cannot make the server wait for it.
 	if r.ContentLength > limit {
@@ -353,9 +339,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, types ...strin
 		if errors.As(err, &tooBig) {
 			return nil, tooLarge
 		}
-		return nil, &gateway.Error{Code: gateway.EMALFORMED, Message: "the request body could not be read", Issues: []gateway.Issue{{
-			Severity: "error", Type: "structure", Message: "the request body could not be read in full",
-		}}}
+		return nil, issueError(gateway.EMALFORMED, "the request body could not be read", "structure", "", "the request body could not be read in full")
 	}
 	return body, nil
 }

@@ -55,29 +55,13 @@ const (
 const uiContentSecurityPolicy = "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; img-src 'self'; style-src 'self'"
 
 var uiTemplates = func() map[string]*template.Template {
-	funcs := template.FuncMap{
-		"join": strings.Join,
-		"short": func(s string) string {
-			if len(s) > 12 {
-				return s[:12] + "…"
-			}
-			return s
-		},
-	}
+	funcs := template.FuncMap{"join": strings.Join}
 	pages := []string{"login.html", "decisions.html", "decision.html", "rules.html", "verify.html", "error.html"}
 	out := map[string]*template.Template{}
 	for _, p := range pages {
 		out[p] = template.Must(template.New(p).Funcs(funcs).ParseFS(uiFiles, "ui/layout.html", "ui/"+p))
 	}
 	return out
-}()
-
-var uiStatic = func() fs.FS {
-	sub, err := fs.Sub(uiFiles, "ui/static")
-	if err != nil {
-		panic(err)
-	}
-	return sub
 }()
 
 // uiSession is one signed-in IG lead.
@@ -111,7 +95,7 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (ss *uiSessions) create(c gateway.Client, now time.Time) (string, *uiSession) {
+func (ss *uiSessions) create(c gateway.Client, now time.Time) string {
 	id := randomToken()
 	sess := &uiSession{client: c, csrf: randomToken(), created: now, seen: now, searches: map[string]uiSearch{}}
 	ss.mu.Lock()
@@ -122,7 +106,7 @@ func (ss *uiSessions) create(c gateway.Client, now time.Time) (string, *uiSessio
 		}
 	}
 	ss.m[hashHex([]byte(id))] = sess
-	return id, sess
+	return id
 }
 
 func (s *uiSession) expired(now time.Time) bool {
@@ -131,9 +115,6 @@ func (s *uiSession) expired(now time.Time) bool {
 
 // get returns the live session of id and marks it used.
 func (ss *uiSessions) get(id string, now time.Time) *uiSession {
-	if id == "" {
-		return nil
-	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	k := hashHex([]byte(id))
@@ -224,7 +205,7 @@ func uiHeaders(next http.HandlerFunc) http.HandlerFunc {
 
 func handleStatic(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["file"]
-	b, err := fs.ReadFile(uiStatic, name)
+	b, err := fs.ReadFile(uiFiles, "ui/static/"+name)
 	if err != nil || !strings.HasSuffix(name, ".css") {
 		http.NotFound(w, r)
 		return
@@ -322,7 +303,11 @@ type page struct {
 	Data   any
 }
 
-func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+// render renders page name for sess (nil before sign-in).
+func (u *ui) render(w http.ResponseWriter, r *http.Request, sess *uiSession, status int, name string, p page) {
+	if sess != nil {
+		p.Client, p.CSRF = &sess.client, sess.csrf
+	}
 	var buf bytes.Buffer
 	if err := uiTemplates[name].ExecuteTemplate(&buf, "layout", p); err != nil {
 		logFrom(r.Context()).Error("render page", zap.String("page", name), zap.Error(err))
@@ -335,11 +320,7 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name str
 }
 
 func (u *ui) renderError(w http.ResponseWriter, r *http.Request, sess *uiSession, status int, msg string) {
-	p := page{Title: http.StatusText(status), Error: msg}
-	if sess != nil {
-		p.Client, p.CSRF = &sess.client, sess.csrf
-	}
-	u.render(w, r, status, "error.html", p)
+	u.render(w, r, sess, status, "error.html", page{Title: http.StatusText(status), Error: msg})
 }
 
 // handleHome is the sign-in page, or the decisions for a signed-in lead.
@@ -357,7 +338,7 @@ func (u *ui) handleHome(w http.ResponseWriter, r *http.Request) {
 func (u *ui) loginPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	tok := randomToken()
 	u.setCookie(w, r, loginCookie, tok, 600)
-	u.render(w, r, status, "login.html", page{Title: "Sign in", CSRF: tok, Error: msg})
+	u.render(w, r, nil, status, "login.html", page{Title: "Sign in", CSRF: tok, Error: msg})
 }
 
 // handleLogin checks the posted token: it must be an IG auditor's bound to
@@ -388,7 +369,7 @@ func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 		u.loginPage(w, r, http.StatusForbidden, "That access token is not an IG auditor's. This page is for information-governance leads.")
 		return
 	}
-	id, _ := u.sessions.create(*client, u.s.now())
+	id := u.sessions.create(*client, u.s.now())
 	u.setCookie(w, r, sessionCookie, id, 0)
 	u.setCookie(w, r, loginCookie, "", -1)
 	logFrom(r.Context()).Info("ui sign-in", zap.String("client", client.ID))
@@ -416,22 +397,17 @@ type option struct {
 // the student identifiers are never shown again, only whether a student
 // filter is on.
 type decisionsData struct {
-	Form          auditFilters
-	Student       bool
-	Search        string
-	Rows          []row
-	Newest        bool
-	NextURL       string
-	NewestURL     string
-	CSVURL        string
-	FHIRURL       string
-	Kinds         []option
-	Outcomes      []option
-	Rules         []option
-	Routes        []option
-	Recipients    []option
-	FreeRecipient bool
-	Filtered      bool
+	Form    auditFilters
+	Student bool
+	Search  string
+	Rows    []row
+	Newest  bool
+	// The links to the next page, the newest page and the two exports.
+	NextURL, NewestURL, CSVURL, FHIRURL string
+	// The choices of the form's selects.
+	Kinds, Outcomes, Rules, Routes, Recipients []option
+	FreeRecipient                              bool
+	Filtered                                   bool
 }
 
 // row is one record in the list.
@@ -491,7 +467,7 @@ func (u *ui) handleDecisions(w http.ResponseWriter, r *http.Request, sess *uiSes
 	data.CSVURL = link("/ui/export", url.Values{"format": {"csv"}})
 	data.FHIRURL = link("/ui/export", url.Values{"format": {"fhir"}})
 	u.fillChoices(&data)
-	u.render(w, r, http.StatusOK, "decisions.html", page{Title: "Decisions", Nav: "decisions", Client: &sess.client, CSRF: sess.csrf, Notice: notice, Data: data})
+	u.render(w, r, sess, http.StatusOK, "decisions.html", page{Title: "Decisions", Nav: "decisions", Notice: notice, Data: data})
 	return nil
 }
 
@@ -654,7 +630,7 @@ func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSess
 	if a := rec.Action; a != nil {
 		d.Action, d.ActionLabel = a, actionLabel(a.Action)
 	}
-	u.render(w, r, http.StatusOK, "decision.html", page{Title: "Decision " + rec.ID, Nav: "decisions", Client: &sess.client, CSRF: sess.csrf, Data: d})
+	u.render(w, r, sess, http.StatusOK, "decision.html", page{Title: "Decision " + rec.ID, Nav: "decisions", Data: d})
 	return nil
 }
 
@@ -663,7 +639,7 @@ func (u *ui) handleRules(w http.ResponseWriter, r *http.Request, sess *uiSession
 	if u.s.Rules != nil {
 		rules = u.s.Rules()
 	}
-	u.render(w, r, http.StatusOK, "rules.html", page{Title: "Policy rules", Nav: "rules", Client: &sess.client, CSRF: sess.csrf, Data: rules})
+	u.render(w, r, sess, http.StatusOK, "rules.html", page{Title: "Policy rules", Nav: "rules", Data: rules})
 	return nil
 }
 
@@ -672,7 +648,7 @@ func (u *ui) handleVerify(w http.ResponseWriter, r *http.Request, sess *uiSessio
 	if err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "verify.html", page{Title: "Check the audit trail", Nav: "verify", Client: &sess.client, CSRF: sess.csrf, Data: StatusOf(v)})
+	u.render(w, r, sess, http.StatusOK, "verify.html", page{Title: "Check the audit trail", Nav: "verify", Data: StatusOf(v)})
 	return nil
 }
 
@@ -723,7 +699,7 @@ func rowOf(rec gateway.AuditRecord) row {
 		if rw.Override {
 			rw.ApprovedBy = "none recorded"
 			if o := d.Override; o != nil && o.ApprovedBy != nil && o.ApprovedBy.Name != "" {
-				rw.ApprovedBy = o.ApprovedBy.Name + " (" + strings.ReplaceAll(o.ApprovedBy.Role, "-", " ") + ")"
+				rw.ApprovedBy = o.ApprovedBy.Name + " (" + roleLabel(o.ApprovedBy.Role) + ")"
 			}
 		}
 		rw.Recipient = d.Recipient.Name
@@ -737,17 +713,11 @@ func rowOf(rec gateway.AuditRecord) row {
 }
 
 func routeLabel(r string) string {
-	switch r {
-	case "consent":
+	switch {
+	case r == "consent":
 		return "Consent"
-	case "safeguarding":
-		return "Override: safeguarding"
-	case "vital-interests":
-		return "Override: vital interests"
-	case "best-interests":
-		return "Override: best interests"
-	case "public-interest":
-		return "Override: public interest"
+	case slices.Contains(gateway.OverrideGrounds, r):
+		return "Override: " + roleLabel(r)
 	}
 	return r
 }
@@ -804,7 +774,7 @@ var informedTexts = map[string]string{
 }
 
 func overrideOf(o *gateway.OverrideEntry) *overrideView {
-	v := &overrideView{Ground: strings.ReplaceAll(o.Ground, "-", " "), GroundText: groundTexts[o.Ground], DecidedAt: o.DecidedAt, Informed: o.StudentInformed}
+	v := &overrideView{Ground: roleLabel(o.Ground), GroundText: groundTexts[o.Ground], DecidedAt: o.DecidedAt, Informed: o.StudentInformed}
 	if p := o.DecidedBy; p != nil {
 		v.DecidedBy = p.Name + " (" + roleLabel(p.Role) + ")"
 	}
@@ -821,6 +791,7 @@ func overrideOf(o *gateway.OverrideEntry) *overrideView {
 	return v
 }
 
+// roleLabel writes a code in words: "vital-interests" as "vital interests".
 func roleLabel(r string) string { return strings.ReplaceAll(r, "-", " ") }
 
 var article6Texts = map[string]string{
