@@ -284,19 +284,16 @@ func LogEvaluation(log *zap.Logger, ev *gateway.Evaluation, dryRun bool) {
 	}
 	if ev.Err != nil {
 		paths := make([]string, 0, len(ev.Err.Issues))
-		var unknown map[string]int
+		unknown := map[string]int{}
 		for _, is := range ev.Err.Issues {
 			if defined, ok := gateway.DefinedPath(is.Expression); ok {
 				paths = append(paths, is.Expression)
 			} else {
-				if unknown == nil {
-					unknown = map[string]int{}
-				}
 				unknown[defined]++
 			}
 		}
 		fields = append(fields, zap.String("error_code", ev.Err.Code), zap.Strings("invalid_fields", paths))
-		if unknown != nil {
+		if len(unknown) > 0 {
 			fields = append(fields, zap.Any("unknown_fields", unknown))
 		}
 	}

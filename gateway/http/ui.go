@@ -43,9 +43,7 @@ const (
 	uiMaxSearches = 32
 	// uiMaxForm bounds a posted form.
 	uiMaxForm = 16 << 10
-)
 
-const (
 	sessionCookie = "gw_session"
 	loginCookie   = "gw_login"
 )
@@ -529,19 +527,19 @@ func (u *ui) handleFilter(w http.ResponseWriter, r *http.Request, sess *uiSessio
 // echo what was posted.
 func (u *ui) failed(w http.ResponseWriter, r *http.Request, sess *uiSession, err error) {
 	e := gateway.AsError(err)
+	msg := e.Message
 	if e.Code == gateway.EINTERNAL {
-		logFrom(r.Context()).Error("internal error", zap.Error(e.Err), zap.String("ref", RequestID(r.Context())))
-		u.renderError(w, r, sess, http.StatusInternalServerError, "Something went wrong on the gateway (reference "+RequestID(r.Context())+").")
-		return
+		ref := RequestID(r.Context())
+		logFrom(r.Context()).Error("internal error", zap.Error(e.Err), zap.String("ref", ref))
+		msg = "Something went wrong on the gateway (reference " + ref + ")."
+	} else if len(e.Issues) > 0 {
+		msgs := make([]string, len(e.Issues))
+		for i, is := range e.Issues {
+			msgs[i] = is.Message
+		}
+		msg = strings.Join(msgs, " ")
 	}
-	var msgs []string
-	for _, is := range e.Issues {
-		msgs = append(msgs, is.Message)
-	}
-	if len(msgs) == 0 {
-		msgs = append(msgs, e.Message)
-	}
-	u.renderError(w, r, sess, Status(e.Code), strings.Join(msgs, " "))
+	u.renderError(w, r, sess, Status(e.Code), msg)
 }
 
 func (u *ui) handleExport(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
@@ -662,16 +660,15 @@ func (u *ui) handleCheckpoint(w http.ResponseWriter, r *http.Request, sess *uiSe
 	if u.s.Checkpoints != nil {
 		cp, err = u.s.Checkpoints.Latest()
 	}
-	switch {
-	case err != nil:
-		u.renderError(w, r, sess, http.StatusConflict, "The checkpoints on the gateway are not intact: "+err.Error()+". Report this to your gateway operator.")
-	case cp == nil:
-		u.renderError(w, r, sess, http.StatusNotFound, "No checkpoint has been written yet.")
-	default:
-		w.Header().Set("Content-Type", MediaJSON)
-		w.Header().Set("Content-Disposition", `attachment; filename="`+cp.Name+`"`)
-		_, _ = w.Write(cp.File)
+	if err != nil {
+		return &gateway.Error{Code: gateway.ECONFLICT, Message: "The checkpoints on the gateway are not intact: " + err.Error() + ". Report this to your gateway operator."}
 	}
+	if cp == nil {
+		return &gateway.Error{Code: gateway.ENOTFOUND, Message: "No checkpoint has been written yet."}
+	}
+	w.Header().Set("Content-Type", MediaJSON)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+cp.Name+`"`)
+	_, _ = w.Write(cp.File)
 	return nil
 }
 
