@@ -260,23 +260,19 @@ func sameOrigin(r *http.Request) bool {
 	return true
 }
 
-// readForm reads a posted form within uiMaxForm.
-func readForm(w http.ResponseWriter, r *http.Request) bool {
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+// postedForm reads a posted form within uiMaxForm and checks it: from the
+// same origin, with the CSRF token csrf.
+func postedForm(w http.ResponseWriter, r *http.Request, csrf string) bool {
+	if !sameOrigin(r) || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		return false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, uiMaxForm)
-	return r.ParseForm() == nil
+	return r.ParseForm() == nil && csrf != "" && subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(csrf)) == 1
 }
 
-func tokenEqual(a, b string) bool {
-	return a != "" && len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
-
-// checkCSRF checks a signed-in form: same origin, form readable, token
-// matching the session's.
+// checkCSRF checks a signed-in form, with the session's CSRF token.
 func (u *ui) checkCSRF(w http.ResponseWriter, r *http.Request, sess *uiSession) bool {
-	if !sameOrigin(r) || !readForm(w, r) || !tokenEqual(r.PostForm.Get("csrf"), sess.csrf) {
+	if !postedForm(w, r, sess.csrf) {
 		u.renderError(w, r, sess, http.StatusForbidden, "The form could not be accepted (it was stale or did not come from this page). Go back, reload the page and try again.")
 		return false
 	}
@@ -344,7 +340,7 @@ func (u *ui) loginPage(w http.ResponseWriter, r *http.Request, status int, msg s
 // client it names.
 func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(loginCookie)
-	if !sameOrigin(r) || !readForm(w, r) || err != nil || !tokenEqual(r.PostForm.Get("csrf"), c.Value) {
+	if err != nil || !postedForm(w, r, c.Value) {
 		u.loginPage(w, r, http.StatusForbidden, "The sign-in form had expired. Please try again.")
 		return
 	}
