@@ -99,9 +99,6 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// ResponseParser reads a receiver's BaRS response message.
-type ResponseParser func(body []byte) (gateway.ReceiverResponse, error)
-
 // handleInbound is POST /fhir/$process-message for receivers: BaRS response
 // messages move a referral to acknowledged or rejected.
 func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) error {

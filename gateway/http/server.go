@@ -1,6 +1,7 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -48,7 +49,7 @@ type Server struct {
 	// optional.
 	Checkpoints *gateway.CheckpointDir
 	// ParseResponse reads receivers' BaRS response messages.
-	ParseResponse ResponseParser
+	ParseResponse func(body []byte) (gateway.ReceiverResponse, error)
 	// Ready reports readiness for /readyz (store reachable, policies loaded).
 	Ready func(ctx context.Context) error
 	// CapabilityStatement is served at /fhir/metadata.
@@ -69,11 +70,7 @@ var OpenAPI []byte
 
 // Handler returns the routed API with its middleware.
 func (s *Server) Handler() http.Handler {
-	log := s.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	return withRequest(log, s.observer(), s.router())
+	return withRequest(cmp.Or(s.Logger, zap.NewNop()), s.observer(), s.router())
 }
 
 // router routes the API.

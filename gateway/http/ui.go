@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/subtle"
 	"embed"
@@ -64,12 +65,11 @@ var uiTemplates = func() map[string]*template.Template {
 
 // uiSession is one signed-in IG lead.
 type uiSession struct {
-	client   gateway.Client
-	csrf     string
-	created  time.Time
-	seen     time.Time
-	searches map[string]uiSearch
-	order    []string
+	client        gateway.Client
+	csrf          string
+	created, seen time.Time
+	searches      map[string]uiSearch
+	order         []string
 }
 
 // uiSearch is a posted filter form: the domain query (with the student's
@@ -609,11 +609,7 @@ func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSess
 		slices.SortStableFunc(d.Rules, func(a, b ruleView) int { return effectRank(a.Effect) - effectRank(b.Effect) })
 		d.Bases = basesOf(dec.LawfulBases)
 		for _, ob := range dec.Obligations {
-			txt := ob.Message
-			if txt == "" {
-				txt = ob.Type
-			}
-			d.Obligations = append(d.Obligations, ob.Rule+": "+txt)
+			d.Obligations = append(d.Obligations, ob.Rule+": "+cmp.Or(ob.Message, ob.Type))
 		}
 		d.Categories = strings.Join(dec.DataCategories, ", ")
 		if o := dec.Override; o != nil {
