@@ -444,15 +444,15 @@ func (u *ui) handleDecisions(w http.ResponseWriter, r *http.Request, sess *uiSes
 	for _, rec := range pageRes.Records {
 		data.Rows = append(data.Rows, rowOf(rec))
 	}
-	// link is path with vals and the search's key, if any.
-	link := func(path string, vals url.Values) string {
+	// link is path with the parameters v and the search's key, if any.
+	link := func(path string, v url.Values) string {
 		if data.Search != "" {
-			vals.Set("q", data.Search)
+			v.Set("q", data.Search)
 		}
-		if len(vals) == 0 {
+		if len(v) == 0 {
 			return path
 		}
-		return path + "?" + vals.Encode()
+		return path + "?" + v.Encode()
 	}
 	if pageRes.Next != "" {
 		data.NextURL = link("/ui/decisions", url.Values{"cursor": {pageRes.Next}})
