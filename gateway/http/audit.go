@@ -21,23 +21,21 @@ import (
 // is asked to narrow the time range rather than given a silently cut file.
 const MaxExport = 20000
 
-// Media types of the exports.
-const (
-	MediaCSV = "text/csv"
-)
-
 // auditRoutes adds the IG auditors' API and web page. They need the store
 // (through Intake), so they are off without it.
 func (s *Server) auditRoutes(r *mux.Router) {
 	if s.Intake == nil {
 		return
 	}
-	r.HandleFunc("/v1/audit/decisions", s.require(s.handleAuditSearch, gateway.RoleAuditor)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/audit/decisions/$search", s.require(s.handleAuditSearchPost, gateway.RoleAuditor)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/audit/decisions/{id}", s.require(s.handleAuditRecord, gateway.RoleAuditor)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/audit/export", s.require(s.handleAuditExport, gateway.RoleAuditor)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/audit/export", s.require(s.handleAuditExportPost, gateway.RoleAuditor)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/audit/verify", s.require(s.handleAuditVerify, gateway.RoleAuditor)).Methods(http.MethodGet)
+	aud := func(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+		return s.require(api(h), gateway.RoleAuditor)
+	}
+	r.HandleFunc("/v1/audit/decisions", aud(s.handleAuditSearch)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/audit/decisions/$search", aud(s.handleAuditSearchPost)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/audit/decisions/{id}", aud(s.handleAuditRecord)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/audit/export", aud(s.handleAuditExport)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/audit/export", aud(s.handleAuditExportPost)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/audit/verify", aud(s.handleAuditVerify)).Methods(http.MethodGet)
 	s.uiRoutes(r)
 }
 
@@ -51,33 +49,28 @@ func (s *Server) audit() *gateway.Audit {
 }
 
 // london is where date-only bounds are read: an IG lead's "1 December"
-// starts at midnight UK time.
-var london = func() *time.Location {
-	l, err := time.LoadLocation("Europe/London")
-	if err != nil {
-		return time.UTC
-	}
-	return l
-}()
+// starts at midnight UK time. With time/tzdata it loads on any host.
+var london, _ = time.LoadLocation("Europe/London")
 
 // parseBound reads a time bound: an RFC 3339 instant, or a date (the start
 // of that day in Europe/London; with end, the start of the next day, so
-// that "to=2026-11-30" includes the 30th).
-func parseBound(field, v string, end bool) (time.Time, *gateway.Issue) {
+// that "to=2026-11-30" includes the 30th). A bad bound adds an issue.
+func parseBound(field, v string, end bool, issues *[]gateway.Issue) time.Time {
 	if v == "" {
-		return time.Time{}, nil
+		return time.Time{}
 	}
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
+		return t
 	}
 	if d, err := time.ParseInLocation("2006-01-02", v, london); err == nil {
 		if end {
 			d = d.AddDate(0, 0, 1)
 		}
-		return d, nil
+		return d
 	}
-	return time.Time{}, &gateway.Issue{Severity: "error", Type: "value", Expression: field,
-		Message: field + " must be a date (2026-11-23) or an RFC 3339 instant (2026-11-23T12:00:00Z)"}
+	*issues = append(*issues, gateway.Issue{Severity: "error", Type: "value", Expression: field,
+		Message: field + " must be a date (2026-11-23) or an RFC 3339 instant (2026-11-23T12:00:00Z)"})
+	return time.Time{}
 }
 
 // auditFilters are the search filters as a client sends them, in a query
@@ -113,13 +106,8 @@ func (f auditFilters) query() (gateway.Query, error) {
 		Route: f.Route, Recipient: strings.TrimSpace(f.Recipient), CaseID: strings.TrimSpace(f.CaseID),
 		Order: f.Order, Cursor: f.Cursor, Limit: f.Limit}
 	var issues []gateway.Issue
-	var is *gateway.Issue
-	if q.From, is = parseBound("from", f.From, false); is != nil {
-		issues = append(issues, *is)
-	}
-	if q.To, is = parseBound("to", f.To, true); is != nil {
-		issues = append(issues, *is)
-	}
+	q.From = parseBound("from", f.From, false, &issues)
+	q.To = parseBound("to", f.To, true, &issues)
 	if len(issues) > 0 {
 		return q, &gateway.Error{Code: gateway.EINVALID, Message: "bad search", Issues: issues}
 	}
@@ -132,14 +120,12 @@ var identifyingParams = []string{"nhsNumber", "studentId", "student", "nhs"}
 
 var filterParams = []string{"from", "to", "kind", "outcome", "ruleId", "effect", "route", "recipient", "caseId", "order", "cursor", "limit"}
 
-// filtersFromURL reads the filters from a query string, refusing a
-// parameter given twice, an unknown one, and above all a student
-// identifier.
-func filtersFromURL(r *http.Request, extra ...string) (auditFilters, url.Values, error) {
-	var f auditFilters
+// queryFromURL reads the filters from a query string, refusing a parameter
+// given twice, an unknown one, and above all a student identifier.
+func queryFromURL(r *http.Request, extra ...string) (gateway.Query, url.Values, error) {
 	vals, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return f, nil, malformedQuery("the query string is malformed")
+		return gateway.Query{}, nil, malformedQuery()
 	}
 	allowed := append(append([]string{}, filterParams...), extra...)
 	var issues []gateway.Issue
@@ -157,117 +143,83 @@ func filtersFromURL(r *http.Request, extra ...string) (auditFilters, url.Values,
 	}
 	if len(issues) > 0 {
 		slices.SortFunc(issues, func(a, b gateway.Issue) int { return strings.Compare(a.Expression, b.Expression) })
-		return f, nil, &gateway.Error{Code: gateway.EINVALID, Message: "bad search", Issues: issues}
+		return gateway.Query{}, nil, &gateway.Error{Code: gateway.EINVALID, Message: "bad search", Issues: issues}
 	}
-	f = auditFilters{From: vals.Get("from"), To: vals.Get("to"), Kind: vals.Get("kind"), Outcome: vals.Get("outcome"),
+	f := auditFilters{From: vals.Get("from"), To: vals.Get("to"), Kind: vals.Get("kind"), Outcome: vals.Get("outcome"),
 		RuleID: vals.Get("ruleId"), Effect: vals.Get("effect"), Route: vals.Get("route"), Recipient: vals.Get("recipient"),
 		CaseID: vals.Get("caseId"), Order: vals.Get("order"), Cursor: vals.Get("cursor")}
 	if l := vals.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil {
-			return f, nil, &gateway.Error{Code: gateway.EINVALID, Message: "bad search", Issues: []gateway.Issue{{
-				Severity: "error", Type: "value", Expression: "limit", Message: "limit must be a whole number"}}}
+		if f.Limit, err = strconv.Atoi(l); err != nil {
+			return gateway.Query{}, nil, issueError(gateway.EINVALID, "bad search", "value", "limit", "limit must be a whole number")
 		}
-		f.Limit = n
 	}
-	return f, vals, nil
+	q, err := f.query()
+	return q, vals, err
 }
 
-func malformedQuery(msg string) error {
-	return &gateway.Error{Code: gateway.EMALFORMED, Message: "bad query string", Issues: []gateway.Issue{{
-		Severity: "error", Type: "structure", Message: msg,
-	}}}
+func malformedQuery() error {
+	return issueError(gateway.EMALFORMED, "bad query string", "structure", "", "the query string is malformed")
 }
 
-// readStudentSearch reads a POST search body. Its content is never logged
-// or echoed: it may hold an NHS number.
-func (s *Server) readStudentSearch(w http.ResponseWriter, r *http.Request) (studentSearch, error) {
+// studentQuery reads a POST search body and turns it into a domain query
+// with the student's pseudonyms; it returns the export format too, which
+// only an export may name. The body is never logged or echoed: it may hold
+// an NHS number.
+func (s *Server) studentQuery(w http.ResponseWriter, r *http.Request, export bool) (gateway.Query, string, error) {
 	var body studentSearch
-	b, err := s.readJSON(w, r)
+	b, err := s.readBody(w, r, MediaJSON)
 	if err != nil {
-		return body, err
+		return gateway.Query{}, "", err
 	}
 	// JSON that is not an object (null above all, which would decode as
 	// "no filters") breaks the contract: 422, as for a case record.
 	if t := bytes.TrimSpace(b); json.Valid(t) && t[0] != '{' {
-		return body, &gateway.Error{Code: gateway.EINVALID, Message: "bad search", Issues: []gateway.Issue{{
-			Severity: "error", Type: "structure", Message: "the body must be a JSON object with the search's members",
-		}}}
+		return gateway.Query{}, "", issueError(gateway.EINVALID, "bad search", "structure", "", "the body must be a JSON object with the search's members")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil || dec.More() {
-		return body, &gateway.Error{Code: gateway.EMALFORMED, Message: "malformed search", Issues: []gateway.Issue{{
-			Severity: "error", Type: "structure",
-			Message: "the body must be one JSON object with the members nhsNumber, studentId, format and the filters (" + strings.Join(filterParams, ", ") + ")",
-		}}}
+		return gateway.Query{}, "", issueError(gateway.EMALFORMED, "malformed search", "structure", "",
+			"the body must be one JSON object with the members nhsNumber, studentId, format and the filters ("+strings.Join(filterParams, ", ")+")")
 	}
-	return body, nil
-}
-
-// studentQuery turns a POST search into a domain query with the student's
-// pseudonyms.
-func (s *Server) studentQuery(c *gateway.Client, body studentSearch) (gateway.Query, error) {
+	if !export && body.Format != "" {
+		return gateway.Query{}, "", issueError(gateway.EINVALID, "bad search", "value", "format", "format is for POST /v1/audit/export")
+	}
 	q, err := body.query()
-	if err != nil {
-		return q, err
+	if err == nil && (body.NHSNumber != "" || body.StudentID != "") {
+		q.Students, err = s.audit().StudentPseudonyms(gateway.ClientFrom(r.Context()), body.NHSNumber, body.StudentID)
 	}
-	if body.NHSNumber != "" || body.StudentID != "" {
-		q.Students, err = s.audit().StudentPseudonyms(c, body.NHSNumber, body.StudentID)
-		if err != nil {
-			return q, err
-		}
-	}
-	return q, nil
+	return q, body.Format, err
 }
 
 // handleAuditSearch is GET /v1/audit/decisions: a page of the institution's
 // records, filtered, newest first unless order=asc.
-func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request) {
-	f, _, err := filtersFromURL(r)
+func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request) error {
+	q, _, err := queryFromURL(r)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
-	q, err := f.query()
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	s.writePage(w, r, q)
+	return s.writePage(w, r, q)
 }
 
 // handleAuditSearchPost is POST /v1/audit/decisions/$search: the same search
 // with the student named by NHS number or student id in the body.
-func (s *Server) handleAuditSearchPost(w http.ResponseWriter, r *http.Request) {
-	c := gateway.ClientFrom(r.Context())
-	body, err := s.readStudentSearch(w, r)
+func (s *Server) handleAuditSearchPost(w http.ResponseWriter, r *http.Request) error {
+	q, _, err := s.studentQuery(w, r, false)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
-	if body.Format != "" {
-		Error(w, r, &gateway.Error{Code: gateway.EINVALID, Message: "bad search", Issues: []gateway.Issue{{
-			Severity: "error", Type: "value", Expression: "format", Message: "format is for POST /v1/audit/export",
-		}}})
-		return
-	}
-	q, err := s.studentQuery(c, body)
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	s.writePage(w, r, q)
+	return s.writePage(w, r, q)
 }
 
-func (s *Server) writePage(w http.ResponseWriter, r *http.Request, q gateway.Query) {
+func (s *Server) writePage(w http.ResponseWriter, r *http.Request, q gateway.Query) error {
 	page, err := s.audit().Search(r.Context(), gateway.ClientFrom(r.Context()), q)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, MediaJSON, page)
+	return nil
 }
 
 // recordView is one record in full, with the metadata of every rule it
@@ -281,31 +233,28 @@ type recordView struct {
 }
 
 // handleAuditRecord is GET /v1/audit/decisions/{id}[?seq=N].
-func (s *Server) handleAuditRecord(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleAuditRecord(w http.ResponseWriter, r *http.Request) error {
 	seq, err := seqParam(r)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
-	c := gateway.ClientFrom(r.Context())
-	rec, others, err := s.audit().Record(r.Context(), c, mux.Vars(r)["id"], seq)
+	rec, others, err := s.audit().Record(r.Context(), gateway.ClientFrom(r.Context()), mux.Vars(r)["id"], seq)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, MediaJSON, recordView{Record: rec, OtherRecords: others, Rules: s.citedRules(rec)})
+	return nil
 }
 
 func seqParam(r *http.Request) (int64, error) {
 	vals, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return 0, malformedQuery("the query string is malformed")
+		return 0, malformedQuery()
 	}
 	for k := range vals {
 		if k != "seq" {
-			return 0, &gateway.Error{Code: gateway.EINVALID, Message: "bad request", Issues: []gateway.Issue{{
-				Severity: "error", Type: "value", Expression: k, Message: "unknown parameter; only seq is accepted"}}}
+			return 0, issueError(gateway.EINVALID, "bad request", "value", k, "unknown parameter; only seq is accepted")
 		}
 	}
 	v := vals.Get("seq")
@@ -314,27 +263,32 @@ func seqParam(r *http.Request) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 1 || len(vals["seq"]) > 1 {
-		return 0, &gateway.Error{Code: gateway.EINVALID, Message: "bad request", Issues: []gateway.Issue{{
-			Severity: "error", Type: "value", Expression: "seq", Message: "seq must be one chain position (1, 2, …)"}}}
+		return 0, issueError(gateway.EINVALID, "bad request", "value", "seq", "seq must be one chain position (1, 2, …)")
 	}
 	return n, nil
+}
+
+// rulesByID indexes the policy rules in force.
+func (s *Server) rulesByID() map[string]gateway.PolicyRule {
+	byID := map[string]gateway.PolicyRule{}
+	if s.Rules != nil {
+		for _, pr := range s.Rules() {
+			byID[pr.ID] = pr
+		}
+	}
+	return byID
 }
 
 // citedRules is the policy metadata of the rules a record cites, in the
 // record's order.
 func (s *Server) citedRules(rec gateway.AuditRecord) []gateway.PolicyRule {
-	if rec.Decision == nil || s.Rules == nil {
+	if rec.Decision == nil {
 		return nil
 	}
-	byID := map[string]gateway.PolicyRule{}
-	for _, pr := range s.Rules() {
-		byID[pr.ID] = pr
-	}
+	byID := s.rulesByID()
 	var out []gateway.PolicyRule
-	seen := map[string]bool{}
 	for _, rr := range rec.Decision.Rules {
-		if pr, ok := byID[rr.ID]; ok && !seen[rr.ID] {
-			seen[rr.ID] = true
+		if pr, ok := byID[rr.ID]; ok && !slices.ContainsFunc(out, func(p gateway.PolicyRule) bool { return p.ID == rr.ID }) {
 			out = append(out, pr)
 		}
 	}
@@ -342,80 +296,48 @@ func (s *Server) citedRules(rec gateway.AuditRecord) []gateway.PolicyRule {
 }
 
 // handleAuditExport is GET /v1/audit/export?format=csv|fhir&filters.
-func (s *Server) handleAuditExport(w http.ResponseWriter, r *http.Request) {
-	f, vals, err := filtersFromURL(r, "format")
+func (s *Server) handleAuditExport(w http.ResponseWriter, r *http.Request) error {
+	q, vals, err := queryFromURL(r, "format")
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
-	q, err := f.query()
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	s.export(w, r, vals.Get("format"), q)
+	return s.export(w, r, vals.Get("format"), q)
 }
 
 // handleAuditExportPost is POST /v1/audit/export with a JSON body: the
 // export of one student's records.
-func (s *Server) handleAuditExportPost(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readStudentSearch(w, r)
+func (s *Server) handleAuditExportPost(w http.ResponseWriter, r *http.Request) error {
+	q, format, err := s.studentQuery(w, r, true)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
-	q, err := s.studentQuery(gateway.ClientFrom(r.Context()), body)
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	s.export(w, r, body.Format, q)
+	return s.export(w, r, format, q)
 }
 
-// collect returns every record matching q, in chain order, refusing more
-// than MaxExport.
-func (s *Server) collect(r *http.Request, q gateway.Query) ([]gateway.AuditRecord, error) {
+// export writes the records matching q, in chain order, as a CSV or FHIR
+// download, refusing more than MaxExport. An error is returned before
+// anything is written.
+func (s *Server) export(w http.ResponseWriter, r *http.Request, format string, q gateway.Query) error {
+	if format != "csv" && format != "fhir" {
+		return issueError(gateway.EINVALID, "bad export", "value", "format", "format must be csv or fhir")
+	}
+	c := gateway.ClientFrom(r.Context())
 	var recs []gateway.AuditRecord
-	err := s.audit().Each(r.Context(), gateway.ClientFrom(r.Context()), q, func(rec gateway.AuditRecord) error {
+	err := s.audit().Each(r.Context(), c, q, func(rec gateway.AuditRecord) error {
 		if len(recs) == MaxExport {
-			return &gateway.Error{Code: gateway.EINVALID, Message: "export too large", Issues: []gateway.Issue{{
-				Severity: "error", Type: "too-costly",
-				Message: "more than " + strconv.Itoa(MaxExport) + " records match; narrow the time range (from, to)"}}}
+			return issueError(gateway.EINVALID, "export too large", "too-costly", "",
+				"more than "+strconv.Itoa(MaxExport)+" records match; narrow the time range (from, to)")
 		}
 		recs = append(recs, rec)
 		return nil
 	})
-	return recs, err
-}
-
-// export writes the records matching q as CSV or as a FHIR Bundle of
-// AuditEvents, as a download.
-func (s *Server) export(w http.ResponseWriter, r *http.Request, format string, q gateway.Query) {
-	if format != "csv" && format != "fhir" {
-		Error(w, r, &gateway.Error{Code: gateway.EINVALID, Message: "bad export", Issues: []gateway.Issue{{
-			Severity: "error", Type: "value", Expression: "format", Message: "format must be csv or fhir"}}})
-		return
-	}
-	recs, err := s.collect(r, q)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
-	if err := s.writeExport(w, r, format, recs); err != nil {
-		Error(w, r, err)
-	}
-}
-
-// writeExport writes records as a CSV or FHIR download. An error is
-// returned before anything is written.
-func (s *Server) writeExport(w http.ResponseWriter, r *http.Request, format string, recs []gateway.AuditRecord) error {
-	var err error
-	c := gateway.ClientFrom(r.Context())
 	name := "decisions-" + c.Institution + "-" + s.now().UTC().Format("20060102T150405Z")
 	var body []byte
 	var ctype string
-	switch format {
-	case "csv":
+	if format == "csv" {
 		var buf bytes.Buffer
 		out := gateway.NewAuditCSV(&buf)
 		for _, rec := range recs {
@@ -427,18 +349,15 @@ func (s *Server) writeExport(w http.ResponseWriter, r *http.Request, format stri
 			return gateway.Internal(err)
 		}
 		body, ctype, name = buf.Bytes(), MediaCSV+"; charset=utf-8", name+".csv"
-	case "fhir":
+	} else {
 		var src gateway.Source
 		if s.Evaluator != nil {
 			src = s.Evaluator.Source
 		}
-		body, err = mappings.AuditEventBundle(recs, mappings.AuditExport{Source: src, At: s.now()})
-		if err != nil {
+		if body, err = mappings.AuditEventBundle(recs, mappings.AuditExport{Source: src, At: s.now()}); err != nil {
 			return err
 		}
 		ctype, name = MediaFHIRJSON+"; charset=utf-8", name+".fhir.json"
-	default:
-		return gateway.Errorf(gateway.EINVALID, "format must be csv or fhir")
 	}
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
@@ -476,12 +395,12 @@ func StatusOf(v gateway.ChainVerification) ChainStatus {
 
 // handleAuditVerify is GET /v1/audit/verify: 200 with ok true or false (a
 // broken chain is a finding, not a failure of the request).
-func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request) error {
 	v, err := s.audit().Verify(r.Context(), gateway.ClientFrom(r.Context()))
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, MediaJSON, StatusOf(v))
+	return nil
 }

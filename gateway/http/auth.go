@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/student-mh-referrals/gateway/gateway"
@@ -91,9 +92,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*gateway.Client, error) {
 }
 
 func unauthorized(msg string) error {
-	return &gateway.Error{Code: gateway.EUNAUTHORIZED, Message: "unauthenticated", Issues: []gateway.Issue{{
-		Severity: "error", Type: "login", Message: msg,
-	}}}
+	return issueError(gateway.EUNAUTHORIZED, "unauthenticated", "login", "", msg)
 }
 
 // require wraps h so that only an authenticated client holding one of roles
@@ -109,15 +108,9 @@ func (s *Server) require(h http.HandlerFunc, roles ...string) http.HandlerFunc {
 			Error(w, r, err)
 			return
 		}
-		allowed := false
-		for _, role := range roles {
-			allowed = allowed || c.Has(role)
-		}
-		if !allowed {
-			Error(w, r, &gateway.Error{Code: gateway.EFORBIDDEN, Message: "forbidden", Issues: []gateway.Issue{{
-				Severity: "error", Type: "forbidden",
-				Message: "client " + c.ID + " lacks the role this needs (" + strings.Join(roles, " or ") + ")",
-			}}})
+		if !slices.ContainsFunc(roles, c.Has) {
+			Error(w, r, issueError(gateway.EFORBIDDEN, "forbidden", "forbidden", "",
+				"client "+c.ID+" lacks the role this needs ("+strings.Join(roles, " or ")+")"))
 			return
 		}
 		h(w, r.WithContext(gateway.WithClient(r.Context(), c)))

@@ -19,6 +19,7 @@ import (
 const (
 	MediaJSON     = "application/json"
 	MediaFHIRJSON = "application/fhir+json"
+	MediaCSV      = "text/csv"
 )
 
 // eMethodNotAllowed is the code of a request whose path exists but not with
@@ -69,6 +70,22 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gateway"`)
 	}
 	writeJSON(w, Status(e.Code), MediaFHIRJSON, mappings.OperationOutcome(e))
+}
+
+// api adapts a handler that returns its error, which Error then writes, so
+// that every refusal leaves the same way.
+func api(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			Error(w, r, err)
+		}
+	}
+}
+
+// issueError is an error of code with one issue, the shape of most of this
+// layer's refusals.
+func issueError(code, msg, typ, expr, text string) *gateway.Error {
+	return &gateway.Error{Code: code, Message: msg, Issues: []gateway.Issue{{Severity: "error", Type: typ, Expression: expr, Message: text}}}
 }
 
 // writeJSON writes v as indented JSON with a trailing newline, the one JSON

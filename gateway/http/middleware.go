@@ -49,13 +49,10 @@ func withRequest(base *zap.Logger, obs Observer, next http.Handler) http.Handler
 			id = uuid.NewString()
 		}
 		log := base.With(zap.String("request_id", id))
-		route := &routeHolder{name: "unmatched"}
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
-		ctx = context.WithValue(ctx, routeKey{}, route)
-		ctx = context.WithValue(ctx, loggerKey{}, log)
-		r = r.WithContext(ctx)
+		r = r.WithContext(context.WithValue(ctx, loggerKey{}, log))
 		w.Header().Set("X-Request-Id", id)
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := &statusRecorder{ResponseWriter: w, route: "unmatched", status: http.StatusOK}
 		defer func() {
 			if p := recover(); p != nil {
 				log.Error("panic serving request", zap.String("panic", fmt.Sprint(p)), zap.ByteString("stack", debug.Stack()))
@@ -63,10 +60,10 @@ func withRequest(base *zap.Logger, obs Observer, next http.Handler) http.Handler
 					Error(rec, r, gateway.Internal(fmt.Errorf("panic: %v", p)))
 				}
 			}
-			obs.ObserveRequest(route.name, r.Method, rec.status, time.Since(start))
+			obs.ObserveRequest(rec.route, r.Method, rec.status, time.Since(start))
 			log.Info("request",
 				zap.String("method", r.Method),
-				zap.String("route", route.name),
+				zap.String("route", rec.route),
 				zap.Int("status", rec.status),
 				zap.Int64("bytes", rec.bytes),
 				zap.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
@@ -76,20 +73,14 @@ func withRequest(base *zap.Logger, obs Observer, next http.Handler) http.Handler
 	})
 }
 
-// routeHolder carries the matched route template out of the router to the
-// access log and the metrics; unmatched paths stay "unmatched" so that a
-// scan of random URLs cannot blow up the metrics' label space.
-type routeHolder struct{ name string }
-
-type routeKey struct{}
-
-// recordRoute is router middleware that notes the matched route template.
+// recordRoute is router middleware that notes the matched route template
+// in withRequest's recorder.
 func recordRoute(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h, ok := r.Context().Value(routeKey{}).(*routeHolder); ok {
+		if rec, ok := w.(*statusRecorder); ok {
 			if m := mux.CurrentRoute(r); m != nil {
 				if t, err := m.GetPathTemplate(); err == nil {
-					h.name = t
+					rec.route = t
 				}
 			}
 		}
@@ -97,9 +88,14 @@ func recordRoute(next http.Handler) http.Handler {
 	})
 }
 
-// statusRecorder remembers what was written, for the access log.
+// statusRecorder remembers what was written, and the route, for the access
+// log and the metrics.
 type statusRecorder struct {
 	http.ResponseWriter
+	// route is the matched route template; unmatched paths stay
+	// "unmatched" so that a scan of random URLs cannot blow up the metrics'
+	// label space.
+	route  string
 	status int
 	bytes  int64
 	wrote  bool
@@ -119,9 +115,26 @@ func (s *statusRecorder) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Flush lets streaming handlers flush through the recorder.
-func (s *statusRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
+// inFlight bounds how many intake requests (submissions and dry runs) run at
+// once, so that a burst after an outage is refused cleanly with 503 and
+// Retry-After instead of queueing inside the gateway until latency and
+// memory run away. A university's system retries, and a repeated submission
+// is idempotent. max ≤ 0 means no bound.
+func inFlight(max int) func(http.HandlerFunc) http.HandlerFunc {
+	if max <= 0 {
+		return func(h http.HandlerFunc) http.HandlerFunc { return h }
+	}
+	slots := make(chan struct{}, max)
+	return func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+				h(w, r)
+			default:
+				w.Header().Set("Retry-After", "1")
+				Error(w, r, gateway.Errorf(gateway.EUNAVAILABLE, "the gateway is taking in as many referrals as it can at once: retry after a second"))
+			}
+		}
 	}
 }

@@ -46,25 +46,22 @@ type submitAnswer struct {
 // handleSubmit is POST /v1/referrals: 202 with Location when accepted, 200
 // with the same referral when the record was already accepted, 403 with one
 // issue per denying rule when refused.
-func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readJSON(w, r)
+func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) error {
+	body, err := s.readBody(w, r, MediaJSON)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	c := gateway.ClientFrom(r.Context())
 	sub, err := s.Intake.Submit(r.Context(), c, body)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	if ev := sub.Evaluation; ev != nil {
 		LogEvaluation(logFrom(r.Context()), ev, false)
 		s.observer().ObserveEvaluation(ev, false)
 		w.Header().Set("X-Decision-Id", ev.Decision.ID)
 		if ev.Outcome == gateway.OutcomeDeny {
-			Error(w, r, gateway.DenialError(ev.Decision))
-			return
+			return gateway.DenialError(ev.Decision)
 		}
 	}
 	w.Header().Set("Location", "/v1/referrals/"+sub.Referral.ID)
@@ -77,58 +74,52 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Decision-Id", sub.Referral.DecisionID)
 	}
 	writeJSON(w, status, MediaJSON, ans)
+	return nil
 }
 
 // handleReferral is GET /v1/referrals/{id}: only the owning institution sees
 // it; any other gets 404, as for a referral that does not exist.
-func (s *Server) handleReferral(w http.ResponseWriter, r *http.Request) {
-	c := gateway.ClientFrom(r.Context())
-	ref, err := s.Intake.Store.Referral(r.Context(), c.Institution, mux.Vars(r)["id"])
+func (s *Server) handleReferral(w http.ResponseWriter, r *http.Request) error {
+	ref, err := s.Intake.Store.Referral(r.Context(), gateway.ClientFrom(r.Context()).Institution, mux.Vars(r)["id"])
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, MediaJSON, viewOf(ref))
+	return nil
 }
 
 // handleCancel is POST /v1/referrals/{id}/$cancel: the referral becomes
 // cancelled and the BaRS cancellation is queued.
-func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
-	c := gateway.ClientFrom(r.Context())
-	ref, err := s.Intake.Cancel(r.Context(), c, mux.Vars(r)["id"])
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) error {
+	ref, err := s.Intake.Cancel(r.Context(), gateway.ClientFrom(r.Context()), mux.Vars(r)["id"])
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, MediaJSON, viewOf(ref))
+	return nil
 }
-
-// ResponseParser reads a receiver's BaRS response message.
-type ResponseParser func(body []byte) (gateway.ReceiverResponse, error)
 
 // handleInbound is POST /fhir/$process-message for receivers: BaRS response
 // messages move a referral to acknowledged or rejected.
-func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readFHIR(w, r)
+func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) error {
+	body, err := s.readBody(w, r, MediaFHIRJSON, MediaJSON) // FHIR servers take plain JSON too
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	resp, err := s.ParseResponse(body)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	ref, err := s.Intake.Respond(r.Context(), gateway.ClientFrom(r.Context()), resp)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	msg := "response recorded: referral " + ref.ID + " is " + string(ref.Status)
 	writeJSON(w, http.StatusOK, MediaFHIRJSON, map[string]any{
 		"resourceType": "OperationOutcome",
 		"issue":        []map[string]any{{"severity": "information", "code": "informational", "diagnostics": msg}},
 	})
+	return nil
 }
 
 // handleReady is /readyz: the store answers and the policies are loaded.
@@ -136,17 +127,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.Ready != nil {
 		if err := s.Ready(r.Context()); err != nil {
 			logFrom(r.Context()).Warn("not ready", zap.Error(err))
-			Error(w, r, &gateway.Error{Code: gateway.EUNAVAILABLE, Message: "not ready", Issues: []gateway.Issue{{
-				Severity: "error", Type: "transient", Message: "the gateway is not ready (store or policies unavailable); try again shortly",
-			}}})
+			Error(w, r, issueError(gateway.EUNAVAILABLE, "not ready", "transient", "", "the gateway is not ready (store or policies unavailable); try again shortly"))
 			return
 		}
 	}
 	writeJSON(w, http.StatusOK, MediaJSON, map[string]string{"status": "ready"})
-}
-
-// readFHIR is readJSON for FHIR endpoints: application/fhir+json (or plain
-// JSON, which FHIR servers also accept).
-func (s *Server) readFHIR(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return s.readBody(w, r, MediaFHIRJSON, MediaJSON)
 }

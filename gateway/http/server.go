@@ -1,7 +1,9 @@
 package http
 
 import (
+	"cmp"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"io"
@@ -47,7 +49,7 @@ type Server struct {
 	// optional.
 	Checkpoints *gateway.CheckpointDir
 	// ParseResponse reads receivers' BaRS response messages.
-	ParseResponse ResponseParser
+	ParseResponse func(body []byte) (gateway.ReceiverResponse, error)
 	// Ready reports readiness for /readyz (store reachable, policies loaded).
 	Ready func(ctx context.Context) error
 	// CapabilityStatement is served at /fhir/metadata.
@@ -59,13 +61,16 @@ type Server struct {
 	Now func() time.Time
 }
 
+// OpenAPI is the description of the API, served at /v1/openapi.json. A test
+// checks it against the router both ways: every route documented, every
+// documented route served.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
 // Handler returns the routed API with its middleware.
 func (s *Server) Handler() http.Handler {
-	log := s.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	return withRequest(log, s.observer(), s.router())
+	return withRequest(cmp.Or(s.Logger, zap.NewNop()), s.observer(), s.router())
 }
 
 // router routes the API.
@@ -84,30 +89,25 @@ func (s *Server) router() *mux.Router {
 	router := r
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", strings.Join(allowedMethods(router, r), ", "))
-		Error(w, r, &gateway.Error{Code: eMethodNotAllowed, Message: "method not allowed", Issues: []gateway.Issue{{
-			Severity: "error", Type: "not-supported", Message: r.Method + " is not allowed on " + r.URL.Path,
-		}}})
+		Error(w, r, issueError(eMethodNotAllowed, "method not allowed", "not-supported", "", r.Method+" is not allowed on "+r.URL.Path))
 	})
 	r.HandleFunc("/healthz", s.handleHealth).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
-	r.HandleFunc("/v1/openapi.json", handleOpenAPI).Methods(http.MethodGet)
+	r.HandleFunc("/v1/openapi.json", serveBytes("application/vnd.oai.openapi+json", OpenAPI, false)).Methods(http.MethodGet)
 	intake := inFlight(s.MaxInFlight)
 	if s.Intake != nil {
-		r.HandleFunc("/v1/referrals/$evaluate", s.require(intake(s.handleEvaluate), gateway.RoleSubmitter)).Methods(http.MethodPost)
-		r.HandleFunc("/v1/referrals", s.require(intake(s.handleSubmit), gateway.RoleSubmitter)).Methods(http.MethodPost)
-		r.HandleFunc("/v1/referrals/{id}", s.require(s.handleReferral, gateway.RoleSubmitter)).Methods(http.MethodGet)
-		r.HandleFunc("/v1/referrals/{id}/$cancel", s.require(s.handleCancel, gateway.RoleSubmitter)).Methods(http.MethodPost)
-		r.HandleFunc("/fhir/$process-message", s.require(s.handleInbound, gateway.RoleReceiver)).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals/$evaluate", s.require(intake(api(s.handleEvaluate)), gateway.RoleSubmitter)).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals", s.require(intake(api(s.handleSubmit)), gateway.RoleSubmitter)).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals/{id}", s.require(api(s.handleReferral), gateway.RoleSubmitter)).Methods(http.MethodGet)
+		r.HandleFunc("/v1/referrals/{id}/$cancel", s.require(api(s.handleCancel), gateway.RoleSubmitter)).Methods(http.MethodPost)
+		r.HandleFunc("/fhir/$process-message", s.require(api(s.handleInbound), gateway.RoleReceiver)).Methods(http.MethodPost)
 	} else {
-		r.HandleFunc("/v1/referrals/$evaluate", intake(s.handleEvaluate)).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals/$evaluate", intake(api(s.handleEvaluate))).Methods(http.MethodPost)
 	}
 	if s.CapabilityStatement != nil {
-		r.HandleFunc("/fhir/metadata", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", MediaFHIRJSON+"; charset=utf-8")
-			_, _ = w.Write(s.CapabilityStatement)
-		}).Methods(http.MethodGet)
+		r.HandleFunc("/fhir/metadata", serveBytes(MediaFHIRJSON+"; charset=utf-8", s.CapabilityStatement, false)).Methods(http.MethodGet)
 	}
-	r.HandleFunc("/v1/schema/case-record.json", s.handleSchema).Methods(http.MethodGet)
+	r.HandleFunc("/v1/schema/case-record.json", serveBytes("application/schema+json", s.Schema, true)).Methods(http.MethodGet)
 	if s.Rules != nil {
 		r.HandleFunc("/v1/policy/rules", s.handleRules).Methods(http.MethodGet)
 	}
@@ -159,10 +159,15 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, MediaJSON, map[string]string{"status": "ok"})
 }
 
-func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/schema+json")
-	w.Header().Set("Cache-Control", "public, max-age=3600")
-	_, _ = w.Write(s.Schema)
+// serveBytes serves b as it is, as ctype, cached for an hour when cache.
+func serveBytes(ctype string, b []byte, cache bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", ctype)
+		if cache {
+			w.Header().Set("Cache-Control", "public, max-age=3600")
+		}
+		_, _ = w.Write(b)
+	}
 }
 
 func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
@@ -172,16 +177,14 @@ func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 // handleEvaluate is the dry run: the decision and the message the NHS
 // service would receive, with nothing stored or sent. The optional query
 // parameter `at` fixes the decision time, as `gateway evaluate --at` does.
-func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) error {
 	at, err := s.evaluationTime(r)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
-	body, err := s.readJSON(w, r)
+	body, err := s.readBody(w, r, MediaJSON)
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	var ev *gateway.Evaluation
 	if s.Intake != nil {
@@ -190,8 +193,7 @@ func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
 		ev, err = s.Evaluator.Evaluate(r.Context(), body, at)
 	}
 	if err != nil {
-		Error(w, r, err)
-		return
+		return err
 	}
 	LogEvaluation(logFrom(r.Context()), ev, true)
 	s.observer().ObserveEvaluation(ev, true)
@@ -200,6 +202,7 @@ func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
 		status = Status(ev.Err.Code)
 	}
 	writeJSON(w, status, MediaJSON, Document(ev))
+	return nil
 }
 
 // EvaluationDocument is the JSON document that POST /v1/referrals/$evaluate
@@ -236,9 +239,7 @@ var (
 // rather than guessed at.
 func (s *Server) evaluationTime(r *http.Request) (time.Time, error) {
 	bad := func(msg string) error {
-		return &gateway.Error{Code: gateway.EMALFORMED, Message: "bad query parameter", Issues: []gateway.Issue{{
-			Severity: "error", Type: "value", Expression: "at", Message: msg,
-		}}}
+		return issueError(gateway.EMALFORMED, "bad query parameter", "value", "at", msg)
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -290,36 +291,26 @@ func LogEvaluation(log *zap.Logger, ev *gateway.Evaluation, dryRun bool) {
 	}
 	if ev.Err != nil {
 		paths := make([]string, 0, len(ev.Err.Issues))
-		var unknown map[string]int
+		unknown := map[string]int{}
 		for _, is := range ev.Err.Issues {
 			if defined, ok := gateway.DefinedPath(is.Expression); ok {
 				paths = append(paths, is.Expression)
 			} else {
-				if unknown == nil {
-					unknown = map[string]int{}
-				}
 				unknown[defined]++
 			}
 		}
 		fields = append(fields, zap.String("error_code", ev.Err.Code), zap.Strings("invalid_fields", paths))
-		if unknown != nil {
+		if len(unknown) > 0 {
 			fields = append(fields, zap.Any("unknown_fields", unknown))
 		}
 	}
 	log.Info("evaluated", fields...)
 }
 
-// readJSON reads a case record: application/json within the size limit.
-func (s *Server) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return s.readBody(w, r, MediaJSON)
-}
-
 // readBody checks the media type and reads the body within the size limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, types ...string) ([]byte, error) {
 	unsupported := func(msg string) error {
-		return &gateway.Error{Code: gateway.EMEDIATYPE, Message: "unsupported media type", Issues: []gateway.Issue{{
-			Severity: "error", Type: "not-supported", Message: msg,
-		}}}
+		return issueError(gateway.EMEDIATYPE, "unsupported media type", "not-supported", "", msg)
 	}
 	send := "send Content-Type: " + strings.Join(types, " or ")
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -340,10 +331,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, types ...strin
 	if limit <= 0 {
 		limit = 256 << 10
 	}
-	tooLarge := &gateway.Error{Code: gateway.ETOOLARGE, Message: "request body too large", Issues: []gateway.Issue{{
-		Severity: "error", Type: "too-long",
-		Message: "the body exceeds the limit of " + byteSize(limit),
-	}}}
+	tooLarge := issueError(gateway.ETOOLARGE, "request body too large", "too-long", "", "the body exceeds the limit of "+byteSize(limit))
 	// A declared length over the limit is refused before any of the body is
 	// read, so that a client cannot make the server wait for it.
 	if r.ContentLength > limit {
@@ -355,9 +343,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, types ...strin
 		if errors.As(err, &tooBig) {
 			return nil, tooLarge
 		}
-		return nil, &gateway.Error{Code: gateway.EMALFORMED, Message: "the request body could not be read", Issues: []gateway.Issue{{
-			Severity: "error", Type: "structure", Message: "the request body could not be read in full",
-		}}}
+		return nil, issueError(gateway.EMALFORMED, "the request body could not be read", "structure", "", "the request body could not be read in full")
 	}
 	return body, nil
 }

@@ -2,12 +2,11 @@ package http
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
-	"encoding/hex"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -45,9 +44,7 @@ const (
 	uiMaxSearches = 32
 	// uiMaxForm bounds a posted form.
 	uiMaxForm = 16 << 10
-)
 
-const (
 	sessionCookie = "gw_session"
 	loginCookie   = "gw_login"
 )
@@ -57,15 +54,7 @@ const (
 const uiContentSecurityPolicy = "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; img-src 'self'; style-src 'self'"
 
 var uiTemplates = func() map[string]*template.Template {
-	funcs := template.FuncMap{
-		"join": strings.Join,
-		"short": func(s string) string {
-			if len(s) > 12 {
-				return s[:12] + "…"
-			}
-			return s
-		},
-	}
+	funcs := template.FuncMap{"join": strings.Join}
 	pages := []string{"login.html", "decisions.html", "decision.html", "rules.html", "verify.html", "error.html"}
 	out := map[string]*template.Template{}
 	for _, p := range pages {
@@ -74,29 +63,20 @@ var uiTemplates = func() map[string]*template.Template {
 	return out
 }()
 
-var uiStatic = func() fs.FS {
-	sub, err := fs.Sub(uiFiles, "ui/static")
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}()
-
 // uiSession is one signed-in IG lead.
 type uiSession struct {
-	client   gateway.Client
-	csrf     string
-	created  time.Time
-	seen     time.Time
-	searches map[string]uiSearch
-	order    []string
+	client        gateway.Client
+	csrf          string
+	created, seen time.Time
+	searches      map[string]uiSearch
+	order         []string
 }
 
 // uiSearch is a posted filter form: the domain query (with the student's
 // pseudonyms, never the identifier) and the form as shown again.
 type uiSearch struct {
 	query   gateway.Query
-	form    uiForm
+	form    auditFilters
 	student bool
 }
 
@@ -107,18 +87,13 @@ type uiSessions struct {
 	m  map[string]*uiSession
 }
 
-func sessionKey(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
-}
-
 func randomToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // crypto/rand never fails on a supported platform
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (ss *uiSessions) create(c gateway.Client, now time.Time) (string, *uiSession) {
+func (ss *uiSessions) create(c gateway.Client, now time.Time) string {
 	id := randomToken()
 	sess := &uiSession{client: c, csrf: randomToken(), created: now, seen: now, searches: map[string]uiSearch{}}
 	ss.mu.Lock()
@@ -128,8 +103,8 @@ func (ss *uiSessions) create(c gateway.Client, now time.Time) (string, *uiSessio
 			delete(ss.m, k)
 		}
 	}
-	ss.m[sessionKey(id)] = sess
-	return id, sess
+	ss.m[hashHex([]byte(id))] = sess
+	return id
 }
 
 func (s *uiSession) expired(now time.Time) bool {
@@ -138,12 +113,9 @@ func (s *uiSession) expired(now time.Time) bool {
 
 // get returns the live session of id and marks it used.
 func (ss *uiSessions) get(id string, now time.Time) *uiSession {
-	if id == "" {
-		return nil
-	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	k := sessionKey(id)
+	k := hashHex([]byte(id))
 	sess, ok := ss.m[k]
 	if !ok {
 		return nil
@@ -159,7 +131,7 @@ func (ss *uiSessions) get(id string, now time.Time) *uiSession {
 func (ss *uiSessions) delete(id string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	delete(ss.m, sessionKey(id))
+	delete(ss.m, hashHex([]byte(id)))
 }
 
 func (ss *uiSessions) saveSearch(sess *uiSession, s uiSearch) string {
@@ -191,7 +163,7 @@ type ui struct {
 // uiRoutes adds the web page. The routes are in openapi.json too, as HTML.
 func (s *Server) uiRoutes(r *mux.Router) {
 	u := &ui{s: s, sessions: &uiSessions{m: map[string]*uiSession{}}}
-	h := func(fn http.HandlerFunc) http.HandlerFunc { return uiHeaders(fn) }
+	h := uiHeaders
 	r.HandleFunc("/ui", h(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/", http.StatusMovedPermanently)
 	})).Methods(http.MethodGet)
@@ -231,7 +203,7 @@ func uiHeaders(next http.HandlerFunc) http.HandlerFunc {
 
 func handleStatic(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["file"]
-	b, err := fs.ReadFile(uiStatic, name)
+	b, err := fs.ReadFile(uiFiles, "ui/static/"+name)
 	if err != nil || !strings.HasSuffix(name, ".css") {
 		http.NotFound(w, r)
 		return
@@ -241,17 +213,21 @@ func handleStatic(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-type sessionKeyCtx struct{}
+// session returns the live session of r's cookie, or nil.
+func (u *ui) session(r *http.Request) *uiSession {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil
+	}
+	return u.sessions.get(c.Value, u.s.now())
+}
 
 // signedIn lets only a live session through; others go to the sign-in
-// page. The client is in the request's context, as for the API.
-func (u *ui) signedIn(next func(http.ResponseWriter, *http.Request, *uiSession)) http.HandlerFunc {
+// page. The client is in the request's context, as for the API; an error
+// the handler returns is shown as a page.
+func (u *ui) signedIn(next func(http.ResponseWriter, *http.Request, *uiSession) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(sessionCookie)
-		var sess *uiSession
-		if err == nil {
-			sess = u.sessions.get(c.Value, u.s.now())
-		}
+		sess := u.session(r)
 		if sess == nil {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/ui/", http.StatusSeeOther)
@@ -261,7 +237,10 @@ func (u *ui) signedIn(next func(http.ResponseWriter, *http.Request, *uiSession))
 			return
 		}
 		client := sess.client
-		next(w, r.WithContext(gateway.WithClient(r.Context(), &client)), sess)
+		r = r.WithContext(gateway.WithClient(r.Context(), &client))
+		if err := next(w, r, sess); err != nil {
+			u.failed(w, r, sess, err)
+		}
 	}
 }
 
@@ -281,23 +260,19 @@ func sameOrigin(r *http.Request) bool {
 	return true
 }
 
-// readForm reads a posted form within uiMaxForm.
-func readForm(w http.ResponseWriter, r *http.Request) bool {
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+// postedForm reads a posted form within uiMaxForm and checks it: from the
+// same origin, with the CSRF token csrf.
+func postedForm(w http.ResponseWriter, r *http.Request, csrf string) bool {
+	if !sameOrigin(r) || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		return false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, uiMaxForm)
-	return r.ParseForm() == nil
+	return r.ParseForm() == nil && csrf != "" && subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(csrf)) == 1
 }
 
-func tokenEqual(a, b string) bool {
-	return a != "" && len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
-
-// checkCSRF checks a signed-in form: same origin, form readable, token
-// matching the session's.
+// checkCSRF checks a signed-in form, with the session's CSRF token.
 func (u *ui) checkCSRF(w http.ResponseWriter, r *http.Request, sess *uiSession) bool {
-	if !sameOrigin(r) || !readForm(w, r) || !tokenEqual(r.PostForm.Get("csrf"), sess.csrf) {
+	if !postedForm(w, r, sess.csrf) {
 		u.renderError(w, r, sess, http.StatusForbidden, "The form could not be accepted (it was stale or did not come from this page). Go back, reload the page and try again.")
 		return false
 	}
@@ -322,7 +297,11 @@ type page struct {
 	Data   any
 }
 
-func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+// render renders page name for sess (nil before sign-in).
+func (u *ui) render(w http.ResponseWriter, r *http.Request, sess *uiSession, status int, name string, p page) {
+	if sess != nil {
+		p.Client, p.CSRF = &sess.client, sess.csrf
+	}
 	var buf bytes.Buffer
 	if err := uiTemplates[name].ExecuteTemplate(&buf, "layout", p); err != nil {
 		logFrom(r.Context()).Error("render page", zap.String("page", name), zap.Error(err))
@@ -335,16 +314,12 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name str
 }
 
 func (u *ui) renderError(w http.ResponseWriter, r *http.Request, sess *uiSession, status int, msg string) {
-	p := page{Title: http.StatusText(status), Error: msg}
-	if sess != nil {
-		p.Client, p.CSRF = &sess.client, sess.csrf
-	}
-	u.render(w, r, status, "error.html", p)
+	u.render(w, r, sess, status, "error.html", page{Title: http.StatusText(status), Error: msg})
 }
 
 // handleHome is the sign-in page, or the decisions for a signed-in lead.
 func (u *ui) handleHome(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil && u.sessions.get(c.Value, u.s.now()) != nil {
+	if u.session(r) != nil {
 		http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
 		return
 	}
@@ -357,7 +332,7 @@ func (u *ui) handleHome(w http.ResponseWriter, r *http.Request) {
 func (u *ui) loginPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	tok := randomToken()
 	u.setCookie(w, r, loginCookie, tok, 600)
-	u.render(w, r, status, "login.html", page{Title: "Sign in", CSRF: tok, Error: msg})
+	u.render(w, r, nil, status, "login.html", page{Title: "Sign in", CSRF: tok, Error: msg})
 }
 
 // handleLogin checks the posted token: it must be an IG auditor's bound to
@@ -365,7 +340,7 @@ func (u *ui) loginPage(w http.ResponseWriter, r *http.Request, status int, msg s
 // client it names.
 func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(loginCookie)
-	if !sameOrigin(r) || !readForm(w, r) || err != nil || !tokenEqual(r.PostForm.Get("csrf"), c.Value) {
+	if err != nil || !postedForm(w, r, c.Value) {
 		u.loginPage(w, r, http.StatusForbidden, "The sign-in form had expired. Please try again.")
 		return
 	}
@@ -388,28 +363,23 @@ func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 		u.loginPage(w, r, http.StatusForbidden, "That access token is not an IG auditor's. This page is for information-governance leads.")
 		return
 	}
-	id, _ := u.sessions.create(*client, u.s.now())
+	id := u.sessions.create(*client, u.s.now())
 	u.setCookie(w, r, sessionCookie, id, 0)
 	u.setCookie(w, r, loginCookie, "", -1)
 	logFrom(r.Context()).Info("ui sign-in", zap.String("client", client.ID))
 	http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
 }
 
-func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	if !u.checkCSRF(w, r, sess) {
-		return
+		return nil
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		u.sessions.delete(c.Value)
 	}
 	u.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
-}
-
-// uiForm is the filter form as shown. The student identifiers are never
-// shown again: only whether a student filter is on.
-type uiForm struct {
-	From, To, Kind, Outcome, RuleID, Route, Recipient, CaseID string
+	return nil
 }
 
 // option is one choice of a select.
@@ -417,23 +387,21 @@ type option struct {
 	Value, Label string
 }
 
+// decisionsData is the decisions page. Form is the filter form as shown;
+// the student identifiers are never shown again, only whether a student
+// filter is on.
 type decisionsData struct {
-	Form          uiForm
-	Student       bool
-	Search        string
-	Rows          []row
-	Newest        bool
-	NextURL       string
-	NewestURL     string
-	CSVURL        string
-	FHIRURL       string
-	Kinds         []option
-	Outcomes      []option
-	Rules         []option
-	Routes        []option
-	Recipients    []option
-	FreeRecipient bool
-	Filtered      bool
+	Form    auditFilters
+	Student bool
+	Search  string
+	Rows    []row
+	Newest  bool
+	// The links to the next page, the newest page and the two exports.
+	NextURL, NewestURL, CSVURL, FHIRURL string
+	// The choices of the form's selects.
+	Kinds, Outcomes, Rules, Routes, Recipients []option
+	FreeRecipient                              bool
+	Filtered                                   bool
 }
 
 // row is one record in the list.
@@ -447,7 +415,7 @@ type row struct {
 	Override, DryRun bool
 }
 
-func (u *ui) handleDecisions(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleDecisions(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	vals := r.URL.Query()
 	var search uiSearch
 	data := decisionsData{}
@@ -468,43 +436,33 @@ func (u *ui) handleDecisions(w http.ResponseWriter, r *http.Request, sess *uiSes
 		pageRes, err = u.s.audit().Search(r.Context(), gateway.ClientFrom(r.Context()), q)
 	}
 	if err != nil {
-		u.failed(w, r, sess, err)
-		return
+		return err
 	}
 	data.Form, data.Student = search.form, search.student
-	data.Filtered = search.form != (uiForm{}) || search.student
+	data.Filtered = search.form != (auditFilters{}) || search.student
 	data.Newest = q.Cursor == ""
 	for _, rec := range pageRes.Records {
 		data.Rows = append(data.Rows, rowOf(rec))
 	}
-	base := url.Values{}
-	if data.Search != "" {
-		base.Set("q", data.Search)
-	}
-	if pageRes.Next != "" {
-		next := url.Values{"cursor": {pageRes.Next}}
-		if data.Search != "" {
-			next.Set("q", data.Search)
-		}
-		data.NextURL = "/ui/decisions?" + next.Encode()
-	}
-	data.NewestURL = "/ui/decisions"
-	if len(base) > 0 {
-		data.NewestURL += "?" + base.Encode()
-	}
-	for _, f := range []string{"csv", "fhir"} {
-		v := url.Values{"format": {f}}
+	// link is path with the parameters v and the search's key, if any.
+	link := func(path string, v url.Values) string {
 		if data.Search != "" {
 			v.Set("q", data.Search)
 		}
-		if f == "csv" {
-			data.CSVURL = "/ui/export?" + v.Encode()
-		} else {
-			data.FHIRURL = "/ui/export?" + v.Encode()
+		if len(v) == 0 {
+			return path
 		}
+		return path + "?" + v.Encode()
 	}
+	if pageRes.Next != "" {
+		data.NextURL = link("/ui/decisions", url.Values{"cursor": {pageRes.Next}})
+	}
+	data.NewestURL = link("/ui/decisions", url.Values{})
+	data.CSVURL = link("/ui/export", url.Values{"format": {"csv"}})
+	data.FHIRURL = link("/ui/export", url.Values{"format": {"fhir"}})
 	u.fillChoices(&data)
-	u.render(w, r, http.StatusOK, "decisions.html", page{Title: "Decisions", Nav: "decisions", Client: &sess.client, CSRF: sess.csrf, Notice: notice, Data: data})
+	u.render(w, r, sess, http.StatusOK, "decisions.html", page{Title: "Decisions", Nav: "decisions", Notice: notice, Data: data})
+	return nil
 }
 
 func (u *ui) fillChoices(d *decisionsData) {
@@ -533,20 +491,18 @@ func (u *ui) fillChoices(d *decisionsData) {
 // handleFilter takes the posted filter form, keeps it in the session and
 // shows its results at an opaque address: the student's NHS number or
 // student id never reaches a URL, a log or the page.
-func (u *ui) handleFilter(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleFilter(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	if !u.checkCSRF(w, r, sess) {
-		return
+		return nil
 	}
 	pf := r.PostForm
 	if pf.Has("clear") {
 		http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
-		return
+		return nil
 	}
-	form := uiForm{From: pf.Get("from"), To: pf.Get("to"), Kind: pf.Get("kind"), Outcome: pf.Get("outcome"),
+	form := auditFilters{From: pf.Get("from"), To: pf.Get("to"), Kind: pf.Get("kind"), Outcome: pf.Get("outcome"),
 		RuleID: pf.Get("ruleId"), Route: pf.Get("route"), Recipient: strings.TrimSpace(pf.Get("recipient")), CaseID: strings.TrimSpace(pf.Get("caseId"))}
-	f := auditFilters{From: form.From, To: form.To, Kind: form.Kind, Outcome: form.Outcome, RuleID: form.RuleID,
-		Route: form.Route, Recipient: form.Recipient, CaseID: form.CaseID}
-	q, err := f.query()
+	q, err := form.query()
 	if err == nil {
 		err = q.Validate()
 	}
@@ -556,56 +512,48 @@ func (u *ui) handleFilter(w http.ResponseWriter, r *http.Request, sess *uiSessio
 		q.Students, err = u.s.audit().StudentPseudonyms(gateway.ClientFrom(r.Context()), nhs, sid)
 	}
 	if err != nil {
-		u.failed(w, r, sess, err)
-		return
+		return err
 	}
 	key := u.sessions.saveSearch(sess, uiSearch{query: q, form: form, student: student})
 	http.Redirect(w, r, "/ui/decisions?q="+url.QueryEscape(key), http.StatusSeeOther)
+	return nil
 }
 
 // failed shows a domain error as a page: the issues' messages, which never
 // echo what was posted.
 func (u *ui) failed(w http.ResponseWriter, r *http.Request, sess *uiSession, err error) {
 	e := gateway.AsError(err)
+	msg := e.Message
 	if e.Code == gateway.EINTERNAL {
-		logFrom(r.Context()).Error("internal error", zap.Error(e.Err), zap.String("ref", RequestID(r.Context())))
-		u.renderError(w, r, sess, http.StatusInternalServerError, "Something went wrong on the gateway (reference "+RequestID(r.Context())+").")
-		return
+		ref := RequestID(r.Context())
+		logFrom(r.Context()).Error("internal error", zap.Error(e.Err), zap.String("ref", ref))
+		msg = "Something went wrong on the gateway (reference " + ref + ")."
+	} else if len(e.Issues) > 0 {
+		msgs := make([]string, len(e.Issues))
+		for i, is := range e.Issues {
+			msgs[i] = is.Message
+		}
+		msg = strings.Join(msgs, " ")
 	}
-	var msgs []string
-	for _, is := range e.Issues {
-		msgs = append(msgs, is.Message)
-	}
-	if len(msgs) == 0 {
-		msgs = append(msgs, e.Message)
-	}
-	u.renderError(w, r, sess, Status(e.Code), strings.Join(msgs, " "))
+	u.renderError(w, r, sess, Status(e.Code), msg)
 }
 
-func (u *ui) handleExport(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleExport(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	vals := r.URL.Query()
 	var q gateway.Query
 	if key := vals.Get("q"); key != "" {
 		s, ok := u.sessions.search(sess, key)
 		if !ok {
-			u.renderError(w, r, sess, http.StatusNotFound, "That search has expired. Filter the decisions again, then export.")
-			return
+			return &gateway.Error{Code: gateway.ENOTFOUND, Message: "That search has expired. Filter the decisions again, then export."}
 		}
 		q = s.query
 	}
 	q.Order, q.Cursor, q.Limit = "asc", "", 0
 	format := vals.Get("format")
 	if format != "csv" && format != "fhir" {
-		u.renderError(w, r, sess, http.StatusBadRequest, "Choose an export format: CSV or FHIR.")
-		return
+		return &gateway.Error{Code: gateway.EMALFORMED, Message: "Choose an export format: CSV or FHIR."}
 	}
-	recs, err := u.s.collect(r, q)
-	if err == nil {
-		err = u.s.writeExport(w, r, format, recs)
-	}
-	if err != nil {
-		u.failed(w, r, sess, err)
-	}
+	return u.s.export(w, r, format, q)
 }
 
 type ruleView struct {
@@ -632,16 +580,14 @@ type detailData struct {
 	ActionLabel                                  string
 }
 
-func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	seq, err := seqParam(r)
 	if err != nil {
-		u.failed(w, r, sess, err)
-		return
+		return err
 	}
 	rec, others, err := u.s.audit().Record(r.Context(), gateway.ClientFrom(r.Context()), mux.Vars(r)["id"], seq)
 	if err != nil {
-		u.failed(w, r, sess, err)
-		return
+		return err
 	}
 	rw := rowOf(rec)
 	d := detailData{Rec: rec, Recorded: rw.Recorded, Kind: rw.Kind, Outcome: rw.Outcome, OutcomeClass: rw.OutcomeClass, Route: rw.Route}
@@ -649,12 +595,7 @@ func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSess
 		d.Others = append(d.Others, option{"/ui/decisions/" + url.PathEscape(rec.ID) + "?seq=" + strconv.FormatInt(o, 10), "record " + strconv.FormatInt(o, 10)})
 	}
 	if dec := rec.Decision; dec != nil {
-		meta := map[string]gateway.PolicyRule{}
-		if u.s.Rules != nil {
-			for _, pr := range u.s.Rules() {
-				meta[pr.ID] = pr
-			}
-		}
+		meta := u.s.rulesByID()
 		for _, rr := range dec.Rules {
 			pr, ok := meta[rr.ID]
 			v := ruleView{ID: rr.ID, Effect: rr.Effect, Message: rr.Message, Title: pr.Title, Description: pr.Description, Source: pr.Source, Theme: pr.Theme}
@@ -668,11 +609,7 @@ func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSess
 		slices.SortStableFunc(d.Rules, func(a, b ruleView) int { return effectRank(a.Effect) - effectRank(b.Effect) })
 		d.Bases = basesOf(dec.LawfulBases)
 		for _, ob := range dec.Obligations {
-			txt := ob.Message
-			if txt == "" {
-				txt = ob.Type
-			}
-			d.Obligations = append(d.Obligations, ob.Rule+": "+txt)
+			d.Obligations = append(d.Obligations, ob.Rule+": "+cmp.Or(ob.Message, ob.Type))
 		}
 		d.Categories = strings.Join(dec.DataCategories, ", ")
 		if o := dec.Override; o != nil {
@@ -683,47 +620,48 @@ func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSess
 	if a := rec.Action; a != nil {
 		d.Action, d.ActionLabel = a, actionLabel(a.Action)
 	}
-	u.render(w, r, http.StatusOK, "decision.html", page{Title: "Decision " + rec.ID, Nav: "decisions", Client: &sess.client, CSRF: sess.csrf, Data: d})
+	u.render(w, r, sess, http.StatusOK, "decision.html", page{Title: "Decision " + rec.ID, Nav: "decisions", Data: d})
+	return nil
 }
 
-func (u *ui) handleRules(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleRules(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	var rules []gateway.PolicyRule
 	if u.s.Rules != nil {
 		rules = u.s.Rules()
 	}
-	u.render(w, r, http.StatusOK, "rules.html", page{Title: "Policy rules", Nav: "rules", Client: &sess.client, CSRF: sess.csrf, Data: rules})
+	u.render(w, r, sess, http.StatusOK, "rules.html", page{Title: "Policy rules", Nav: "rules", Data: rules})
+	return nil
 }
 
-func (u *ui) handleVerify(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleVerify(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	v, err := u.s.audit().Verify(r.Context(), gateway.ClientFrom(r.Context()))
 	if err != nil {
-		u.failed(w, r, sess, err)
-		return
+		return err
 	}
-	st := StatusOf(v)
-	u.render(w, r, http.StatusOK, "verify.html", page{Title: "Check the audit trail", Nav: "verify", Client: &sess.client, CSRF: sess.csrf, Data: st})
+	u.render(w, r, sess, http.StatusOK, "verify.html", page{Title: "Check the audit trail", Nav: "verify", Data: StatusOf(v)})
+	return nil
 }
 
 // handleCheckpoint serves the newest signed checkpoint as it was written,
 // so that an IG lead can keep a copy the gateway cannot change and later
 // hold the chains to it (`gateway audit verify --checkpoints DIR`). It lists
 // every institution's chain head: numbers and hashes, no records.
-func (u *ui) handleCheckpoint(w http.ResponseWriter, r *http.Request, sess *uiSession) {
+func (u *ui) handleCheckpoint(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
 	var cp *gateway.Checkpoint
 	var err error
 	if u.s.Checkpoints != nil {
 		cp, err = u.s.Checkpoints.Latest()
 	}
-	switch {
-	case err != nil:
-		u.renderError(w, r, sess, http.StatusConflict, "The checkpoints on the gateway are not intact: "+err.Error()+". Report this to your gateway operator.")
-	case cp == nil:
-		u.renderError(w, r, sess, http.StatusNotFound, "No checkpoint has been written yet.")
-	default:
-		w.Header().Set("Content-Type", MediaJSON)
-		w.Header().Set("Content-Disposition", `attachment; filename="`+cp.Name+`"`)
-		_, _ = w.Write(cp.File)
+	if err != nil {
+		return &gateway.Error{Code: gateway.ECONFLICT, Message: "The checkpoints on the gateway are not intact: " + err.Error() + ". Report this to your gateway operator."}
 	}
+	if cp == nil {
+		return &gateway.Error{Code: gateway.ENOTFOUND, Message: "No checkpoint has been written yet."}
+	}
+	w.Header().Set("Content-Type", MediaJSON)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+cp.Name+`"`)
+	_, _ = w.Write(cp.File)
+	return nil
 }
 
 // Plain-English labels.
@@ -750,7 +688,7 @@ func rowOf(rec gateway.AuditRecord) row {
 		if rw.Override {
 			rw.ApprovedBy = "none recorded"
 			if o := d.Override; o != nil && o.ApprovedBy != nil && o.ApprovedBy.Name != "" {
-				rw.ApprovedBy = o.ApprovedBy.Name + " (" + strings.ReplaceAll(o.ApprovedBy.Role, "-", " ") + ")"
+				rw.ApprovedBy = o.ApprovedBy.Name + " (" + roleLabel(o.ApprovedBy.Role) + ")"
 			}
 		}
 		rw.Recipient = d.Recipient.Name
@@ -764,17 +702,11 @@ func rowOf(rec gateway.AuditRecord) row {
 }
 
 func routeLabel(r string) string {
-	switch r {
-	case "consent":
+	switch {
+	case r == "consent":
 		return "Consent"
-	case "safeguarding":
-		return "Override: safeguarding"
-	case "vital-interests":
-		return "Override: vital interests"
-	case "best-interests":
-		return "Override: best interests"
-	case "public-interest":
-		return "Override: public interest"
+	case slices.Contains(gateway.OverrideGrounds, r):
+		return "Override: " + roleLabel(r)
 	}
 	return r
 }
@@ -831,7 +763,7 @@ var informedTexts = map[string]string{
 }
 
 func overrideOf(o *gateway.OverrideEntry) *overrideView {
-	v := &overrideView{Ground: strings.ReplaceAll(o.Ground, "-", " "), GroundText: groundTexts[o.Ground], DecidedAt: o.DecidedAt, Informed: o.StudentInformed}
+	v := &overrideView{Ground: roleLabel(o.Ground), GroundText: groundTexts[o.Ground], DecidedAt: o.DecidedAt, Informed: o.StudentInformed}
 	if p := o.DecidedBy; p != nil {
 		v.DecidedBy = p.Name + " (" + roleLabel(p.Role) + ")"
 	}
@@ -848,6 +780,7 @@ func overrideOf(o *gateway.OverrideEntry) *overrideView {
 	return v
 }
 
+// roleLabel writes a code in words: "vital-interests" as "vital interests".
 func roleLabel(r string) string { return strings.ReplaceAll(r, "-", " ") }
 
 var article6Texts = map[string]string{
