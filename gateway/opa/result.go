@@ -139,27 +139,29 @@ func (r *reader) fail(path, want string, got *ast.Term) {
 	}
 }
 
-func (r *reader) boolean(obj ast.Object, parent, name string) bool {
+// field reads the field name of obj as a T, recording an error naming it
+// (as want) when it is missing or of another type.
+func field[T ast.Value](r *reader, obj ast.Object, parent, name, want string) (T, bool) {
 	t := get(obj, name)
 	if t != nil {
-		if b, ok := t.Value.(ast.Boolean); ok {
-			return bool(b)
+		if v, ok := t.Value.(T); ok {
+			return v, true
 		}
 	}
-	r.fail(pathOf(parent, name), "a boolean", t)
-	return false
+	r.fail(pathOf(parent, name), want, t)
+	var zero T
+	return zero, false
+}
+
+func (r *reader) boolean(obj ast.Object, parent, name string) bool {
+	b, _ := field[ast.Boolean](r, obj, parent, name, "a boolean")
+	return bool(b)
 }
 
 // str reads a required string; optStr an optional one.
 func (r *reader) str(obj ast.Object, parent, name string) string {
-	t := get(obj, name)
-	if t != nil {
-		if s, ok := t.Value.(ast.String); ok {
-			return string(s)
-		}
-	}
-	r.fail(pathOf(parent, name), "a string", t)
-	return ""
+	s, _ := field[ast.String](r, obj, parent, name, "a string")
+	return string(s)
 }
 
 func (r *reader) optStr(obj ast.Object, parent, name string) string {
@@ -170,32 +172,22 @@ func (r *reader) optStr(obj ast.Object, parent, name string) string {
 }
 
 func (r *reader) object(obj ast.Object, parent, name string) ast.Object {
-	t := get(obj, name)
-	if t != nil {
-		if o, ok := t.Value.(ast.Object); ok {
-			return o
-		}
+	if o, ok := field[ast.Object](r, obj, parent, name, "an object"); ok {
+		return o
 	}
-	r.fail(pathOf(parent, name), "an object", t)
 	return ast.NewObject()
 }
 
 func (r *reader) strings(obj ast.Object, parent, name string) []string {
-	p := pathOf(parent, name)
-	t := get(obj, name)
-	var a *ast.Array
-	if t != nil {
-		a, _ = t.Value.(*ast.Array)
-	}
-	if a == nil {
-		r.fail(p, "an array", t)
+	a, ok := field[*ast.Array](r, obj, parent, name, "an array")
+	if !ok {
 		return nil
 	}
 	out := make([]string, 0, a.Len())
 	for i := range a.Len() {
 		s, ok := a.Elem(i).Value.(ast.String)
 		if !ok {
-			r.fail(elem(p, i), "a string", a.Elem(i))
+			r.fail(elem(pathOf(parent, name), i), "a string", a.Elem(i))
 		}
 		out = append(out, string(s))
 	}
