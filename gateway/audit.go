@@ -212,9 +212,7 @@ const scanBatch = 500
 // Validate checks a query's values, naming each bad one by its parameter.
 func (q Query) Validate() error {
 	var issues []Issue
-	bad := func(field, msg string) {
-		issues = append(issues, Issue{Severity: "error", Type: "value", Expression: field, Message: msg})
-	}
+	bad := func(field, msg string) { issues = append(issues, searchIssue(field, msg)) }
 	oneOf := func(field, v string, allowed ...string) {
 		if v != "" && !slices.Contains(allowed, v) {
 			bad(field, field+" must be one of "+strings.Join(allowed, ", "))
@@ -246,6 +244,15 @@ func (q Query) Validate() error {
 		return &Error{Code: EINVALID, Message: "bad search", Issues: issues}
 	}
 	return nil
+}
+
+func searchIssue(field, msg string) Issue {
+	return Issue{Severity: "error", Type: "value", Expression: field, Message: msg}
+}
+
+// badSearch is the error of a search parameter that cannot be used.
+func badSearch(field, msg string) error {
+	return &Error{Code: EINVALID, Message: "bad search", Issues: []Issue{searchIssue(field, msg)}}
 }
 
 // Match reports whether a record passes the query's filters (not its
@@ -365,6 +372,15 @@ func (a *Audit) ready() error {
 	return nil
 }
 
+// open returns the chain client c may read, once the trail is available.
+func (a *Audit) open(c *Client) (string, error) {
+	inst, err := institutionOf(c)
+	if err != nil {
+		return "", err
+	}
+	return inst, a.ready()
+}
+
 // stopped is the error of a read of the chain whose request was cancelled
 // or ran out of time (the server's write timeout bounds every request), so
 // that no loop over the chain outlives the request that asked for it.
@@ -405,11 +421,8 @@ func (a *Audit) scan(ctx context.Context, institution string, afterSeq int64, fn
 // Search returns one page of the client's institution's records that match
 // q.
 func (a *Audit) Search(ctx context.Context, c *Client, q Query) (Page, error) {
-	inst, err := institutionOf(c)
+	inst, err := a.open(c)
 	if err != nil {
-		return Page{}, err
-	}
-	if err := a.ready(); err != nil {
 		return Page{}, err
 	}
 	if err := q.Validate(); err != nil {
@@ -422,14 +435,9 @@ func (a *Audit) Search(ctx context.Context, c *Client, q Query) (Page, error) {
 	if limit == 0 {
 		limit = DefaultPageSize
 	}
-	badCursor := func(msg string) error {
-		return &Error{Code: EINVALID, Message: "bad search", Issues: []Issue{{
-			Severity: "error", Type: "value", Expression: "cursor", Message: msg,
-		}}}
-	}
 	corder, cseq, _ := parseCursor(q.Cursor)
 	if q.Cursor != "" && corder != q.Order {
-		return Page{}, badCursor("the cursor belongs to a search in the other order")
+		return Page{}, badSearch("cursor", "the cursor belongs to a search in the other order")
 	}
 	// A cursor is a position this server gave, so it lies within the chain
 	// (a descending one on a record, at 1 or above): one beyond the head is
@@ -442,7 +450,7 @@ func (a *Audit) Search(ctx context.Context, c *Client, q Query) (Page, error) {
 		}
 	}
 	if q.Cursor != "" && (cseq > head || (q.Order == "desc" && cseq < 1)) {
-		return Page{}, badCursor("the cursor is beyond the end of the audit trail; start the search again without it")
+		return Page{}, badSearch("cursor", "the cursor is beyond the end of the audit trail; start the search again without it")
 	}
 	page := Page{Institution: inst, Order: q.Order, Records: []AuditRecord{}}
 	if q.Order == "asc" {
@@ -535,11 +543,8 @@ func (a *Audit) head(ctx context.Context, inst string) (int64, error) {
 // Each calls fn with every record of the client's institution that matches
 // q (its cursor and limit ignored), in chain order, for exports.
 func (a *Audit) Each(ctx context.Context, c *Client, q Query, fn func(AuditRecord) error) error {
-	inst, err := institutionOf(c)
+	inst, err := a.open(c)
 	if err != nil {
-		return err
-	}
-	if err := a.ready(); err != nil {
 		return err
 	}
 	q.Cursor, q.Limit = "", 0
@@ -564,11 +569,8 @@ func (a *Audit) Each(ctx context.Context, c *Client, q Query, fn func(AuditRecor
 // than once (a dry run repeated with the same `at`): seq picks one (0 means
 // the latest), and others lists the positions of the rest.
 func (a *Audit) Record(ctx context.Context, c *Client, id string, seq int64) (rec AuditRecord, others []int64, err error) {
-	inst, err := institutionOf(c)
+	inst, err := a.open(c)
 	if err != nil {
-		return AuditRecord{}, nil, err
-	}
-	if err := a.ready(); err != nil {
 		return AuditRecord{}, nil, err
 	}
 	var found []AuditRecord
@@ -601,11 +603,8 @@ func (a *Audit) Record(ctx context.Context, c *Client, id string, seq int64) (re
 // Verify checks the client's institution's chain, and holds it to the
 // newest checkpoint.
 func (a *Audit) Verify(ctx context.Context, c *Client) (ChainVerification, error) {
-	inst, err := institutionOf(c)
+	inst, err := a.open(c)
 	if err != nil {
-		return ChainVerification{}, err
-	}
-	if err := a.ready(); err != nil {
 		return ChainVerification{}, err
 	}
 	v, err := a.Log.Verify(ctx, inst)
@@ -639,18 +638,13 @@ func (a *Audit) StudentPseudonyms(c *Client, nhsNumber, studentID string) ([]str
 	}, nhsNumber)
 	if nhs != "" {
 		if !ValidNHSNumber(nhs) {
-			return nil, &Error{Code: EINVALID, Message: "bad search", Issues: []Issue{{
-				Severity: "error", Type: "value", Expression: "nhsNumber",
-				Message: "nhsNumber is not a valid NHS number (ten digits with a correct check digit)",
-			}}}
+			return nil, badSearch("nhsNumber", "nhsNumber is not a valid NHS number (ten digits with a correct check digit)")
 		}
 		out = append(out, StudentPseudonym(a.PseudonymKey, &CaseRecord{Institution: Institution{UKPRN: inst}, Student: Student{NHSNumber: nhs}}))
 	}
 	if sid := strings.TrimSpace(studentID); sid != "" {
 		if len(sid) > 200 {
-			return nil, &Error{Code: EINVALID, Message: "bad search", Issues: []Issue{{
-				Severity: "error", Type: "value", Expression: "studentId", Message: "studentId is too long",
-			}}}
+			return nil, badSearch("studentId", "studentId is too long")
 		}
 		out = append(out, StudentPseudonym(a.PseudonymKey, &CaseRecord{Institution: Institution{UKPRN: inst}, Student: Student{StudentID: sid}}))
 	}
@@ -693,22 +687,24 @@ func NewAuditCSV(w io.Writer) *AuditCSV { return &AuditCSV{w: csv.NewWriter(w)} 
 
 // Write writes one record (and the header before the first).
 func (c *AuditCSV) Write(r AuditRecord) error {
-	if !c.wrote {
-		c.wrote = true
-		if err := c.w.Write(CSVHeader); err != nil {
-			return err
-		}
+	if err := c.header(); err != nil {
+		return err
 	}
 	return c.w.Write(CSVRow(r))
 }
 
+func (c *AuditCSV) header() error {
+	if c.wrote {
+		return nil
+	}
+	c.wrote = true
+	return c.w.Write(CSVHeader)
+}
+
 // Close writes the header if no record was written and flushes.
 func (c *AuditCSV) Close() error {
-	if !c.wrote {
-		c.wrote = true
-		if err := c.w.Write(CSVHeader); err != nil {
-			return err
-		}
+	if err := c.header(); err != nil {
+		return err
 	}
 	c.w.Flush()
 	return c.w.Error()
