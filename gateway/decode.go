@@ -121,19 +121,13 @@ type walker struct {
 	buf []byte
 }
 
-// decoders are reused because a decoder's buffers are most of what a parse
-// would otherwise allocate.
-var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
-
 // decodeRecord walks data into a CaseRecord. It returns an *Error for a body
 // that is not JSON (EMALFORMED) or not a JSON object (EINVALID); otherwise the
 // record as far as it decoded, and the findings of the walk.
 func decodeRecord(data []byte) (*CaseRecord, *walker, error) {
-	dec := decoders.Get().(*jsontext.Decoder)
-	defer func() { dec.Reset(bytes.NewReader(nil)); decoders.Put(dec) }()
 	// Duplicate names and broken text pass the tokenizer, for the walk to
 	// report (see above); the grammar stays strict.
-	dec.Reset(bytes.NewReader(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	w := &walker{dec: dec}
 	rec := &CaseRecord{}
 	kind := w.dec.PeekKind()

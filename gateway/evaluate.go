@@ -223,12 +223,9 @@ func hashCanonical(b []byte) string {
 }
 
 func joinQuoted(ss []string) string {
-	out := ""
+	quoted := make([]string, len(ss))
 	for i, s := range ss {
-		if i > 0 {
-			out += ", "
-		}
-		out += `"` + s + `"`
+		quoted[i] = `"` + s + `"`
 	}
-	return out
+	return strings.Join(quoted, ", ")
 }

@@ -118,7 +118,7 @@ type Sender struct {
 // has one, and its name.
 func SenderOf(inst Institution) Sender {
 	s := Sender{
-		Identifier: []Identifier{{System: FHIRBase + "/Id/ukprn", Value: strings.TrimSpace(inst.UKPRN)}},
+		Identifier: []Identifier{{System: UKPRNSystem, Value: strings.TrimSpace(inst.UKPRN)}},
 		Name:       strings.TrimSpace(inst.Name),
 	}
 	if ods := strings.TrimSpace(inst.ODSCode); ods != "" {
