@@ -1,9 +1,10 @@
 package opa
 
 import (
+	"maps"
 	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -31,14 +32,9 @@ func (d *Decider) Rules() []RuleInfo { return append([]RuleInfo(nil), d.cur.Load
 // rulesOf collects the annotations that carry a custom id. A rule whose id is
 // annotated twice is listed once, from the first file and line.
 func rulesOf(modules map[string]*ast.Module) []RuleInfo {
-	names := make([]string, 0, len(modules))
-	for name := range modules {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	seen := map[string]bool{}
 	var out []RuleInfo
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(modules)) {
 		m := modules[name]
 		for _, a := range m.Annotations {
 			id, _ := a.Custom["id"].(string)
@@ -57,7 +53,7 @@ func rulesOf(modules map[string]*ast.Module) []RuleInfo {
 			})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b RuleInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
