@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/agnivade/levenshtein"
@@ -82,12 +81,7 @@ type structInfo struct {
 	byName map[string]int
 }
 
-var structInfos sync.Map // reflect.Type -> *structInfo
-
 func structInfoOf(t reflect.Type) *structInfo {
-	if v, ok := structInfos.Load(t); ok {
-		return v.(*structInfo)
-	}
 	info := &structInfo{byName: map[string]int{}}
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -99,11 +93,7 @@ func structInfoOf(t reflect.Type) *structInfo {
 		info.byName[name] = len(info.fields)
 		info.fields = append(info.fields, fieldInfo{name: name, index: i, required: required})
 	}
-	if len(info.fields) > 64 {
-		panic("gateway: " + t.String() + " has more than 64 JSON fields") // the walk's seen set is a uint64
-	}
-	v, _ := structInfos.LoadOrStore(t, info)
-	return v.(*structInfo)
+	return info
 }
 
 // walker holds the state of one decode.
@@ -337,11 +327,7 @@ func (w *walker) list(dst reflect.Value) error {
 // read, and reports the required fields that it lacks.
 func (w *walker) object(dst reflect.Value) error {
 	info := structInfoOf(dst.Type())
-	// seen marks the contract's fields met so far, which is also how a
-	// second copy of one is found; unknown does that for the other names,
-	// and is made only when there is one.
-	var seen uint64
-	var unknown map[string]bool
+	seen := map[string]bool{} // the names met so far, to find a second copy
 	for w.dec.PeekKind() != '}' {
 		raw, err := w.dec.ReadValue()
 		if err != nil {
@@ -352,9 +338,11 @@ func (w *walker) object(dst reflect.Value) error {
 			p := w.here()
 			w.add(p, issueStructure, false, "%s has a field name that is not valid UTF-8 text", p)
 		}
-		pos, known := info.byName[string(name)] // no copy
-		if known && seen&(1<<pos) == 0 {
-			seen |= 1 << pos
+		key := string(name)
+		pos, known := info.byName[key]
+		dup := seen[key]
+		seen[key] = true
+		if known && !dup {
 			f := info.fields[pos]
 			mark := w.enter(f.name)
 			err := w.value(dst.Field(f.index), f.required)
@@ -364,16 +352,12 @@ func (w *walker) object(dst reflect.Value) error {
 			}
 			continue
 		}
-		key, parent := string(name), w.here()
+		parent := w.here()
 		mark := w.enter(key)
-		if known || unknown[key] {
+		if dup {
 			w.add(w.here(), issueStructure, false, "%s has the field %q twice; send each field once", parent, clip(key))
 		} else {
 			w.add(w.here(), issueStructure, false, "%s has an unknown field %q%s", parent, clip(key), suggest(key, info))
-			if unknown == nil {
-				unknown = map[string]bool{}
-			}
-			unknown[key] = true
 		}
 		err = w.skip()
 		w.leave(mark)
@@ -384,8 +368,8 @@ func (w *walker) object(dst reflect.Value) error {
 	if _, err := w.dec.ReadToken(); err != nil { // }
 		return err
 	}
-	for pos, f := range info.fields {
-		if f.required && seen&(1<<pos) == 0 {
+	for _, f := range info.fields {
+		if f.required && !seen[f.name] {
 			mark := w.enter(f.name)
 			p := w.here()
 			w.add(p, issueRequired, true, "%s is required", p)
