@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -507,37 +508,25 @@ func (a *Audit) Search(ctx context.Context, c *Client, q Query) (Page, error) {
 // head finds the highest seq of a chain with O(log n) one-record reads:
 // "a record at or after p exists" only turns false once as p grows.
 func (a *Audit) head(ctx context.Context, inst string) (int64, error) {
-	exists := func(p int64) (bool, error) {
-		if err := stopped(ctx); err != nil {
-			return false, err
+	var err error
+	exists := func(p int64) bool {
+		if err == nil {
+			err = stopped(ctx)
 		}
-		recs, err := a.Log.Decisions(ctx, inst, p-1, 1)
-		return len(recs) > 0, err
-	}
-	lo, hi := int64(0), int64(1) // exists(lo) holds (or lo is 0); find hi where it fails
-	for {
-		ok, err := exists(hi)
 		if err != nil {
-			return 0, err
+			return false
 		}
-		if !ok {
-			break
-		}
-		lo, hi = hi, hi*2
+		var recs []DecisionRecord
+		recs, err = a.Log.Decisions(ctx, inst, p-1, 1)
+		return len(recs) > 0
 	}
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		ok, err := exists(mid)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			lo = mid
-		} else {
-			hi = mid
-		}
+	hi := int64(1)
+	for exists(hi) {
+		hi *= 2
 	}
-	return lo, nil
+	lo := hi / 2 // exists(lo) holds, or lo is 0
+	i := sort.Search(int(hi-lo-1), func(i int) bool { return !exists(lo + 1 + int64(i)) })
+	return lo + int64(i), err
 }
 
 // Each calls fn with every record of the client's institution that matches
