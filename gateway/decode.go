@@ -16,21 +16,14 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// This file is the strict half of ParseCaseRecord: it reads the body's
-// tokens with jsontext and walks them against the Go types of the contract,
-// so that every problem with the shape of a body (unknown or duplicate
-// fields, wrong JSON types, nulls, missing required fields, broken UTF-8,
-// hostile nesting) is named by its JSON path, while filling in what it can
-// so that validation can still run on the rest. encoding/json alone cannot do
-// this: it stops at the first unknown field, matches keys case-insensitively
-// and keeps the last of two duplicates.
-//
-// jsontext on its own refuses a duplicate name, broken UTF-8 and a lone
-// surrogate escape ("\ud800") at the first one and stops there. The walk lets
-// them through the tokenizer so that it can name every one of them beside
-// every other problem: each string is decoded by jsontext.AppendUnquote,
-// which refuses the same text, and each object remembers the names it has
-// seen.
+// This file is the strict half of ParseCaseRecord: it walks the body's
+// jsontext tokens against the contract's Go types, naming every problem of
+// shape (unknown or duplicate fields, wrong types, nulls, missing required
+// fields, broken UTF-8, hostile nesting) by its JSON path while filling in
+// what it can for validation. encoding/json stops at the first unknown field,
+// matches keys case-insensitively and keeps the last duplicate; jsontext
+// alone stops at the first duplicate or broken string, so the walk lets those
+// through the tokenizer and reports each one itself.
 
 // maxDepth bounds how deeply objects and lists may nest. The contract nests
 // four levels at most; the bound is there so that a hostile body cannot make
@@ -103,9 +96,8 @@ type walker struct {
 	// empty lists the strings that were present but "": validation reports
 	// the required ones; the rest are reported after it (see ParseCaseRecord).
 	empty []path
-	// expr is the path of the value being walked, grown as the walk goes
-	// in and cut back as it comes out. It becomes a path (here) only for a
-	// finding, so that most fields cost no string.
+	// expr is the path of the value being walked, grown going in and cut
+	// back coming out.
 	expr []byte
 	// buf is scratch space for unquoting strings.
 	buf []byte

@@ -58,11 +58,8 @@ type MessageInput struct {
 	// Revoke builds the cancellation: the ServiceRequest again with status
 	// "revoked".
 	Revoke bool
-	// ContentHash is ContentHash(Record) when the caller has it already
-	// (the intake hashes every record it is posted); empty, the mapping
-	// computes it. It names the Bundle (when no obligation strips fields,
-	// which changes the record sent and so its hash), and encoding a record
-	// again for it was a tenth of the mapping's time.
+	// ContentHash is ContentHash(Record) when the caller has it already;
+	// empty, the mapping computes it. It names the Bundle.
 	ContentHash string
 }
 
