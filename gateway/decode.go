@@ -408,18 +408,11 @@ func want(t reflect.Type) string {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Float64:
-		return "a number"
-	case reflect.Slice:
-		return "a list (JSON array)"
-	default:
-		return "an object"
+	k, ok := map[reflect.Kind]jsontext.Kind{reflect.String: '"', reflect.Bool: 't', reflect.Float64: '0', reflect.Slice: '['}[t.Kind()]
+	if !ok {
+		k = '{'
 	}
+	return describe(k)
 }
 
 // describe names a JSON type, never a value.
