@@ -214,23 +214,28 @@ func (r *reader) elems(obj ast.Object, name string) []*ast.Term {
 	return nil
 }
 
+// objects calls fn with each object of the collection name of doc and its
+// path, and records an error for each element that is not an object.
+func (r *reader) objects(doc ast.Object, name string, fn func(p string, o ast.Object)) {
+	for i, t := range r.elems(doc, name) {
+		if o, ok := t.Value.(ast.Object); ok {
+			fn(elem(name, i), o)
+		} else {
+			r.fail(elem(name, i), "an object", t)
+		}
+	}
+}
+
 // results reads the deny or the satisfied set: {"id", "message"} objects.
 func (r *reader) results(doc ast.Object, name string) []result {
-	ts := r.elems(doc, name)
-	out := make([]result, 0, len(ts))
-	for i, t := range ts {
-		p := elem(name, i)
-		o, ok := t.Value.(ast.Object)
-		if !ok {
-			r.fail(p, "an object", t)
-			continue
-		}
+	var out []result
+	r.objects(doc, name, func(p string, o ast.Object) {
 		res := result{id: r.str(o, p, "id"), message: r.str(o, p, "message")}
 		if r.err == nil && res.id == "" {
 			r.err = fmt.Errorf("%s has an empty id", p)
 		}
 		out = append(out, res)
-	}
+	})
 	return out
 }
 
@@ -262,15 +267,8 @@ var obligationTypes = []string{
 }
 
 func (r *reader) obligations(doc ast.Object) []gateway.Obligation {
-	ts := r.elems(doc, "obligations")
-	out := make([]gateway.Obligation, 0, len(ts))
-	for i, t := range ts {
-		p := elem("obligations", i)
-		o, ok := t.Value.(ast.Object)
-		if !ok {
-			r.fail(p, "an object", t)
-			continue
-		}
+	out := []gateway.Obligation{}
+	r.objects(doc, "obligations", func(p string, o ast.Object) {
 		ob := gateway.Obligation{
 			Type:    r.str(o, p, "type"),
 			Rule:    r.str(o, p, "rule"),
@@ -286,7 +284,7 @@ func (r *reader) obligations(doc ast.Object) []gateway.Obligation {
 			r.err = fmt.Errorf("%s has type %q and rule %q", p, ob.Type, ob.Rule)
 		}
 		out = append(out, ob)
-	}
+	})
 	// By rule, then type; the set's own order breaks ties.
 	slices.SortStableFunc(out, func(a, b gateway.Obligation) int {
 		if c := strings.Compare(a.Rule, b.Rule); c != 0 {
