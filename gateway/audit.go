@@ -562,31 +562,29 @@ func (a *Audit) Record(ctx context.Context, c *Client, id string, seq int64) (re
 	if err != nil {
 		return AuditRecord{}, nil, err
 	}
-	var found []AuditRecord
+	var seqs []int64
+	var pick *AuditRecord
 	err = a.scan(ctx, inst, 0, func(r AuditRecord) bool {
 		if r.ID == id {
-			found = append(found, r)
+			seqs = append(seqs, r.Seq)
+			if seq == 0 || r.Seq == seq {
+				pick = &r
+			}
 		}
 		return true
 	})
 	if err != nil {
 		return AuditRecord{}, nil, err
 	}
-	pick := -1
-	for i, r := range found {
-		if seq == 0 || r.Seq == seq {
-			pick = i
-		}
-	}
-	if pick < 0 {
+	if pick == nil {
 		return AuditRecord{}, nil, Errorf(ENOTFOUND, "no decision %s in this institution's audit trail", id)
 	}
-	for i, r := range found {
-		if i != pick {
-			others = append(others, r.Seq)
+	for _, s := range seqs {
+		if s != pick.Seq {
+			others = append(others, s)
 		}
 	}
-	return found[pick], others, nil
+	return *pick, others, nil
 }
 
 // Verify checks the client's institution's chain, and holds it to the
