@@ -617,13 +617,7 @@ func (a *Audit) StudentPseudonyms(c *Client, nhsNumber, studentID string) ([]str
 		return nil, err
 	}
 	var out []string
-	nhs := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '-' {
-			return -1
-		}
-		return r
-	}, nhsNumber)
-	if nhs != "" {
+	if nhs := strings.NewReplacer(" ", "", "-", "").Replace(nhsNumber); nhs != "" {
 		if !ValidNHSNumber(nhs) {
 			return nil, badSearch("nhsNumber", "nhsNumber is not a valid NHS number (ten digits with a correct check digit)")
 		}

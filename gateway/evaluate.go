@@ -181,9 +181,11 @@ func (e *Evaluator) gate(bundle []byte) error {
 		return nil
 	}
 	var errs []Issue
+	var desc []string
 	for _, is := range e.Validator.ValidateMessage(bundle) {
 		if is.Severity != "warning" && is.Severity != "information" {
 			errs = append(errs, is)
+			desc = append(desc, is.Expression+" ("+is.Type+")")
 		}
 	}
 	if len(errs) == 0 {
@@ -191,10 +193,6 @@ func (e *Evaluator) gate(bundle []byte) error {
 	}
 	if e.OnInvalidMessage != nil {
 		e.OnInvalidMessage(errs)
-	}
-	desc := make([]string, 0, len(errs))
-	for _, is := range errs {
-		desc = append(desc, is.Expression+" ("+is.Type+")")
 	}
 	return Internal(fmt.Errorf("output gate: the built message is not valid FHIR (%d problems): %s", len(errs), strings.Join(desc, "; ")))
 }
