@@ -212,14 +212,10 @@ func (in *Intake) decisionOf(ctx context.Context, ref StoredReferral) (*Decision
 
 func (in *Intake) latest(ctx context.Context, rec *CaseRecord) (StoredReferral, bool, error) {
 	latest, err := in.Store.LatestReferral(ctx, rec.Institution.UKPRN, rec.CaseID)
-	switch ErrorCode(err) {
-	case "":
-		return latest, true, nil
-	case ENOTFOUND:
+	if ErrorCode(err) == ENOTFOUND {
 		return StoredReferral{}, false, nil
-	default:
-		return StoredReferral{}, false, err
 	}
+	return latest, err == nil, err
 }
 
 // ownRecord refuses a record that names another institution than the
