@@ -119,12 +119,6 @@ func (e *Evaluator) Evaluate(ctx context.Context, body []byte, at time.Time) (*E
 		}
 		return &Evaluation{Outcome: OutcomeInvalid, Err: ge}, nil
 	}
-	return e.EvaluateRecord(ctx, rec, at)
-}
-
-// EvaluateRecord evaluates an already parsed and validated record as a new
-// referral.
-func (e *Evaluator) EvaluateRecord(ctx context.Context, rec *CaseRecord, at time.Time) (*Evaluation, error) {
 	return e.evaluate(ctx, rec, "", at, false)
 }
 
