@@ -8,23 +8,14 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/student-mh-referrals/gateway/gateway"
 )
 
 // RuleInfo describes one sharing rule as its METADATA annotation states it,
 // so that `gateway policy rules` and GET /v1/policy/rules show an IG lead the
 // rules in force, read from the same source that decides.
-type RuleInfo struct {
-	// ID is the stable rule id that decisions and audit records cite.
-	ID          string `json:"id"`
-	Title       string `json:"title"`
-	Description string `json:"description"`
-	// Source names the public source the rule rebuilds.
-	Source string `json:"source"`
-	// File is the policy file that holds the rule.
-	File string `json:"file"`
-	// Theme is the file's heading, e.g. "Capacity and age".
-	Theme string `json:"theme"`
-}
+type RuleInfo = gateway.PolicyRule
 
 // Rules lists every rule of the policy set in force, sorted by id.
 func (d *Decider) Rules() []RuleInfo { return append([]RuleInfo(nil), d.cur.Load().rules...) }
