@@ -86,24 +86,19 @@ func ruleList(results []result, allow bool, obligations []gateway.Obligation) []
 		return strings.Compare(a.message, b.message)
 	})
 	out := make([]gateway.RuleResult, 0, len(results))
-	for i := 0; i < len(results); {
-		j := i + 1
-		for j < len(results) && results[j].id == results[i].id {
-			j++
-		}
-		msgs := make([]string, 0, j-i)
-		for _, r := range results[i:j] {
-			msgs = append(msgs, r.message)
+	for _, res := range results {
+		if n := len(out); n > 0 && out[n-1].ID == res.id {
+			out[n-1].Message += "; " + res.message
+			continue
 		}
 		effect := gateway.EffectDeny
 		if allow {
 			effect = gateway.EffectAllow
-			if slices.ContainsFunc(obligations, func(o gateway.Obligation) bool { return o.Rule == results[i].id }) {
+			if slices.ContainsFunc(obligations, func(o gateway.Obligation) bool { return o.Rule == res.id }) {
 				effect = gateway.EffectObligation
 			}
 		}
-		out = append(out, gateway.RuleResult{ID: results[i].id, Effect: effect, Message: strings.Join(msgs, "; ")})
-		i = j
+		out = append(out, gateway.RuleResult{ID: res.id, Effect: effect, Message: res.message})
 	}
 	return out
 }
