@@ -658,35 +658,20 @@ var CSVHeader = []string{
 
 // AuditCSV writes audit records as CSV (RFC 4180) for spreadsheets. Cells
 // that a spreadsheet would run as a formula are prefixed with a quote.
-type AuditCSV struct {
-	w     *csv.Writer
-	wrote bool
+type AuditCSV struct{ w *csv.Writer }
+
+// NewAuditCSV returns a writer of audit records to w, header first.
+func NewAuditCSV(w io.Writer) *AuditCSV {
+	c := &AuditCSV{w: csv.NewWriter(w)}
+	c.w.Write(CSVHeader) //nolint:errcheck // the writer keeps a write error, and Close returns it
+	return c
 }
 
-// NewAuditCSV returns a writer of audit records to w.
-func NewAuditCSV(w io.Writer) *AuditCSV { return &AuditCSV{w: csv.NewWriter(w)} }
+// Write writes one record.
+func (c *AuditCSV) Write(r AuditRecord) error { return c.w.Write(CSVRow(r)) }
 
-// Write writes one record (and the header before the first).
-func (c *AuditCSV) Write(r AuditRecord) error {
-	if err := c.header(); err != nil {
-		return err
-	}
-	return c.w.Write(CSVRow(r))
-}
-
-func (c *AuditCSV) header() error {
-	if c.wrote {
-		return nil
-	}
-	c.wrote = true
-	return c.w.Write(CSVHeader)
-}
-
-// Close writes the header if no record was written and flushes.
+// Close flushes what was written.
 func (c *AuditCSV) Close() error {
-	if err := c.header(); err != nil {
-		return err
-	}
 	c.w.Flush()
 	return c.w.Error()
 }
