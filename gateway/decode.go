@@ -191,9 +191,8 @@ func (w *walker) add(p path, typ string, blocks bool, format string, args ...any
 // here is the path of the value being walked.
 func (w *walker) here() path { return path(w.expr) }
 
-// enter and enterItem step the path into a field or a list item
-// ("referral.presentingNeeds[0]") and return the mark that leave steps back
-// out to. A name that the contract does not have is quoted in brackets
+// enter steps the path into a field and returns the mark that leave steps
+// back out to. A name that the contract does not have is quoted in brackets
 // unless it is plain.
 func (w *walker) enter(name string) int {
 	mark := len(w.expr)
@@ -205,12 +204,6 @@ func (w *walker) enter(name string) int {
 		w.expr = append(w.expr, '.')
 	}
 	w.expr = append(w.expr, name...)
-	return mark
-}
-
-func (w *walker) enterItem(i int) int {
-	mark := len(w.expr)
-	w.expr = append(strconv.AppendInt(append(w.expr, '['), int64(i), 10), ']')
 	return mark
 }
 
@@ -313,7 +306,8 @@ func (w *walker) list(dst reflect.Value) error {
 	for i := 0; w.dec.PeekKind() != ']'; i++ {
 		dst.Grow(1)
 		dst.SetLen(i + 1)
-		mark := w.enterItem(i)
+		mark := len(w.expr) // step into the item: "referral.presentingNeeds[0]"
+		w.expr = append(strconv.AppendInt(append(w.expr, '['), int64(i), 10), ']')
 		err := w.value(dst.Index(i), true)
 		w.leave(mark)
 		if err != nil {
