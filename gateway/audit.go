@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -212,9 +213,7 @@ const scanBatch = 500
 // Validate checks a query's values, naming each bad one by its parameter.
 func (q Query) Validate() error {
 	var issues []Issue
-	bad := func(field, msg string) {
-		issues = append(issues, Issue{Severity: "error", Type: "value", Expression: field, Message: msg})
-	}
+	bad := func(field, msg string) { issues = append(issues, searchIssue(field, msg)) }
 	oneOf := func(field, v string, allowed ...string) {
 		if v != "" && !slices.Contains(allowed, v) {
 			bad(field, field+" must be one of "+strings.Join(allowed, ", "))
@@ -246,6 +245,15 @@ func (q Query) Validate() error {
 		return &Error{Code: EINVALID, Message: "bad search", Issues: issues}
 	}
 	return nil
+}
+
+func searchIssue(field, msg string) Issue {
+	return Issue{Severity: "error", Type: "value", Expression: field, Message: msg}
+}
+
+// badSearch is the error of a search parameter that cannot be used.
+func badSearch(field, msg string) error {
+	return &Error{Code: EINVALID, Message: "bad search", Issues: []Issue{searchIssue(field, msg)}}
 }
 
 // Match reports whether a record passes the query's filters (not its
@@ -365,6 +373,15 @@ func (a *Audit) ready() error {
 	return nil
 }
 
+// open returns the chain client c may read, once the trail is available.
+func (a *Audit) open(c *Client) (string, error) {
+	inst, err := institutionOf(c)
+	if err != nil {
+		return "", err
+	}
+	return inst, a.ready()
+}
+
 // stopped is the error of a read of the chain whose request was cancelled
 // or ran out of time (the server's write timeout bounds every request), so
 // that no loop over the chain outlives the request that asked for it.
@@ -405,11 +422,8 @@ func (a *Audit) scan(ctx context.Context, institution string, afterSeq int64, fn
 // Search returns one page of the client's institution's records that match
 // q.
 func (a *Audit) Search(ctx context.Context, c *Client, q Query) (Page, error) {
-	inst, err := institutionOf(c)
+	inst, err := a.open(c)
 	if err != nil {
-		return Page{}, err
-	}
-	if err := a.ready(); err != nil {
 		return Page{}, err
 	}
 	if err := q.Validate(); err != nil {
@@ -422,14 +436,9 @@ func (a *Audit) Search(ctx context.Context, c *Client, q Query) (Page, error) {
 	if limit == 0 {
 		limit = DefaultPageSize
 	}
-	badCursor := func(msg string) error {
-		return &Error{Code: EINVALID, Message: "bad search", Issues: []Issue{{
-			Severity: "error", Type: "value", Expression: "cursor", Message: msg,
-		}}}
-	}
 	corder, cseq, _ := parseCursor(q.Cursor)
 	if q.Cursor != "" && corder != q.Order {
-		return Page{}, badCursor("the cursor belongs to a search in the other order")
+		return Page{}, badSearch("cursor", "the cursor belongs to a search in the other order")
 	}
 	// A cursor is a position this server gave, so it lies within the chain
 	// (a descending one on a record, at 1 or above): one beyond the head is
@@ -442,7 +451,7 @@ func (a *Audit) Search(ctx context.Context, c *Client, q Query) (Page, error) {
 		}
 	}
 	if q.Cursor != "" && (cseq > head || (q.Order == "desc" && cseq < 1)) {
-		return Page{}, badCursor("the cursor is beyond the end of the audit trail; start the search again without it")
+		return Page{}, badSearch("cursor", "the cursor is beyond the end of the audit trail; start the search again without it")
 	}
 	page := Page{Institution: inst, Order: q.Order, Records: []AuditRecord{}}
 	if q.Order == "asc" {
@@ -499,47 +508,32 @@ func (a *Audit) Search(ctx context.Context, c *Client, q Query) (Page, error) {
 // head finds the highest seq of a chain with O(log n) one-record reads:
 // "a record at or after p exists" only turns false once as p grows.
 func (a *Audit) head(ctx context.Context, inst string) (int64, error) {
-	exists := func(p int64) (bool, error) {
-		if err := stopped(ctx); err != nil {
-			return false, err
+	var err error
+	exists := func(p int64) bool {
+		if err == nil {
+			err = stopped(ctx)
 		}
-		recs, err := a.Log.Decisions(ctx, inst, p-1, 1)
-		return len(recs) > 0, err
-	}
-	lo, hi := int64(0), int64(1) // exists(lo) holds (or lo is 0); find hi where it fails
-	for {
-		ok, err := exists(hi)
 		if err != nil {
-			return 0, err
+			return false
 		}
-		if !ok {
-			break
-		}
-		lo, hi = hi, hi*2
+		var recs []DecisionRecord
+		recs, err = a.Log.Decisions(ctx, inst, p-1, 1)
+		return len(recs) > 0
 	}
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		ok, err := exists(mid)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			lo = mid
-		} else {
-			hi = mid
-		}
+	hi := int64(1)
+	for exists(hi) {
+		hi *= 2
 	}
-	return lo, nil
+	lo := hi / 2 // exists(lo) holds, or lo is 0
+	i := sort.Search(int(hi-lo-1), func(i int) bool { return !exists(lo + 1 + int64(i)) })
+	return lo + int64(i), err
 }
 
 // Each calls fn with every record of the client's institution that matches
 // q (its cursor and limit ignored), in chain order, for exports.
 func (a *Audit) Each(ctx context.Context, c *Client, q Query, fn func(AuditRecord) error) error {
-	inst, err := institutionOf(c)
+	inst, err := a.open(c)
 	if err != nil {
-		return err
-	}
-	if err := a.ready(); err != nil {
 		return err
 	}
 	q.Cursor, q.Limit = "", 0
@@ -564,48 +558,40 @@ func (a *Audit) Each(ctx context.Context, c *Client, q Query, fn func(AuditRecor
 // than once (a dry run repeated with the same `at`): seq picks one (0 means
 // the latest), and others lists the positions of the rest.
 func (a *Audit) Record(ctx context.Context, c *Client, id string, seq int64) (rec AuditRecord, others []int64, err error) {
-	inst, err := institutionOf(c)
+	inst, err := a.open(c)
 	if err != nil {
 		return AuditRecord{}, nil, err
 	}
-	if err := a.ready(); err != nil {
-		return AuditRecord{}, nil, err
-	}
-	var found []AuditRecord
+	var seqs []int64
+	var pick *AuditRecord
 	err = a.scan(ctx, inst, 0, func(r AuditRecord) bool {
 		if r.ID == id {
-			found = append(found, r)
+			seqs = append(seqs, r.Seq)
+			if seq == 0 || r.Seq == seq {
+				pick = &r
+			}
 		}
 		return true
 	})
 	if err != nil {
 		return AuditRecord{}, nil, err
 	}
-	pick := -1
-	for i, r := range found {
-		if seq == 0 || r.Seq == seq {
-			pick = i
-		}
-	}
-	if pick < 0 {
+	if pick == nil {
 		return AuditRecord{}, nil, Errorf(ENOTFOUND, "no decision %s in this institution's audit trail", id)
 	}
-	for i, r := range found {
-		if i != pick {
-			others = append(others, r.Seq)
+	for _, s := range seqs {
+		if s != pick.Seq {
+			others = append(others, s)
 		}
 	}
-	return found[pick], others, nil
+	return *pick, others, nil
 }
 
 // Verify checks the client's institution's chain, and holds it to the
 // newest checkpoint.
 func (a *Audit) Verify(ctx context.Context, c *Client) (ChainVerification, error) {
-	inst, err := institutionOf(c)
+	inst, err := a.open(c)
 	if err != nil {
-		return ChainVerification{}, err
-	}
-	if err := a.ready(); err != nil {
 		return ChainVerification{}, err
 	}
 	v, err := a.Log.Verify(ctx, inst)
@@ -631,26 +617,15 @@ func (a *Audit) StudentPseudonyms(c *Client, nhsNumber, studentID string) ([]str
 		return nil, err
 	}
 	var out []string
-	nhs := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '-' {
-			return -1
-		}
-		return r
-	}, nhsNumber)
-	if nhs != "" {
+	if nhs := strings.NewReplacer(" ", "", "-", "").Replace(nhsNumber); nhs != "" {
 		if !ValidNHSNumber(nhs) {
-			return nil, &Error{Code: EINVALID, Message: "bad search", Issues: []Issue{{
-				Severity: "error", Type: "value", Expression: "nhsNumber",
-				Message: "nhsNumber is not a valid NHS number (ten digits with a correct check digit)",
-			}}}
+			return nil, badSearch("nhsNumber", "nhsNumber is not a valid NHS number (ten digits with a correct check digit)")
 		}
 		out = append(out, StudentPseudonym(a.PseudonymKey, &CaseRecord{Institution: Institution{UKPRN: inst}, Student: Student{NHSNumber: nhs}}))
 	}
 	if sid := strings.TrimSpace(studentID); sid != "" {
 		if len(sid) > 200 {
-			return nil, &Error{Code: EINVALID, Message: "bad search", Issues: []Issue{{
-				Severity: "error", Type: "value", Expression: "studentId", Message: "studentId is too long",
-			}}}
+			return nil, badSearch("studentId", "studentId is too long")
 		}
 		out = append(out, StudentPseudonym(a.PseudonymKey, &CaseRecord{Institution: Institution{UKPRN: inst}, Student: Student{StudentID: sid}}))
 	}
@@ -683,33 +658,20 @@ var CSVHeader = []string{
 
 // AuditCSV writes audit records as CSV (RFC 4180) for spreadsheets. Cells
 // that a spreadsheet would run as a formula are prefixed with a quote.
-type AuditCSV struct {
-	w     *csv.Writer
-	wrote bool
+type AuditCSV struct{ w *csv.Writer }
+
+// NewAuditCSV returns a writer of audit records to w, header first.
+func NewAuditCSV(w io.Writer) *AuditCSV {
+	c := &AuditCSV{w: csv.NewWriter(w)}
+	c.w.Write(CSVHeader) //nolint:errcheck // the writer keeps a write error, and Close returns it
+	return c
 }
 
-// NewAuditCSV returns a writer of audit records to w.
-func NewAuditCSV(w io.Writer) *AuditCSV { return &AuditCSV{w: csv.NewWriter(w)} }
+// Write writes one record.
+func (c *AuditCSV) Write(r AuditRecord) error { return c.w.Write(CSVRow(r)) }
 
-// Write writes one record (and the header before the first).
-func (c *AuditCSV) Write(r AuditRecord) error {
-	if !c.wrote {
-		c.wrote = true
-		if err := c.w.Write(CSVHeader); err != nil {
-			return err
-		}
-	}
-	return c.w.Write(CSVRow(r))
-}
-
-// Close writes the header if no record was written and flushes.
+// Close flushes what was written.
 func (c *AuditCSV) Close() error {
-	if !c.wrote {
-		c.wrote = true
-		if err := c.w.Write(CSVHeader); err != nil {
-			return err
-		}
-	}
 	c.w.Flush()
 	return c.w.Error()
 }

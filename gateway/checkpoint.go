@@ -194,24 +194,23 @@ func readCheckpoint(name string) (Checkpoint, error) {
 	if json.Unmarshal(b, &f) != nil || json.Unmarshal(f.Checkpoint, &cp) != nil {
 		return bad("not a checkpoint file")
 	}
-	pub, err := hex.DecodeString(cp.PublicKey)
-	if err != nil || len(pub) != ed25519.PublicKeySize || !verifySig(pub, f.Checkpoint, f.Signature) {
+	if !signedBy(cp.PublicKey, f.Checkpoint, f.Signature) {
 		return bad("the signature does not match")
 	}
-	if cp.PreviousPublicKey != "" {
-		prev, err := hex.DecodeString(cp.PreviousPublicKey)
-		if err != nil || len(prev) != ed25519.PublicKeySize || !verifySig(prev, f.Checkpoint, f.PreviousKeySignature) {
-			return bad("the previous key's endorsement does not match")
-		}
+	if cp.PreviousPublicKey != "" && !signedBy(cp.PreviousPublicKey, f.Checkpoint, f.PreviousKeySignature) {
+		return bad("the previous key's endorsement does not match")
 	}
 	sum := sha256.Sum256(f.Checkpoint)
 	cp.Name, cp.File, cp.Hash = filepath.Base(name), b, hex.EncodeToString(sum[:])
 	return cp, nil
 }
 
-func verifySig(pub, msg []byte, sig string) bool {
-	s, err := base64.StdEncoding.DecodeString(sig)
-	return err == nil && ed25519.Verify(pub, msg, s)
+// signedBy reports whether sig (base64) is the signature of msg by the
+// Ed25519 public key pub (hex).
+func signedBy(pub string, msg []byte, sig string) bool {
+	key, kerr := hex.DecodeString(pub)
+	s, serr := base64.StdEncoding.DecodeString(sig)
+	return kerr == nil && serr == nil && len(key) == ed25519.PublicKeySize && ed25519.Verify(key, msg, s)
 }
 
 // WriteCheckpoint writes the next checkpoint of every chain in log to dir,

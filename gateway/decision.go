@@ -89,10 +89,13 @@ type Decider interface {
 // PolicyRule describes one rule of the policy set, from its metadata, so that
 // an IG lead can go from a rule id in a decision to the principle behind it.
 type PolicyRule struct {
+	// ID is the stable rule id that decisions and audit records cite.
 	ID          string `json:"id"`
 	Title       string `json:"title"`
 	Description string `json:"description"`
-	Source      string `json:"source"`
-	Theme       string `json:"theme"`
-	File        string `json:"file"`
+	// Source names the public source the rule rebuilds.
+	Source string `json:"source"`
+	// Theme is its file's heading, e.g. "Capacity and age"; File the file.
+	Theme string `json:"theme"`
+	File  string `json:"file"`
 }

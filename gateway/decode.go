@@ -17,21 +17,14 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// This file is the strict half of ParseCaseRecord: it reads the body's
-// tokens with jsontext and walks them against the Go types of the contract,
-// so that every problem with the shape of a body (unknown or duplicate
-// fields, wrong JSON types, nulls, missing required fields, broken UTF-8,
-// hostile nesting) is named by its JSON path, while filling in what it can
-// so that validation can still run on the rest. encoding/json alone cannot do
-// this: it stops at the first unknown field, matches keys case-insensitively
-// and keeps the last of two duplicates.
-//
-// jsontext on its own refuses a duplicate name, broken UTF-8 and a lone
-// surrogate escape ("\ud800") at the first one and stops there. The walk lets
-// them through the tokenizer so that it can name every one of them beside
-// every other problem: each string is decoded by jsontext.AppendUnquote,
-// which refuses the same text, and each object remembers the names it has
-// seen.
+// This file is the strict half of ParseCaseRecord: it walks the body's
+// jsontext tokens against the contract's Go types, naming every problem of
+// shape (unknown or duplicate fields, wrong types, nulls, missing required
+// fields, broken UTF-8, hostile nesting) by its JSON path while filling in
+// what it can for validation. encoding/json stops at the first unknown field,
+// matches keys case-insensitively and keeps the last duplicate; jsontext
+// alone stops at the first duplicate or broken string, so the walk lets those
+// through the tokenizer and reports each one itself.
 
 // maxDepth bounds how deeply objects and lists may nest. The contract nests
 // four levels at most; the bound is there so that a hostile body cannot make
@@ -82,7 +75,9 @@ type structInfo struct {
 	byName map[string]int
 }
 
-var structInfos sync.Map // reflect.Type -> *structInfo
+// structInfos caches structInfoOf (reflect.Type -> *structInfo): without it
+// a parse costs twice as long, five times with many problems.
+var structInfos sync.Map
 
 func structInfoOf(t reflect.Type) *structInfo {
 	if v, ok := structInfos.Load(t); ok {
@@ -99,9 +94,6 @@ func structInfoOf(t reflect.Type) *structInfo {
 		info.byName[name] = len(info.fields)
 		info.fields = append(info.fields, fieldInfo{name: name, index: i, required: required})
 	}
-	if len(info.fields) > 64 {
-		panic("gateway: " + t.String() + " has more than 64 JSON fields") // the walk's seen set is a uint64
-	}
 	v, _ := structInfos.LoadOrStore(t, info)
 	return v.(*structInfo)
 }
@@ -113,27 +105,20 @@ type walker struct {
 	// empty lists the strings that were present but "": validation reports
 	// the required ones; the rest are reported after it (see ParseCaseRecord).
 	empty []path
-	// expr is the path of the value being walked, grown as the walk goes
-	// in and cut back as it comes out. It becomes a path (here) only for a
-	// finding, so that most fields cost no string.
+	// expr is the path of the value being walked, grown going in and cut
+	// back coming out.
 	expr []byte
 	// buf is scratch space for unquoting strings.
 	buf []byte
 }
 
-// decoders are reused because a decoder's buffers are most of what a parse
-// would otherwise allocate.
-var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
-
 // decodeRecord walks data into a CaseRecord. It returns an *Error for a body
 // that is not JSON (EMALFORMED) or not a JSON object (EINVALID); otherwise the
 // record as far as it decoded, and the findings of the walk.
 func decodeRecord(data []byte) (*CaseRecord, *walker, error) {
-	dec := decoders.Get().(*jsontext.Decoder)
-	defer func() { dec.Reset(bytes.NewReader(nil)); decoders.Put(dec) }()
 	// Duplicate names and broken text pass the tokenizer, for the walk to
 	// report (see above); the grammar stays strict.
-	dec.Reset(bytes.NewReader(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	w := &walker{dec: dec}
 	rec := &CaseRecord{}
 	kind := w.dec.PeekKind()
@@ -206,9 +191,8 @@ func (w *walker) add(p path, typ string, blocks bool, format string, args ...any
 // here is the path of the value being walked.
 func (w *walker) here() path { return path(w.expr) }
 
-// enter and enterItem step the path into a field or a list item
-// ("referral.presentingNeeds[0]") and return the mark that leave steps back
-// out to. A name that the contract does not have is quoted in brackets
+// enter steps the path into a field and returns the mark that leave steps
+// back out to. A name that the contract does not have is quoted in brackets
 // unless it is plain.
 func (w *walker) enter(name string) int {
 	mark := len(w.expr)
@@ -220,12 +204,6 @@ func (w *walker) enter(name string) int {
 		w.expr = append(w.expr, '.')
 	}
 	w.expr = append(w.expr, name...)
-	return mark
-}
-
-func (w *walker) enterItem(i int) int {
-	mark := len(w.expr)
-	w.expr = append(strconv.AppendInt(append(w.expr, '['), int64(i), 10), ']')
 	return mark
 }
 
@@ -328,7 +306,8 @@ func (w *walker) list(dst reflect.Value) error {
 	for i := 0; w.dec.PeekKind() != ']'; i++ {
 		dst.Grow(1)
 		dst.SetLen(i + 1)
-		mark := w.enterItem(i)
+		mark := len(w.expr) // step into the item: "referral.presentingNeeds[0]"
+		w.expr = append(strconv.AppendInt(append(w.expr, '['), int64(i), 10), ']')
 		err := w.value(dst.Index(i), true)
 		w.leave(mark)
 		if err != nil {
@@ -343,11 +322,7 @@ func (w *walker) list(dst reflect.Value) error {
 // read, and reports the required fields that it lacks.
 func (w *walker) object(dst reflect.Value) error {
 	info := structInfoOf(dst.Type())
-	// seen marks the contract's fields met so far, which is also how a
-	// second copy of one is found; unknown does that for the other names,
-	// and is made only when there is one.
-	var seen uint64
-	var unknown map[string]bool
+	seen := map[string]bool{} // the names met so far, to find a second copy
 	for w.dec.PeekKind() != '}' {
 		raw, err := w.dec.ReadValue()
 		if err != nil {
@@ -358,9 +333,11 @@ func (w *walker) object(dst reflect.Value) error {
 			p := w.here()
 			w.add(p, issueStructure, false, "%s has a field name that is not valid UTF-8 text", p)
 		}
-		pos, known := info.byName[string(name)] // no copy
-		if known && seen&(1<<pos) == 0 {
-			seen |= 1 << pos
+		key := string(name)
+		pos, known := info.byName[key]
+		dup := seen[key]
+		seen[key] = true
+		if known && !dup {
 			f := info.fields[pos]
 			mark := w.enter(f.name)
 			err := w.value(dst.Field(f.index), f.required)
@@ -370,16 +347,12 @@ func (w *walker) object(dst reflect.Value) error {
 			}
 			continue
 		}
-		key, parent := string(name), w.here()
+		parent := w.here()
 		mark := w.enter(key)
-		if known || unknown[key] {
+		if dup {
 			w.add(w.here(), issueStructure, false, "%s has the field %q twice; send each field once", parent, clip(key))
 		} else {
 			w.add(w.here(), issueStructure, false, "%s has an unknown field %q%s", parent, clip(key), suggest(key, info))
-			if unknown == nil {
-				unknown = map[string]bool{}
-			}
-			unknown[key] = true
 		}
 		err = w.skip()
 		w.leave(mark)
@@ -390,8 +363,8 @@ func (w *walker) object(dst reflect.Value) error {
 	if _, err := w.dec.ReadToken(); err != nil { // }
 		return err
 	}
-	for pos, f := range info.fields {
-		if f.required && seen&(1<<pos) == 0 {
+	for _, f := range info.fields {
+		if f.required && !seen[f.name] {
 			mark := w.enter(f.name)
 			p := w.here()
 			w.add(p, issueRequired, true, "%s is required", p)
@@ -438,18 +411,11 @@ func want(t reflect.Type) string {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Float64:
-		return "a number"
-	case reflect.Slice:
-		return "a list (JSON array)"
-	default:
-		return "an object"
+	k, ok := map[reflect.Kind]jsontext.Kind{reflect.String: '"', reflect.Bool: 't', reflect.Float64: '0', reflect.Slice: '['}[t.Kind()]
+	if !ok {
+		k = '{'
 	}
+	return describe(k)
 }
 
 // describe names a JSON type, never a value.

@@ -58,11 +58,8 @@ type MessageInput struct {
 	// Revoke builds the cancellation: the ServiceRequest again with status
 	// "revoked".
 	Revoke bool
-	// ContentHash is ContentHash(Record) when the caller has it already
-	// (the intake hashes every record it is posted); empty, the mapping
-	// computes it. It names the Bundle (when no obligation strips fields,
-	// which changes the record sent and so its hash), and encoding a record
-	// again for it was a tenth of the mapping's time.
+	// ContentHash is ContentHash(Record) when the caller has it already;
+	// empty, the mapping computes it. It names the Bundle.
 	ContentHash string
 }
 
@@ -122,12 +119,6 @@ func (e *Evaluator) Evaluate(ctx context.Context, body []byte, at time.Time) (*E
 		}
 		return &Evaluation{Outcome: OutcomeInvalid, Err: ge}, nil
 	}
-	return e.EvaluateRecord(ctx, rec, at)
-}
-
-// EvaluateRecord evaluates an already parsed and validated record as a new
-// referral.
-func (e *Evaluator) EvaluateRecord(ctx context.Context, rec *CaseRecord, at time.Time) (*Evaluation, error) {
 	return e.evaluate(ctx, rec, "", at, false)
 }
 
@@ -184,9 +175,11 @@ func (e *Evaluator) gate(bundle []byte) error {
 		return nil
 	}
 	var errs []Issue
+	var desc []string
 	for _, is := range e.Validator.ValidateMessage(bundle) {
 		if is.Severity != "warning" && is.Severity != "information" {
 			errs = append(errs, is)
+			desc = append(desc, is.Expression+" ("+is.Type+")")
 		}
 	}
 	if len(errs) == 0 {
@@ -194,10 +187,6 @@ func (e *Evaluator) gate(bundle []byte) error {
 	}
 	if e.OnInvalidMessage != nil {
 		e.OnInvalidMessage(errs)
-	}
-	desc := make([]string, 0, len(errs))
-	for _, is := range errs {
-		desc = append(desc, is.Expression+" ("+is.Type+")")
 	}
 	return Internal(fmt.Errorf("output gate: the built message is not valid FHIR (%d problems): %s", len(errs), strings.Join(desc, "; ")))
 }
@@ -223,12 +212,9 @@ func hashCanonical(b []byte) string {
 }
 
 func joinQuoted(ss []string) string {
-	out := ""
+	quoted := make([]string, len(ss))
 	for i, s := range ss {
-		if i > 0 {
-			out += ", "
-		}
-		out += `"` + s + `"`
+		quoted[i] = `"` + s + `"`
 	}
-	return out
+	return strings.Join(quoted, ", ")
 }

@@ -119,11 +119,7 @@ func (in *Intake) Submit(ctx context.Context, c *Client, body []byte) (*Submissi
 // later version of a case, the earlier referral is cancelled as well, so the
 // NHS service is told to stop acting on data it may no longer hold.
 func (in *Intake) deny(ctx context.Context, rec *CaseRecord, ev *Evaluation, entry DecisionEntry, latest StoredReferral, found bool) (*Submission, error) {
-	b, err := json.Marshal(entry)
-	if err != nil {
-		return nil, Internal(err)
-	}
-	if _, err := in.Store.AppendDecision(ctx, DecisionRecord{Institution: rec.Institution.UKPRN, DecisionID: ev.Decision.ID, At: in.now(), Body: b}); err != nil {
+	if err := in.record(ctx, ev, entry); err != nil {
 		return nil, err
 	}
 	sub := &Submission{Evaluation: ev}
@@ -216,14 +212,10 @@ func (in *Intake) decisionOf(ctx context.Context, ref StoredReferral) (*Decision
 
 func (in *Intake) latest(ctx context.Context, rec *CaseRecord) (StoredReferral, bool, error) {
 	latest, err := in.Store.LatestReferral(ctx, rec.Institution.UKPRN, rec.CaseID)
-	switch ErrorCode(err) {
-	case "":
-		return latest, true, nil
-	case ENOTFOUND:
+	if ErrorCode(err) == ENOTFOUND {
 		return StoredReferral{}, false, nil
-	default:
-		return StoredReferral{}, false, err
 	}
+	return latest, err == nil, err
 }
 
 // ownRecord refuses a record that names another institution than the
@@ -389,12 +381,19 @@ func (in *Intake) DryRun(ctx context.Context, c *Client, body []byte, at time.Ti
 	if ev.Decision == nil || in.Store == nil {
 		return ev, nil
 	}
-	b, err := json.Marshal(NewDecisionEntry(ev, c, in.PseudonymKey, true))
-	if err != nil {
-		return nil, Internal(err)
-	}
-	if _, err := in.Store.AppendDecision(ctx, DecisionRecord{Institution: ev.Record.Institution.UKPRN, DecisionID: ev.Decision.ID, At: in.now(), Body: b}); err != nil {
+	if err := in.record(ctx, ev, NewDecisionEntry(ev, c, in.PseudonymKey, true)); err != nil {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// record appends a decision that stores no referral (a deny or a dry run)
+// to its institution's chain.
+func (in *Intake) record(ctx context.Context, ev *Evaluation, entry DecisionEntry) error {
+	b, err := json.Marshal(entry)
+	if err != nil {
+		return Internal(err)
+	}
+	_, err = in.Store.AppendDecision(ctx, DecisionRecord{Institution: ev.Record.Institution.UKPRN, DecisionID: ev.Decision.ID, At: in.now(), Body: b})
+	return err
 }

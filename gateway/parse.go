@@ -73,10 +73,7 @@ func unblocked(decoded, checked []finding) []finding {
 			blocked[f.Expression] = true
 		}
 	}
-	if len(blocked) == 0 {
-		return checked
-	}
-	out := checked[:0:0]
+	var out []finding
 	for _, f := range checked {
 		if !underAny(f.Expression, blocked) {
 			out = append(out, f)

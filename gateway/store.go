@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -118,7 +119,7 @@ type Sender struct {
 // has one, and its name.
 func SenderOf(inst Institution) Sender {
 	s := Sender{
-		Identifier: []Identifier{{System: FHIRBase + "/Id/ukprn", Value: strings.TrimSpace(inst.UKPRN)}},
+		Identifier: []Identifier{{System: UKPRNSystem, Value: strings.TrimSpace(inst.UKPRN)}},
 		Name:       strings.TrimSpace(inst.Name),
 	}
 	if ods := strings.TrimSpace(inst.ODSCode); ods != "" {
@@ -500,12 +501,10 @@ func (a Attempt) Validate() error {
 		return Errorf(EINVALID, "a retry needs a time to retry at")
 	case a.Response != nil && !json.Valid(a.Response):
 		return Errorf(EINVALID, "an attempt's response must be JSON")
+	case !slices.Contains([]AttemptResult{AttemptDelivered, AttemptRetry, AttemptFailed, AttemptDeadLettered}, a.Result):
+		return Errorf(EINVALID, "unknown attempt result %q", a.Result)
 	}
-	switch a.Result {
-	case AttemptDelivered, AttemptRetry, AttemptFailed, AttemptDeadLettered:
-		return nil
-	}
-	return Errorf(EINVALID, "unknown attempt result %q", a.Result)
+	return nil
 }
 
 // ChainWalker checks a decision chain one record at a time, in seq order, so

@@ -4,8 +4,6 @@
 // case record. No sharing rule lives here; this package only moves a record
 // into the policies and their decision back out, and refuses to turn a
 // missing or malformed policy result into anything but an internal error.
-// Decisions run on OPA's own evaluator (package rego), with the query
-// prepared once per policy set.
 //
 // The policy set in force can be replaced while the gateway runs (Reload,
 // Watch): a new set serves only once it compiles and its own tests pass, and
@@ -118,10 +116,8 @@ func New(ctx context.Context, fsys fs.FS, opts ...Option) (*Decider, error) {
 	return d, nil
 }
 
-// Revision is "sha256:" and the first 16 hex digits of a hash over the name
-// and content of every policy and data file (tests excluded), sorted by name,
-// of the set in force, so that a decision names the exact rules it was made
-// under.
+// Revision is the content hash of the policy and data files in force
+// (revisionOf), so that a decision names the exact rules it was made under.
 func (d *Decider) Revision() string { return d.cur.Load().revision }
 
 // Decide evaluates the policies for one record. A deny is a decision, not an

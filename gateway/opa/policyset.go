@@ -63,10 +63,7 @@ func compile(ctx context.Context, src *source, strict bool) (*policySet, error) 
 	if len(src.modules) == 0 {
 		return nil, policyError("the policy set has no Rego files", nil)
 	}
-	modules := make(map[string]*ast.Module, len(src.modules))
-	for name, m := range src.modules {
-		modules[name] = m.Copy() // the compiler rewrites what it is given
-	}
+	modules := copyModules(src.modules)
 	compiler := ast.NewCompiler().WithStrict(strict).WithEnablePrintStatements(false)
 	compiler.Compile(modules)
 	if compiler.Failed() {
@@ -87,6 +84,15 @@ func compile(ctx context.Context, src *source, strict bool) (*policySet, error) 
 	return &policySet{query: pq, revision: src.revision, rules: rulesOf(src.modules)}, nil
 }
 
+// copyModules copies modules for a compiler, which rewrites what it is given.
+func copyModules(ms map[string]*ast.Module) map[string]*ast.Module {
+	out := make(map[string]*ast.Module, len(ms))
+	for name, m := range ms {
+		out[name] = m.Copy()
+	}
+	return out
+}
+
 // rawTerm hands the evaluated decision over as the OPA term it is, so that
 // decisionOf reads it without a conversion to map[string]any first.
 func rawTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
@@ -105,10 +111,7 @@ func testSet(ctx context.Context, src *source) (int, error) {
 	if len(src.tests) == 0 {
 		return 0, nil
 	}
-	modules := make(map[string]*ast.Module, len(src.modules)+len(src.tests))
-	for name, m := range src.modules {
-		modules[name] = m.Copy()
-	}
+	modules := copyModules(src.modules)
 	for name, m := range src.tests {
 		modules[name] = m.Copy()
 	}
@@ -151,23 +154,18 @@ func load(fsys fs.FS) (*source, error) {
 	}
 	src.revision = revisionOf(files)
 	for _, f := range files {
-		switch {
-		case isTestFile(f.name):
-			m, err := parseModule(f)
-			if err != nil {
-				return src, policyError("the policy set does not parse", err)
-			}
+		var err error
+		if !strings.HasSuffix(f.name, ".rego") {
+			err = mergeData(src.data, f.name, f.content)
+		} else if m, perr := parseModule(f); perr != nil {
+			err = perr
+		} else if isTestFile(f.name) {
 			src.tests[f.name] = m
-		case strings.HasSuffix(f.name, ".rego"):
-			m, err := parseModule(f)
-			if err != nil {
-				return src, policyError("the policy set does not parse", err)
-			}
+		} else {
 			src.modules[f.name] = m
-		default:
-			if err := mergeData(src.data, f.name, f.content); err != nil {
-				return src, policyError("the policy set does not parse", err)
-			}
+		}
+		if err != nil {
+			return src, policyError("the policy set does not parse", err)
 		}
 	}
 	return src, nil
@@ -212,28 +210,24 @@ func readPolicyFiles(fsys fs.FS) ([]file, error) {
 // name and content of every policy and data file, tests excluded, in name
 // order.
 func revisionOf(files []file) string {
-	h := sha256.New()
-	for _, f := range files {
-		if !isPolicyFile(f.name) {
-			continue
-		}
-		h.Write([]byte(f.name))
-		h.Write([]byte{0})
-		h.Write(f.content)
-		h.Write([]byte{0})
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+	return "sha256:" + hashFiles(files, isPolicyFile)[:16]
 }
 
 // fingerprintOf hashes every file, tests included, so that Watch notices a
 // change to the tests of a refused set as well as to its policies.
 func fingerprintOf(files []file) string {
+	return hashFiles(files, func(string) bool { return true })
+}
+
+func hashFiles(files []file, keep func(name string) bool) string {
 	h := sha256.New()
 	for _, f := range files {
-		h.Write([]byte(f.name))
-		h.Write([]byte{0})
-		h.Write(f.content)
-		h.Write([]byte{0})
+		if keep(f.name) {
+			h.Write([]byte(f.name))
+			h.Write([]byte{0})
+			h.Write(f.content)
+			h.Write([]byte{0})
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -86,24 +86,19 @@ func ruleList(results []result, allow bool, obligations []gateway.Obligation) []
 		return strings.Compare(a.message, b.message)
 	})
 	out := make([]gateway.RuleResult, 0, len(results))
-	for i := 0; i < len(results); {
-		j := i + 1
-		for j < len(results) && results[j].id == results[i].id {
-			j++
-		}
-		msgs := make([]string, 0, j-i)
-		for _, r := range results[i:j] {
-			msgs = append(msgs, r.message)
+	for _, res := range results {
+		if n := len(out); n > 0 && out[n-1].ID == res.id {
+			out[n-1].Message += "; " + res.message
+			continue
 		}
 		effect := gateway.EffectDeny
 		if allow {
 			effect = gateway.EffectAllow
-			if slices.ContainsFunc(obligations, func(o gateway.Obligation) bool { return o.Rule == results[i].id }) {
+			if slices.ContainsFunc(obligations, func(o gateway.Obligation) bool { return o.Rule == res.id }) {
 				effect = gateway.EffectObligation
 			}
 		}
-		out = append(out, gateway.RuleResult{ID: results[i].id, Effect: effect, Message: strings.Join(msgs, "; ")})
-		i = j
+		out = append(out, gateway.RuleResult{ID: res.id, Effect: effect, Message: res.message})
 	}
 	return out
 }
@@ -139,27 +134,29 @@ func (r *reader) fail(path, want string, got *ast.Term) {
 	}
 }
 
-func (r *reader) boolean(obj ast.Object, parent, name string) bool {
+// field reads the field name of obj as a T, recording an error naming it
+// (as want) when it is missing or of another type.
+func field[T ast.Value](r *reader, obj ast.Object, parent, name, want string) (T, bool) {
 	t := get(obj, name)
 	if t != nil {
-		if b, ok := t.Value.(ast.Boolean); ok {
-			return bool(b)
+		if v, ok := t.Value.(T); ok {
+			return v, true
 		}
 	}
-	r.fail(pathOf(parent, name), "a boolean", t)
-	return false
+	r.fail(pathOf(parent, name), want, t)
+	var zero T
+	return zero, false
+}
+
+func (r *reader) boolean(obj ast.Object, parent, name string) bool {
+	b, _ := field[ast.Boolean](r, obj, parent, name, "a boolean")
+	return bool(b)
 }
 
 // str reads a required string; optStr an optional one.
 func (r *reader) str(obj ast.Object, parent, name string) string {
-	t := get(obj, name)
-	if t != nil {
-		if s, ok := t.Value.(ast.String); ok {
-			return string(s)
-		}
-	}
-	r.fail(pathOf(parent, name), "a string", t)
-	return ""
+	s, _ := field[ast.String](r, obj, parent, name, "a string")
+	return string(s)
 }
 
 func (r *reader) optStr(obj ast.Object, parent, name string) string {
@@ -170,32 +167,22 @@ func (r *reader) optStr(obj ast.Object, parent, name string) string {
 }
 
 func (r *reader) object(obj ast.Object, parent, name string) ast.Object {
-	t := get(obj, name)
-	if t != nil {
-		if o, ok := t.Value.(ast.Object); ok {
-			return o
-		}
+	if o, ok := field[ast.Object](r, obj, parent, name, "an object"); ok {
+		return o
 	}
-	r.fail(pathOf(parent, name), "an object", t)
 	return ast.NewObject()
 }
 
 func (r *reader) strings(obj ast.Object, parent, name string) []string {
-	p := pathOf(parent, name)
-	t := get(obj, name)
-	var a *ast.Array
-	if t != nil {
-		a, _ = t.Value.(*ast.Array)
-	}
-	if a == nil {
-		r.fail(p, "an array", t)
+	a, ok := field[*ast.Array](r, obj, parent, name, "an array")
+	if !ok {
 		return nil
 	}
 	out := make([]string, 0, a.Len())
 	for i := range a.Len() {
 		s, ok := a.Elem(i).Value.(ast.String)
 		if !ok {
-			r.fail(elem(p, i), "a string", a.Elem(i))
+			r.fail(elem(pathOf(parent, name), i), "a string", a.Elem(i))
 		}
 		out = append(out, string(s))
 	}
@@ -222,23 +209,28 @@ func (r *reader) elems(obj ast.Object, name string) []*ast.Term {
 	return nil
 }
 
+// objects calls fn with each object of the collection name of doc and its
+// path, and records an error for each element that is not an object.
+func (r *reader) objects(doc ast.Object, name string, fn func(p string, o ast.Object)) {
+	for i, t := range r.elems(doc, name) {
+		if o, ok := t.Value.(ast.Object); ok {
+			fn(elem(name, i), o)
+		} else {
+			r.fail(elem(name, i), "an object", t)
+		}
+	}
+}
+
 // results reads the deny or the satisfied set: {"id", "message"} objects.
 func (r *reader) results(doc ast.Object, name string) []result {
-	ts := r.elems(doc, name)
-	out := make([]result, 0, len(ts))
-	for i, t := range ts {
-		p := elem(name, i)
-		o, ok := t.Value.(ast.Object)
-		if !ok {
-			r.fail(p, "an object", t)
-			continue
-		}
+	var out []result
+	r.objects(doc, name, func(p string, o ast.Object) {
 		res := result{id: r.str(o, p, "id"), message: r.str(o, p, "message")}
 		if r.err == nil && res.id == "" {
 			r.err = fmt.Errorf("%s has an empty id", p)
 		}
 		out = append(out, res)
-	}
+	})
 	return out
 }
 
@@ -270,15 +262,8 @@ var obligationTypes = []string{
 }
 
 func (r *reader) obligations(doc ast.Object) []gateway.Obligation {
-	ts := r.elems(doc, "obligations")
-	out := make([]gateway.Obligation, 0, len(ts))
-	for i, t := range ts {
-		p := elem("obligations", i)
-		o, ok := t.Value.(ast.Object)
-		if !ok {
-			r.fail(p, "an object", t)
-			continue
-		}
+	out := []gateway.Obligation{}
+	r.objects(doc, "obligations", func(p string, o ast.Object) {
 		ob := gateway.Obligation{
 			Type:    r.str(o, p, "type"),
 			Rule:    r.str(o, p, "rule"),
@@ -294,7 +279,7 @@ func (r *reader) obligations(doc ast.Object) []gateway.Obligation {
 			r.err = fmt.Errorf("%s has type %q and rule %q", p, ob.Type, ob.Rule)
 		}
 		out = append(out, ob)
-	}
+	})
 	// By rule, then type; the set's own order breaks ties.
 	slices.SortStableFunc(out, func(a, b gateway.Obligation) int {
 		if c := strings.Compare(a.Rule, b.Rule); c != 0 {

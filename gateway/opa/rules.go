@@ -1,29 +1,21 @@
 package opa
 
 import (
+	"maps"
 	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/student-mh-referrals/gateway/gateway"
 )
 
 // RuleInfo describes one sharing rule as its METADATA annotation states it,
 // so that `gateway policy rules` and GET /v1/policy/rules show an IG lead the
 // rules in force, read from the same source that decides.
-type RuleInfo struct {
-	// ID is the stable rule id that decisions and audit records cite.
-	ID          string `json:"id"`
-	Title       string `json:"title"`
-	Description string `json:"description"`
-	// Source names the public source the rule rebuilds.
-	Source string `json:"source"`
-	// File is the policy file that holds the rule.
-	File string `json:"file"`
-	// Theme is the file's heading, e.g. "Capacity and age".
-	Theme string `json:"theme"`
-}
+type RuleInfo = gateway.PolicyRule
 
 // Rules lists every rule of the policy set in force, sorted by id.
 func (d *Decider) Rules() []RuleInfo { return append([]RuleInfo(nil), d.cur.Load().rules...) }
@@ -31,14 +23,9 @@ func (d *Decider) Rules() []RuleInfo { return append([]RuleInfo(nil), d.cur.Load
 // rulesOf collects the annotations that carry a custom id. A rule whose id is
 // annotated twice is listed once, from the first file and line.
 func rulesOf(modules map[string]*ast.Module) []RuleInfo {
-	names := make([]string, 0, len(modules))
-	for name := range modules {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	seen := map[string]bool{}
 	var out []RuleInfo
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(modules)) {
 		m := modules[name]
 		for _, a := range m.Annotations {
 			id, _ := a.Custom["id"].(string)
@@ -57,7 +44,7 @@ func rulesOf(modules map[string]*ast.Module) []RuleInfo {
 			})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b RuleInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
