@@ -99,14 +99,7 @@ func (a *app) policyReloaded(from, to string, err error) {
 }
 
 // rules lists the policy rules in force, from their metadata.
-func (a *app) rules() []gateway.PolicyRule {
-	infos := a.decider.Rules()
-	out := make([]gateway.PolicyRule, 0, len(infos))
-	for _, r := range infos {
-		out = append(out, gateway.PolicyRule{ID: r.ID, Title: r.Title, Description: r.Description, Source: r.Source, Theme: r.Theme, File: r.File})
-	}
-	return out
-}
+func (a *app) rules() []gateway.PolicyRule { return a.decider.Rules() }
 
 // newValidator is the output gate's validator: the built-in rule set, or the
 // configured definitions (a directory or a rules file).
