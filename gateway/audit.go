@@ -84,7 +84,7 @@ type ActionEntry struct {
 // AppendAction appends an action to its institution's chain (a.Institution,
 // or GatewayChain for gateway-wide actions). ActionID and Time are filled in
 // when empty.
-func AppendAction(ctx context.Context, log DecisionLog, a ActionEntry, at time.Time) (DecisionRecord, error) {
+func AppendAction(ctx context.Context, log AuditTrail, a ActionEntry, at time.Time) (DecisionRecord, error) {
 	if log == nil {
 		return DecisionRecord{}, Internal(fmt.Errorf("no decision log to record action %s", a.Action))
 	}
@@ -341,12 +341,12 @@ const RouteAnyOverride = "override"
 
 // Audit is the IG leads' view of the decision chains: search, read, export
 // and verify their own institution's records. It reads the chain through
-// DecisionLog.Decisions in windows and filters in Go, so that it works over
+// AuditTrail.Decisions in windows and filters in Go, so that it works over
 // any store adapter unchanged: a page costs the records read until it is
 // full (the whole chain for a filter that matches nothing), newest first
 // by reading backwards from the head.
 type Audit struct {
-	Log DecisionLog
+	Log AuditTrail
 	// PseudonymKey is the key of the student pseudonym (Intake's), so that
 	// a search by NHS number or student id finds the records.
 	PseudonymKey []byte

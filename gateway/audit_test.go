@@ -70,7 +70,7 @@ func entry(inst string, i int) gateway.DecisionEntry {
 
 // seed appends n decisions to inst's chain (record i at t0+i minutes) and
 // returns them as AuditRecords.
-func seed(t testing.TB, log gateway.DecisionLog, inst string, n int) []gateway.AuditRecord {
+func seed(t testing.TB, log gateway.AuditTrail, inst string, n int) []gateway.AuditRecord {
 	t.Helper()
 	var out []gateway.AuditRecord
 	for i := 1; i <= n; i++ {
@@ -518,7 +518,7 @@ func TestCSV(t *testing.T) {
 // never cancelled, as an adapter that does not watch its context would, so
 // that the tests show the audit's own loops stopping.
 type countingLog struct {
-	gateway.DecisionLog
+	gateway.AuditTrail
 	reads       int
 	cancelAfter int
 	cancel      context.CancelFunc
@@ -529,7 +529,7 @@ func (c *countingLog) Decisions(ctx context.Context, inst string, after int64, l
 	if c.cancel != nil && c.reads == c.cancelAfter {
 		c.cancel()
 	}
-	return c.DecisionLog.Decisions(context.WithoutCancel(ctx), inst, after, limit)
+	return c.AuditTrail.Decisions(context.WithoutCancel(ctx), inst, after, limit)
 }
 
 // cursor is a cursor as an attacker writes one: base64url of "v1:ORDER:SEQ".
@@ -560,7 +560,7 @@ func TestForgedCursorIsRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			log := &countingLog{DecisionLog: db}
+			log := &countingLog{AuditTrail: db}
 			a := &gateway.Audit{Log: log}
 			p, err := a.Search(ctx, auditorA, gateway.Query{Order: tt.order, Cursor: tt.cursor, Limit: 10})
 			if !tt.refused {
@@ -614,7 +614,7 @@ func TestCancelledSearchStops(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			log := &countingLog{DecisionLog: db, cancelAfter: tt.cancelAfter, cancel: cancel}
+			log := &countingLog{AuditTrail: db, cancelAfter: tt.cancelAfter, cancel: cancel}
 			err := tt.run(ctx, &gateway.Audit{Log: log})
 			if gateway.ErrorCode(err) != gateway.EUNAVAILABLE || !errors.Is(err, context.Canceled) {
 				t.Fatalf("err = %v, want unavailable (context canceled)", err)

@@ -218,7 +218,7 @@ func signedBy(pub string, msg []byte, sig string) bool {
 // rotation the previous key must follow, to endorse the new one). When no
 // head moved since the newest checkpoint nothing is written and it is
 // returned. It refuses to extend a sequence that does not pass Load.
-func WriteCheckpoint(ctx context.Context, log DecisionLog, dir string, keys []ed25519.PrivateKey, now time.Time) (*Checkpoint, error) {
+func WriteCheckpoint(ctx context.Context, log AuditTrail, dir string, keys []ed25519.PrivateKey, now time.Time) (*Checkpoint, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("no checkpoint signing key")
 	}
@@ -292,7 +292,7 @@ func WriteCheckpoint(ctx context.Context, log DecisionLog, dir string, keys []ed
 // record the hash that was signed. Records written since the checkpoint are
 // not covered; the keyed chain is what protects them. A nil checkpoint
 // checks nothing.
-func (cp *Checkpoint) Check(ctx context.Context, log DecisionLog, v *ChainVerification) error {
+func (cp *Checkpoint) Check(ctx context.Context, log AuditTrail, v *ChainVerification) error {
 	if cp == nil || !v.OK {
 		return nil
 	}
@@ -327,7 +327,7 @@ func (cp *Checkpoint) Check(ctx context.Context, log DecisionLog, v *ChainVerifi
 // ChainNames is every chain to verify, in order: those log holds (records
 // or a head), those cp lists (so that a chain deleted with its head is
 // still reported) and extra (those the configuration names).
-func ChainNames(ctx context.Context, log DecisionLog, cp *Checkpoint, extra ...string) ([]string, error) {
+func ChainNames(ctx context.Context, log AuditTrail, cp *Checkpoint, extra ...string) ([]string, error) {
 	heads, err := log.Chains(ctx)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ import (
 
 // headsLog is a decision log that only knows its chain heads.
 type headsLog struct {
-	gateway.DecisionLog
+	gateway.AuditTrail
 	heads []gateway.ChainHead
 }
 

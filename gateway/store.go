@@ -411,8 +411,11 @@ type Outbox interface {
 	QueueStats(ctx context.Context) (QueueStats, error)
 }
 
-// DecisionLog is the append-only, per-institution hash chain of decisions.
-type DecisionLog interface {
+// AuditTrail is the append-only, per-institution hash chain of what the
+// gateway did: every decision (allowed, refused, dry run) and every operator
+// action (outbox retries and drops, retention runs, policy reloads, chain-key
+// records), so that an IG lead reads one trail.
+type AuditTrail interface {
 	// AppendDecision appends a deny or dry-run decision in its own
 	// transaction (allowed referrals are appended by Accept). Appends for
 	// one institution are serialised so the chain never forks.
@@ -440,7 +443,7 @@ type DecisionLog interface {
 type Store interface {
 	Referrals
 	Outbox
-	DecisionLog
+	AuditTrail
 	// PurgeContent deletes the clinical content (record, bundle, message
 	// bodies, receiver responses) of referrals last updated before the given
 	// time whose messages are all out of the queue, keeping their status and

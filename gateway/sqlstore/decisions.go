@@ -73,7 +73,7 @@ func (db *DB) StartKeyedSegments(ctx context.Context, at time.Time) ([]string, e
 	return started, nil
 }
 
-// Chains implements gateway.DecisionLog.
+// Chains implements gateway.AuditTrail.
 func (db *DB) Chains(ctx context.Context) ([]gateway.ChainHead, error) {
 	rows, err := db.query(ctx, sqlChains)
 	if err != nil {
@@ -114,7 +114,7 @@ func appendDecision(t tx, rec gateway.DecisionRecord, seq int64, head string) (g
 	return rec, err
 }
 
-// AppendDecision implements gateway.DecisionLog.
+// AppendDecision implements gateway.AuditTrail.
 func (db *DB) AppendDecision(ctx context.Context, rec gateway.DecisionRecord) (gateway.DecisionRecord, error) {
 	if err := rec.Validate(); err != nil {
 		return gateway.DecisionRecord{}, err
@@ -144,7 +144,7 @@ func scanDecision(s scanner) (gateway.DecisionRecord, error) {
 	return r, nil
 }
 
-// Decisions implements gateway.DecisionLog.
+// Decisions implements gateway.AuditTrail.
 func (db *DB) Decisions(ctx context.Context, institution string, afterSeq int64, limit int) ([]gateway.DecisionRecord, error) {
 	if limit <= 0 {
 		limit = 100
@@ -165,7 +165,7 @@ func (db *DB) Decisions(ctx context.Context, institution string, afterSeq int64,
 	return out, db.mapErr(rows.Err())
 }
 
-// Decision implements gateway.DecisionLog, through the index on
+// Decision implements gateway.AuditTrail, through the index on
 // (institution, decision_id).
 func (db *DB) Decision(ctx context.Context, institution, decisionID string) (gateway.DecisionRecord, error) {
 	r, err := scanDecision(db.queryRow(ctx, sqlDecision, institution, decisionID))
@@ -175,7 +175,7 @@ func (db *DB) Decision(ctx context.Context, institution, decisionID string) (gat
 	return r, db.mapErr(err)
 }
 
-// Verify implements gateway.DecisionLog. It reads the head and the records
+// Verify implements gateway.AuditTrail. It reads the head and the records
 // in one read-only snapshot, so appends during the walk do not look like
 // tampering.
 func (db *DB) Verify(ctx context.Context, institution string) (gateway.ChainVerification, error) {
