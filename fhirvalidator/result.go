@@ -85,7 +85,7 @@ func (r Result) GatewayIssues() []gateway.Issue {
 
 // Err returns nil when the document is valid, else a *gateway.Error with code
 // EINVALID carrying every issue (warnings included), ready for
-// gateway.OperationOutcome.
+// mappings.OperationOutcome.
 func (r Result) Err() error {
 	if r.OK() {
 		return nil

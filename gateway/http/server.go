@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/samply/golang-fhir-models/fhir-models/fhir"
 	"go.uber.org/zap"
 
 	"github.com/student-mh-referrals/gateway/gateway"
@@ -209,18 +208,17 @@ func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) error {
 // returns and `gateway evaluate` prints. Bundle is present only when allowed
 // and OperationOutcome only when invalid.
 type EvaluationDocument struct {
-	Outcome          string                 `json:"outcome"`
-	Decision         *gateway.Decision      `json:"decision,omitempty"`
-	Bundle           json.RawMessage        `json:"bundle,omitempty"`
-	OperationOutcome *fhir.OperationOutcome `json:"operationOutcome,omitempty"`
+	Outcome          string            `json:"outcome"`
+	Decision         *gateway.Decision `json:"decision,omitempty"`
+	Bundle           json.RawMessage   `json:"bundle,omitempty"`
+	OperationOutcome any               `json:"operationOutcome,omitempty"` // mappings renders it
 }
 
 // Document renders an evaluation as its public document.
 func Document(ev *gateway.Evaluation) EvaluationDocument {
 	doc := EvaluationDocument{Outcome: ev.Outcome, Decision: ev.Decision, Bundle: ev.Bundle}
 	if ev.Err != nil {
-		oo := mappings.OperationOutcome(ev.Err)
-		doc.OperationOutcome = &oo
+		doc.OperationOutcome = mappings.OperationOutcome(ev.Err)
 	}
 	return doc
 }
