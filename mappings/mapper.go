@@ -91,7 +91,13 @@ func (m *Mapper) Message(ctx context.Context, in gateway.MessageInput) ([]byte, 
 		// is the stripped copy, not the record the caller hashed.
 		in.ContentHash = ""
 	}
-	b := newBuilder(in, rec, sentCategories(in.Decision))
+	cats := sentCategories(in.Decision)
+	if rec.Consent.Decision != "given" || !slices.Contains(rec.Consent.DataCategories, "trusted-contact") {
+		// A trusted contact the student did not consent to never
+		// travels, whatever the service declares (M-01, M-02).
+		cats = slices.DeleteFunc(cats, func(c string) bool { return c == "trusted-contact" })
+	}
+	b := newBuilder(in, rec, cats)
 	return b.message()
 }
 
