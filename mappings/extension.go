@@ -74,13 +74,10 @@ func (b *builder) overrideNote() string {
 	}
 	d := b.in.Decision
 	var s []string
-	add := func(parts ...string) {
-		for _, p := range parts[1:] {
-			if trim(p) == "" {
-				return
-			}
+	add := func(format, v string) { // a sentence about v, when there is a v
+		if v = trim(v); v != "" {
+			s = append(s, fmt.Sprintf(format, v))
 		}
-		s = append(s, fmt.Sprintf(parts[0], anys(parts[1:])...))
 	}
 	route := trim(d.Route)
 	if route == "" || route == "consent" {
@@ -146,12 +143,4 @@ func (b *builder) overrideNote() string {
 		s = append(s, line+".")
 	}
 	return strings.Join(s, " ")
-}
-
-func anys(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, v := range ss {
-		out[i] = trim(v)
-	}
-	return out
 }
