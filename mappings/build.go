@@ -293,8 +293,8 @@ func (b *builder) notes() []fhir.Annotation {
 	add("", b.safeContact())
 	add("", b.overrideNote())
 	if w := b.withheld(); len(w) > 0 {
-		add("Withheld by the student's consent, not absent: the record holds ", strings.Join(w, "; ")+
-			", which the student did not consent to share. Their absence here is not evidence of no risk.")
+		add("Withheld by the student's consent, not absent: ", strings.Join(w, "; ")+". The record holds "+
+			"them but the student did not consent to share them: their absence is not evidence of no risk.")
 	}
 	if b.cats["needs"] {
 		add("Summary: ", r.Summary)

@@ -96,7 +96,7 @@ func (b *builder) overrideNote() string {
 		add(sought+": %s.", word("outcome", cs.Outcome))
 		add("Why consent was not sought or not relied on: %s", cs.Reason)
 	}
-	capacity := "no finding recorded (capacity is presumed from 16)"
+	capacity := "no finding recorded"
 	if c := b.rec.Consent.Capacity; c != nil && trim(c.Status) != "" {
 		capacity = word("capacity", c.Status)
 		if by := trim(c.AssessedBy); by != "" {

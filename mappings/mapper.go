@@ -1,12 +1,14 @@
 // Package mappings turns an allowed case record into the FHIR R4 message that
 // an NHS service receives through the Booking and Referral Standard (BaRS):
 // a Bundle of type message whose MessageHeader focuses a ServiceRequest, with
-// the Patient, Consent, safety plan, organisations and referrer it points at.
+// the Patient, Consent, safety plan, safe-contact Flag, organisations and
+// referrer it points at.
 //
 // The mapping is where the sharing decision becomes bytes, so it carries out
 // the decision and nothing else: only the data categories the decision lets
 // go are mapped, its obligations (keep-categories, drop-trusted-contact,
-// strip-fields) are applied first, risk scores and levels are never read, and
+// strip-fields) are applied first, a trusted contact leaves only with the
+// student's consent to it, risk scores and levels are never read, and
 // nothing is sent that the case record does not hold. It makes no sharing
 // decision of its own (those live in the Rego policies).
 //
