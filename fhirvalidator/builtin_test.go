@@ -39,7 +39,7 @@ func TestBuiltinRules(t *testing.T) {
 // ones the gateway emits.
 var builtinResources = []string{
 	"Bundle", "MessageHeader", "ServiceRequest", "Patient", "Consent", "Organization",
-	"Practitioner", "PractitionerRole", "CarePlan", "OperationOutcome",
+	"Practitioner", "PractitionerRole", "CarePlan", "Flag", "OperationOutcome",
 }
 
 // builtinProfiles are the UK Core profiles (and the extensions they use) in
@@ -54,6 +54,7 @@ var builtinProfiles = []string{
 	"https://fhir.hl7.org.uk/StructureDefinition/UKCore-Practitioner",
 	"https://fhir.hl7.org.uk/StructureDefinition/UKCore-PractitionerRole",
 	"https://fhir.hl7.org.uk/StructureDefinition/UKCore-CarePlan",
+	"https://fhir.hl7.org.uk/StructureDefinition/UKCore-Flag",
 	"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus",
 	"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberUnavailableReason",
 	"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-SourceOfServiceRequest",

@@ -28,6 +28,7 @@ var ukCoreProfiles = []string{
 	"UKCore-Practitioner",
 	"UKCore-PractitionerRole",
 	"UKCore-CarePlan",
+	"UKCore-Flag",
 }
 
 var summaryLine = regexp.MustCompile(`^(\d+) passed, (\d+) failed$`)

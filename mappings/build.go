@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +23,8 @@ type builder struct {
 	list []string
 	at   string
 
-	bundleID, headerID, srID, patientID, consentID, carePlanID string
-	senderID, receiverID, gpID, roleID, practitionerID         string
+	bundleID, headerID, srID, patientID, consentID, carePlanID, flagID string
+	senderID, receiverID, gpID, roleID, practitionerID                 string
 }
 
 func newBuilder(in gateway.MessageInput, rec *gateway.CaseRecord, cats []string) *builder {
@@ -38,6 +39,7 @@ func newBuilder(in gateway.MessageInput, rec *gateway.CaseRecord, cats []string)
 	b.patientID = PatientID(ukprn, caseID)
 	b.consentID = gateway.DeriveID("Consent", ukprn, caseID)
 	b.carePlanID = gateway.DeriveID("CarePlan", ukprn, caseID)
+	b.flagID = gateway.DeriveID("Flag", ukprn, caseID)
 	b.senderID = orgID(SystemUKPRN, ukprn)
 	b.receiverID = orgID(sysODS, in.Service.Organization.ODSCode)
 	if gp := rec.Student.GPPractice; gp != nil && trim(gp.ODSCode) != "" {
@@ -68,6 +70,9 @@ func (b *builder) message() ([]byte, error) {
 		{b.headerID, b.messageHeader()},
 		{b.srID, b.serviceRequest()},
 		{b.patientID, b.patient()},
+	}
+	if f := b.flag(); f != nil {
+		entries = append(entries, entry{b.flagID, f})
 	}
 	if c := b.consent(); c != nil {
 		entries = append(entries, entry{b.consentID, c})
@@ -230,6 +235,9 @@ func (b *builder) serviceRequest() fhir.ServiceRequest {
 	if b.carePlan() != nil {
 		sr.SupportingInfo = append(sr.SupportingInfo, *ref(b.carePlanID))
 	}
+	if b.flag() != nil {
+		sr.SupportingInfo = append(sr.SupportingInfo, *ref(b.flagID))
+	}
 	sr.Note = b.notes()
 	return sr
 }
@@ -269,9 +277,11 @@ func needLabel(code string) string {
 	return strings.ToUpper(w[:1]) + w[1:]
 }
 
-// notes are the narrative parts, each sent only with its category, and the
-// override disclosure, which is always sent when the share is without consent
-// because the receiver must know why it holds the data.
+// notes are, first, what a clinician must read before acting (M-02): the
+// safe-contact warning, the override disclosure (always sent when the share
+// is without consent, because the receiver must know why it holds the data)
+// and the categories the student's consent withheld; then the narrative
+// parts, each sent only with its category.
 func (b *builder) notes() []fhir.Annotation {
 	r := b.rec.Referral
 	var texts []string
@@ -279,6 +289,12 @@ func (b *builder) notes() []fhir.Annotation {
 		if t := trim(text); t != "" {
 			texts = append(texts, label+t)
 		}
+	}
+	add("", b.safeContact())
+	add("", b.overrideNote())
+	if w := b.withheld(); len(w) > 0 {
+		add("Withheld by the student's consent, not absent: ", strings.Join(w, "; ")+". The record holds "+
+			"them but the student did not consent to share them: their absence is not evidence of no risk.")
 	}
 	if b.cats["needs"] {
 		add("Summary: ", r.Summary)
@@ -301,7 +317,6 @@ func (b *builder) notes() []fhir.Annotation {
 			add("Under secondary mental health care: ", map[bool]string{true: "yes.", false: "no."}[*r.UnderSecondaryCare])
 		}
 	}
-	add("", b.overrideNote())
 	var out []fhir.Annotation
 	for _, t := range texts {
 		out = append(out, fhir.Annotation{Text: t})
@@ -463,6 +478,77 @@ func (b *builder) consent() *fhir.Consent {
 	}
 	c.Provision = prov
 	return c
+}
+
+// safeContact is the student's safe-contact instructions and the channels
+// to avoid, in one line, whenever contact details or a trusted contact are
+// sent (M-02); empty otherwise.
+func (b *builder) safeContact() string {
+	st := b.rec.Student
+	sc := st.SafeContact
+	sent := b.cats["contact"] && (st.Contact != nil || st.Address != nil) ||
+		b.cats["trusted-contact"] && st.TrustedContact != nil
+	if sc == nil || !sent {
+		return ""
+	}
+	var avoid []string
+	for _, a := range sc.Avoid {
+		if w := word("avoid", a); w != "" {
+			avoid = append(avoid, w)
+		}
+	}
+	line := trim(sc.Instructions)
+	if len(avoid) > 0 {
+		line = trim(line + " Do not use: " + strings.Join(avoid, ", ") + ".")
+	}
+	if line == "" {
+		return ""
+	}
+	return "Safe contact: " + line
+}
+
+// flag is the safe-contact warning as a UK Core Flag on the Patient, so
+// that it shows wherever the receiver shows the student's alerts.
+func (b *builder) flag() *fhir.Flag {
+	text := b.safeContact()
+	if text == "" {
+		return nil
+	}
+	return &fhir.Flag{
+		Id:       ptr(b.flagID),
+		Meta:     profile("UKCore-Flag"),
+		Status:   fhir.FlagStatusActive,
+		Category: []fhir.CodeableConcept{concept(sysFlagCategory, "contact", "Subject Contact")},
+		Code:     fhir.CodeableConcept{Text: ptr(text)},
+		Subject:  *ref(b.patientID),
+	}
+}
+
+// withheld names, on the consent route, the categories the service needs and
+// the record holds that the student's consent leaves out (M-02), so that
+// their absence is not read as "no risk".
+func (b *builder) withheld() []string {
+	if b.rec.Override != nil || b.rec.Consent.Decision != "given" {
+		return nil
+	}
+	st, r := b.rec.Student, b.rec.Referral
+	held := map[string]bool{
+		"demographics":     true,
+		"contact":          st.Contact != nil || st.Address != nil,
+		"gp":               st.GPPractice != nil,
+		"needs":            len(r.PresentingNeeds) > 0 || trim(r.Summary) != "" || trim(r.StudentWishes) != "",
+		"risk-formulation": trim(r.RiskFormulation) != "",
+		"safety-plan":      r.SafetyPlan != nil,
+		"trusted-contact":  st.TrustedContact != nil,
+		"context":          len(r.CurrentSupport) > 0 || r.UnderSecondaryCare != nil,
+	}
+	var out []string
+	for _, c := range gateway.DataCategories {
+		if held[c] && slices.Contains(b.in.Service.DataCategories, c) && !slices.Contains(b.rec.Consent.DataCategories, c) {
+			out = append(out, categoryDisplays[c])
+		}
+	}
+	return out
 }
 
 // carePlan is the safety plan, sent only with the safety-plan category.

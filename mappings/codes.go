@@ -22,6 +22,7 @@ const (
 	sysActReason     = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 	sysParticipation = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 	sysContactRole   = "http://terminology.hl7.org/CodeSystem/v2-0131"
+	sysFlagCategory  = "http://terminology.hl7.org/CodeSystem/flag-category"
 	sysBundleID      = "urn:ietf:rfc:3986"
 
 	extVerification   = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
@@ -119,3 +120,32 @@ func str(s string) *string {
 }
 
 func ref(id string) *fhir.Reference { return &fhir.Reference{Reference: ptr("urn:uuid:" + id)} }
+
+// m02Words are the clinician's words for the contract's codes in the
+// override note and the safe-contact warning (M-02), keyed "kind:code".
+var m02Words = map[string]string{
+	"outcome:refused":         "the student refused",
+	"outcome:unreachable":     "the student could not be reached",
+	"outcome:not-safe-to-ask": "asking the student was not safe",
+	"outcome:lacks-capacity":  "the student lacks capacity to decide",
+	"capacity:presumed":       "presumed",
+	"capacity:has-capacity":   "has capacity to decide",
+	"capacity:lacks-capacity": "lacks capacity to decide about this share",
+	"informed:informed":       "yes, the student has been told",
+	"informed:will-inform":    "not yet, the student will be told",
+	"informed:not-informed":   "no, the student must not be told yet",
+	"avoid:phone":             "phone calls",
+	"avoid:sms":               "text messages",
+	"avoid:post":              "post",
+	"avoid:email":             "email",
+	"avoid:trusted-contact":   "the trusted contact",
+	"avoid:home-visit":        "home visits",
+}
+
+// word is the clinician's words for a code, or the code itself.
+func word(kind, code string) string {
+	if w, ok := m02Words[kind+":"+trim(code)]; ok {
+		return w
+	}
+	return trim(code)
+}

@@ -1,6 +1,7 @@
 package mappings
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/samply/golang-fhir-models/fhir-models/fhir"
@@ -61,9 +62,11 @@ func person(p *gateway.Person) string {
 }
 
 // overrideNote says plainly, in the ServiceRequest's notes, that the data was
-// shared without consent and on what authority: the ground, why consent was
-// not relied on, the lawful bases, who decided and approved, whether the
-// student was told (not why not), and the decision id. It is empty on the consent route.
+// shared without consent and what M-02 says the clinician must read: the
+// ground, the grounds as recorded, why consent was not sought or not relied
+// on, the capacity finding, the lawful bases, who decided and approved,
+// whether the student knows and why telling is delayed, and the decision id.
+// It is empty on the consent route.
 func (b *builder) overrideNote() string {
 	o := b.rec.Override
 	if o == nil {
@@ -71,19 +74,39 @@ func (b *builder) overrideNote() string {
 	}
 	d := b.in.Decision
 	var s []string
+	add := func(format, v string) { // a sentence about v, when there is a v
+		if v = trim(v); v != "" {
+			s = append(s, fmt.Sprintf(format, v))
+		}
+	}
 	route := trim(d.Route)
 	if route == "" || route == "consent" {
 		route = trim(o.Ground)
 	}
-	s = append(s, "Shared without the student's consent on the "+route+" route.")
+	add("Shared without the student's consent on the %s route.", route)
+	add("Grounds as recorded: %s", o.Grounds)
 	if cs := o.ConsentSought; cs != nil {
-		switch {
-		case trim(cs.Outcome) != "" && trim(cs.At) != "":
-			s = append(s, "Consent was sought at "+trim(cs.At)+": "+trim(cs.Outcome)+".")
-		case trim(cs.Outcome) != "":
-			s = append(s, "Consent was sought: "+trim(cs.Outcome)+".")
+		sought := "Consent was not sought"
+		if cs.Attempted == nil || *cs.Attempted {
+			sought = "Consent was sought"
+		}
+		if at := trim(cs.At); at != "" {
+			sought += " at " + at
+		}
+		add(sought+": %s.", word("outcome", cs.Outcome))
+		add("Why consent was not sought or not relied on: %s", cs.Reason)
+	}
+	capacity := "no finding recorded"
+	if c := b.rec.Consent.Capacity; c != nil && trim(c.Status) != "" {
+		capacity = word("capacity", c.Status)
+		if by := trim(c.AssessedBy); by != "" {
+			capacity += ", assessed by " + by
+		}
+		if on := trim(c.AssessedOn); on != "" {
+			capacity += " on " + on
 		}
 	}
+	add("Capacity: %s.", capacity)
 	lb := b.lawfulBases()
 	var bases []string
 	if a := trim(lb.Article6); a != "" {
@@ -95,9 +118,7 @@ func (b *builder) overrideNote() string {
 	if a := trim(lb.DPASchedule1); a != "" {
 		bases = append(bases, "DPA 2018 Sch. 1 "+a)
 	}
-	if len(bases) > 0 {
-		s = append(s, "Lawful bases: "+strings.Join(bases, "; ")+".")
-	}
+	add("Lawful bases: %s.", strings.Join(bases, "; "))
 	if p := person(o.DecidedBy); p != "" {
 		line := "Decided by " + p
 		if at := trim(o.DecidedAt); at != "" {
@@ -105,13 +126,14 @@ func (b *builder) overrideNote() string {
 		}
 		s = append(s, line+".")
 	}
-	if p := person(o.ApprovedBy); p != "" {
-		s = append(s, "Approved by "+p+".")
-	}
+	add("Approved by %s.", person(o.ApprovedBy))
+	told := "not recorded"
 	if si := o.StudentInformed; si != nil && trim(si.Status) != "" {
-		// The reason for a delay stays with the university: the receiver
-		// needs to know whether the student knows, not why not.
-		s = append(s, "Student told: "+trim(si.Status)+".")
+		told = word("informed", si.Status)
+	}
+	add("Does the student know: %s.", told)
+	if si := o.StudentInformed; si != nil {
+		add("Why telling is delayed: %s", si.ReasonDelayed)
 	}
 	if id := trim(d.ID); id != "" {
 		line := "Sharing decision " + id

@@ -1,12 +1,14 @@
 // Package mappings turns an allowed case record into the FHIR R4 message that
 // an NHS service receives through the Booking and Referral Standard (BaRS):
 // a Bundle of type message whose MessageHeader focuses a ServiceRequest, with
-// the Patient, Consent, safety plan, organisations and referrer it points at.
+// the Patient, Consent, safety plan, safe-contact Flag, organisations and
+// referrer it points at.
 //
 // The mapping is where the sharing decision becomes bytes, so it carries out
 // the decision and nothing else: only the data categories the decision lets
 // go are mapped, its obligations (keep-categories, drop-trusted-contact,
-// strip-fields) are applied first, risk scores and levels are never read, and
+// strip-fields) are applied first, a trusted contact leaves only with the
+// student's consent to it, risk scores and levels are never read, and
 // nothing is sent that the case record does not hold. It makes no sharing
 // decision of its own (those live in the Rego policies).
 //
@@ -91,7 +93,13 @@ func (m *Mapper) Message(ctx context.Context, in gateway.MessageInput) ([]byte, 
 		// is the stripped copy, not the record the caller hashed.
 		in.ContentHash = ""
 	}
-	b := newBuilder(in, rec, sentCategories(in.Decision))
+	cats := sentCategories(in.Decision)
+	if rec.Consent.Decision != "given" || !slices.Contains(rec.Consent.DataCategories, "trusted-contact") {
+		// A trusted contact the student did not consent to never
+		// travels, whatever the service declares (M-01, M-02).
+		cats = slices.DeleteFunc(cats, func(c string) bool { return c == "trusted-contact" })
+	}
+	b := newBuilder(in, rec, cats)
 	return b.message()
 }
 

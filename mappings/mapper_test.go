@@ -199,7 +199,7 @@ func TestStrippedDataAbsent(t *testing.T) {
 		},
 		{
 			name: "override: the score is stripped and the share disclosed", caseID: "allow-uwe-safeguarding-override",
-			absent:  []string{`"score"`, `"level"`, "RA-812"},
+			absent:  []string{`"score"`, `"level"`},
 			present: []string{"Riley", "Shared without the student's consent on the safeguarding route", "Jo Whitfield (safeguarding-lead)"},
 		},
 	}
