@@ -34,10 +34,11 @@ consented_categories := {c | some c in consent.dataCategories}
 
 # The categories that may leave: on the consent route the intersection of the
 # service's needs, the consent and the purpose (C-04, M-01); on an override,
-# what the service needs for the purpose.
+# what the service needs for the purpose, less the trusted contact, which
+# leaves only with the student's consent (M-01, M-02).
 allowed_categories := (service_categories & consented_categories) & purpose_categories["direct-care"] if on_consent_route
 
-allowed_categories := service_categories & purpose_categories["direct-care"] if overriding
+allowed_categories := (service_categories & purpose_categories["direct-care"]) - {"trusted-contact"} if overriding
 
 # The categories for which the record holds data.
 present_categories contains "demographics" if student.name
@@ -102,8 +103,18 @@ obligation contains {
 	"message": "student.trustedContact is not sent: the service does not need the trusted-contact category",
 } if {
 	student.trustedContact
+	on_consent_route
 	not "trusted-contact" in allowed_categories
 	not trusted_contact_not_consented
+}
+
+obligation contains {
+	"type": "drop-trusted-contact",
+	"rule": "M-01",
+	"message": "student.trustedContact is not sent: a trusted contact leaves only with the student's consent, never on a share without it",
+} if {
+	overriding
+	student.trustedContact
 }
 
 satisfied contains {"id": "M-01", "message": msg} if {
@@ -165,6 +176,11 @@ sent_narratives[name] := text if {
 }
 
 sent_narratives["referral.safetyPlan.summary"] := referral.safetyPlan.summary if "safety-plan" in sent_categories
+
+sent_narratives["student.safeContact.instructions"] := student.safeContact.instructions if {
+	some c in {"contact", "trusted-contact"}
+	c in sent_categories
+}
 
 sent_narratives["override.grounds"] := override.grounds if overriding
 

@@ -15,9 +15,15 @@ test_m01_keeps_the_intersection_of_service_consent_and_purpose if {
 	effect(d, "M-01") == "obligation"
 }
 
-test_m01_an_override_keeps_what_the_service_needs if {
+test_m01_an_override_never_sends_the_trusted_contact if {
+	d := decide(override_case({"student": {"trustedContact": {"name": "Dana Carter", "relationship": "friend"}}}))
+	contains(obligations(d, "drop-trusted-contact")[0].message, "only with the student's consent")
+	not "trusted-contact" in d.dataCategories
+}
+
+test_m01_an_override_keeps_what_the_service_needs_but_the_trusted_contact if {
 	d := decide(override_case({}))
-	obligations(d, "keep-categories")[0].categories == liverpool_liaison.dataCategories
+	obligations(d, "keep-categories")[0].categories == [c | some c in liverpool_liaison.dataCategories; c != "trusted-contact"]
 	contains(message(d, "M-01"), "only what the service needs for direct care leaves")
 }
 
@@ -229,6 +235,17 @@ test_x01_refuses_a_risk_category_in_a_narrative_field if {
 	denied_for(liaison_case({"referral": {"summary": "Assessed as medium-risk."}}), "X-01", "referral.summary")
 	denied_for(liaison_case({"referral": {"presentingNeeds": [{"code": "self-harm", "text": "risk level: high"}]}}), "X-01", "referral.presentingNeeds[0].text")
 	denied_for(override_case({"override": {"grounds": "Risk score 14 on the local tool."}}), "X-01", "override.grounds states a risk score")
+}
+
+test_x01_judges_safe_contact_instructions_when_contact_is_sent if {
+	denied_for(liaison_case({"student": {"safeContact": {"instructions": "HIGH RISK: email only."}}}), "X-01", "student.safeContact.instructions")
+	allowed(liaison_case({"student": {"safeContact": {"instructions": "Email only; never phone."}}}))
+
+	# Consent withholds contact details: the instructions do not travel.
+	allowed(liaison_case({
+		"student": {"safeContact": {"instructions": "HIGH RISK: email only."}},
+		"consent": {"dataCategories": ["demographics", "needs", "risk-formulation", "safety-plan"]},
+	}))
 }
 
 test_x01_symptom_scores_and_low_mood_are_not_risk_categories if {

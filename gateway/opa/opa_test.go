@@ -140,8 +140,8 @@ func TestDecide(t *testing.T) {
 		{
 			name: "safeguarding a 17-year-old who cannot be reached", record: "liverpool-safeguarding-under-18", at: decisionTime,
 			allow: true, route: "safeguarding", rules: overrideAllow,
-			obligations: []string{"M-01 keep-categories", "T-01 notify-student"},
-			categories:  []string{"demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan", "trusted-contact", "context"},
+			obligations: []string{"M-01 drop-trusted-contact", "M-01 keep-categories", "T-01 notify-student"},
+			categories:  []string{"demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan", "context"},
 			bases:       gateway.LawfulBasis{Article6: "6(1)(e)", Article9: "9(2)(g)", DPASchedule1: "para-18"},
 		},
 		{
@@ -151,8 +151,8 @@ func TestDecide(t *testing.T) {
 		{
 			name: "best interests of a student who lacks capacity", record: "sheffield-best-interests", at: decisionTime,
 			allow: true, route: "best-interests", rules: overrideAllow,
-			obligations: []string{"M-01 keep-categories", "T-01 notify-student"},
-			categories:  []string{"demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan", "trusted-contact", "context"},
+			obligations: []string{"M-01 drop-trusted-contact", "M-01 keep-categories", "T-01 notify-student"},
+			categories:  []string{"demographics", "contact", "gp", "needs", "risk-formulation", "safety-plan", "context"},
 			bases:       gateway.LawfulBasis{Article6: "6(1)(e)", Article9: "9(2)(h)"},
 		},
 	}
