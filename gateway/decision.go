@@ -37,10 +37,14 @@ type Decision struct {
 	// on (L-01); empty on a deny that never reached them.
 	LawfulBases LawfulBasis `json:"lawfulBases"`
 	// DataCategories are the categories that will be sent (M-01, C-04).
-	DataCategories []string  `json:"dataCategories"`
-	Recipient      Recipient `json:"recipient"`
-	Time           string    `json:"time"`
-	PolicyRevision string    `json:"policyRevision"`
+	DataCategories []string `json:"dataCategories"`
+	// WithheldCategories are those the service needs and the record holds
+	// that the student's consent withholds: the referral names them, so that
+	// their absence is not read as "no risk" (M-02).
+	WithheldCategories []string  `json:"withheldCategories,omitempty"`
+	Recipient          Recipient `json:"recipient"`
+	Time               string    `json:"time"`
+	PolicyRevision     string    `json:"policyRevision"`
 }
 
 // RuleResult is one rule's contribution to a decision.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -524,29 +523,12 @@ func (b *builder) flag() *fhir.Flag {
 	}
 }
 
-// withheld names, on the consent route, the categories the service needs and
-// the record holds that the student's consent leaves out (M-02), so that
-// their absence is not read as "no risk".
+// withheld names, in words, the categories the decision says the student's
+// consent withholds (M-02), so that their absence is not read as "no risk".
 func (b *builder) withheld() []string {
-	if b.rec.Override != nil || b.rec.Consent.Decision != "given" {
-		return nil
-	}
-	st, r := b.rec.Student, b.rec.Referral
-	held := map[string]bool{
-		"demographics":     true,
-		"contact":          st.Contact != nil || st.Address != nil,
-		"gp":               st.GPPractice != nil,
-		"needs":            len(r.PresentingNeeds) > 0 || trim(r.Summary) != "" || trim(r.StudentWishes) != "",
-		"risk-formulation": trim(r.RiskFormulation) != "",
-		"safety-plan":      r.SafetyPlan != nil,
-		"trusted-contact":  st.TrustedContact != nil,
-		"context":          len(r.CurrentSupport) > 0 || r.UnderSecondaryCare != nil,
-	}
-	var out []string
-	for _, c := range gateway.DataCategories {
-		if held[c] && slices.Contains(b.in.Service.DataCategories, c) && !slices.Contains(b.rec.Consent.DataCategories, c) {
-			out = append(out, categoryDisplays[c])
-		}
+	out := make([]string, 0, len(b.in.Decision.WithheldCategories))
+	for _, c := range b.in.Decision.WithheldCategories {
+		out = append(out, categoryDisplays[c])
 	}
 	return out
 }

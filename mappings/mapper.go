@@ -7,8 +7,8 @@
 // The mapping is where the sharing decision becomes bytes, so it carries out
 // the decision and nothing else: only the data categories the decision lets
 // go are mapped, its obligations (keep-categories, drop-trusted-contact,
-// strip-fields) are applied first, a trusted contact leaves only with the
-// student's consent to it, risk scores and levels are never read, and
+// strip-fields) are applied first, the categories it says consent withheld
+// are named, risk scores and levels are never read, and
 // nothing is sent that the case record does not hold. It makes no sharing
 // decision of its own (those live in the Rego policies).
 //
@@ -94,11 +94,6 @@ func (m *Mapper) Message(ctx context.Context, in gateway.MessageInput) ([]byte, 
 		in.ContentHash = ""
 	}
 	cats := sentCategories(in.Decision)
-	if rec.Consent.Decision != "given" || !slices.Contains(rec.Consent.DataCategories, "trusted-contact") {
-		// A trusted contact the student did not consent to never
-		// travels, whatever the service declares (M-01, M-02).
-		cats = slices.DeleteFunc(cats, func(c string) bool { return c == "trusted-contact" })
-	}
 	b := newBuilder(in, rec, cats)
 	return b.message()
 }

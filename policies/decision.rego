@@ -33,7 +33,8 @@
 #    "satisfied": {{"id", "message"}},     every rule checked; empty on a deny
 #    "obligations": {{"type", "rule", "fields"?, "categories"?, "message"?}},
 #    "lawfulBases": {"article6", "article9", "dpaSchedule1"?},
-#    "dataCategories": {...}, "recipient": {"service", "odsCode", "name"}}
+#    "dataCategories": {...}, "withheldCategories": {...},
+#    "recipient": {"service", "odsCode", "name"}}
 #
 # The document holds sets, as the rules make them. The gateway presents them
 # (gateway/opa, result.go): one entry per rule id in id order, its messages
@@ -141,6 +142,7 @@ decision := {
 	"obligations": obligations_on_allow,
 	"lawfulBases": lawful_bases,
 	"dataCategories": data_categories,
+	"withheldCategories": withheld_on_allow,
 	"recipient": recipient,
 }
 
@@ -178,6 +180,12 @@ lawful_bases := object.filter(override.lawfulBasis, {"article6", "article9", "dp
 default data_categories := set()
 
 data_categories := sent_categories if allow
+
+# The categories the service needs and the record holds that the student's
+# consent withholds (M-02); the referral says so. None on a deny.
+default withheld_on_allow := set()
+
+withheld_on_allow := withheld_categories if allow
 
 recipient := {
 	"service": object.get(input, ["service", "id"], ""),

@@ -39,8 +39,11 @@ func decisionOf(v ast.Value) (*gateway.Decision, error) {
 		Route:          r.str(doc, "", "route"),
 		Obligations:    r.obligations(doc),
 		LawfulBases:    r.lawfulBases(doc),
-		DataCategories: r.categories(doc),
+		DataCategories: r.categories(doc, "dataCategories"),
 		Recipient:      r.recipient(doc),
+	}
+	if get(doc, "withheldCategories") != nil { // optional: a set that names none withholds none
+		d.WithheldCategories = r.categories(doc, "withheldCategories")
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -59,7 +62,7 @@ func decisionOf(v ast.Value) (*gateway.Decision, error) {
 		return nil, errors.New("allow is true but the lawful bases are not named (L-01)")
 	case !d.Allow && len(deny) == 0:
 		return nil, errors.New("allow is false but no rule denies")
-	case !d.Allow && (len(d.Obligations) > 0 || len(d.DataCategories) > 0):
+	case !d.Allow && (len(d.Obligations) > 0 || len(d.DataCategories) > 0 || len(d.WithheldCategories) > 0):
 		return nil, errors.New("a deny carries obligations or data categories")
 	}
 	if d.Allow {
@@ -234,15 +237,16 @@ func (r *reader) results(doc ast.Object, name string) []result {
 	return out
 }
 
-// categories reads the data categories that leave, in the order of the
-// contract's vocabulary; a category outside it is a broken policy.
-func (r *reader) categories(doc ast.Object) []string {
-	ts := r.elems(doc, "dataCategories")
+// categories reads a set of data categories (those that leave, or those
+// withheld), in the order of the contract's vocabulary; a category outside
+// it is a broken policy.
+func (r *reader) categories(doc ast.Object, key string) []string {
+	ts := r.elems(doc, key)
 	seen := make(map[string]bool, len(ts))
 	for i, t := range ts {
 		s, ok := t.Value.(ast.String)
 		if !ok || !slices.Contains(gateway.DataCategories, string(s)) {
-			r.fail(elem("dataCategories", i), "a data category", t)
+			r.fail(elem(key, i), "a data category", t)
 			return nil
 		}
 		seen[string(s)] = true
