@@ -75,11 +75,12 @@ var (
 	sqlRecordAttempt = query(`UPDATE outbox_messages SET state = ?, due_at = ?, last_error = ?,
 			response = COALESCE(?, response), updated_at = ?
 		WHERE id = ? AND state = 'leased' AND lease_id = ?
-		RETURNING referral_id, kind`)
+		RETURNING referral_id, kind, institution, case_id`)
 	sqlMessageExists = query(`SELECT COUNT(*) FROM outbox_messages WHERE id = ?`)
 	// sqlTarget reads (and on PostgreSQL locks, with its referral, so that
 	// it is ordered against PurgeContent) the message an operator acts on.
-	sqlTarget = query(`SELECT m.state, m.due_at, m.referral_id, m.kind, m.body IS NULL OR r.purged_at IS NOT NULL
+	sqlTarget = query(`SELECT m.state, m.due_at, m.referral_id, m.kind, m.body IS NULL OR r.purged_at IS NOT NULL,
+			m.institution, m.case_id
 		FROM outbox_messages m JOIN referrals r ON r.id = m.referral_id
 		WHERE m.id = ? {FOR UPDATE}`)
 	sqlOperatorRetry = query(`UPDATE outbox_messages SET state = 'pending', due_at = ?, attempts = 0,
@@ -154,9 +155,10 @@ func (db *DB) RecordAttempt(ctx context.Context, messageID, leaseID string, a ga
 	at := utc(a.At)
 	next, due := outcomeState(a, at)
 	return db.write(ctx, nil, func(t tx) error {
-		var referralID, kind string
+		var ref referralRef
+		var kind string
 		err := t.queryRow(sqlRecordAttempt, string(next), t.time(due), nullString(a.Error), nullJSON(a.Response), t.time(at),
-			messageID, leaseID).Scan(&referralID, &kind)
+			messageID, leaseID).Scan(&ref.id, &kind, &ref.institution, &ref.caseID)
 		if errors.Is(err, sql.ErrNoRows) {
 			var n int
 			if err := t.queryRow(sqlMessageExists, messageID).Scan(&n); err != nil {
@@ -170,7 +172,7 @@ func (db *DB) RecordAttempt(ctx context.Context, messageID, leaseID string, a ga
 			return err
 		}
 		if status, from := referralStatusAfter(a.Result); kind != string(gateway.KindCancel) && status != "" {
-			return setReferralStatus(t, referralID, status, from, at)
+			return setReferralStatus(t, ref, status, from, at)
 		}
 		return nil
 	})
@@ -221,13 +223,28 @@ var sqlSetStatusIn = func() []string {
 	return out
 }()
 
-func setReferralStatus(t tx, id string, to gateway.ReferralStatus, from []gateway.ReferralStatus, at time.Time) error {
-	args := []any{string(to), t.time(at), id}
+// referralRef names a referral whose status changes: its id, and the
+// institution and case id its webhook calls carry.
+type referralRef struct{ id, institution, caseID string }
+
+// setReferralStatus moves the referral to status to when it stands at one
+// of from (other than to itself) and, when it moved, queues its webhook
+// calls in the same transaction.
+func setReferralStatus(t tx, ref referralRef, to gateway.ReferralStatus, from []gateway.ReferralStatus, at time.Time) error {
+	args := []any{string(to), t.time(at), ref.id}
 	for _, s := range from {
-		args = append(args, string(s))
+		if s != to {
+			args = append(args, string(s))
+		}
 	}
-	_, err := t.exec(sqlSetStatusIn[len(from)], args...)
-	return err
+	res, err := t.exec(sqlSetStatusIn[len(args)-3], args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err
+	}
+	return t.db.enqueueWebhooksTx(t, statusEvent(ref.institution, ref.id, ref.caseID, to, at))
 }
 
 // Message implements gateway.Outbox.
@@ -273,7 +290,7 @@ func (db *DB) Retry(ctx context.Context, messageID string, op gateway.OperatorAc
 		if m.kind == string(gateway.KindCancel) {
 			return nil
 		}
-		return setReferralStatus(t, m.referralID, gateway.StatusDelivering,
+		return setReferralStatus(t, m.referral, gateway.StatusDelivering,
 			[]gateway.ReferralStatus{gateway.StatusFailed, gateway.StatusDeadLettered}, at)
 	})
 }
@@ -297,17 +314,17 @@ func (db *DB) Drop(ctx context.Context, messageID string, op gateway.OperatorAct
 		if m.kind == string(gateway.KindCancel) {
 			return nil
 		}
-		return setReferralStatus(t, m.referralID, gateway.StatusDeadLettered, deliveryStatuses[:2], at)
+		return setReferralStatus(t, m.referral, gateway.StatusDeadLettered, deliveryStatuses[:2], at)
 	})
 }
 
 // target is the message an operator acts on.
 type target struct {
-	state      gateway.MessageState
-	due        time.Time
-	referralID string
-	kind       string
-	purged     bool
+	state    gateway.MessageState
+	due      time.Time
+	referral referralRef
+	kind     string
+	purged   bool
 }
 
 func (db *DB) operate(ctx context.Context, messageID string, op gateway.OperatorAction,
@@ -319,7 +336,8 @@ func (db *DB) operate(ctx context.Context, messageID string, op gateway.Operator
 	return db.write(ctx, nil, func(t tx) error {
 		var m target
 		var state string
-		err := t.queryRow(sqlTarget, messageID).Scan(&state, timeOf{&m.due}, &m.referralID, &m.kind, &m.purged)
+		err := t.queryRow(sqlTarget, messageID).Scan(&state, timeOf{&m.due}, &m.referral.id, &m.kind, &m.purged,
+			&m.referral.institution, &m.referral.caseID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return gateway.Errorf(gateway.ENOTFOUND, "no such message")
 		} else if err != nil {

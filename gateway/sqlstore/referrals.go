@@ -198,8 +198,12 @@ func (db *DB) RecordResponse(ctx context.Context, referralID string, status gate
 		if _, err := t.exec(sqlSetResponse, string(status), nullJSON(response), t.time(at), referralID); err != nil {
 			return err
 		}
+		changed := ref.Status != status
 		ref.Status, ref.Response, ref.UpdatedAt = status, response, at
-		return nil
+		if !changed {
+			return nil
+		}
+		return db.enqueueWebhooksTx(t, statusEvent(ref.Institution, ref.ID, ref.CaseID, status, at))
 	})
 	if err != nil {
 		return gateway.StoredReferral{}, err
@@ -244,7 +248,7 @@ func (db *DB) Cancel(ctx context.Context, req gateway.CancelRequest) (gateway.St
 			return err
 		}
 		ref.Status, ref.UpdatedAt = gateway.StatusCancelled, at
-		return nil
+		return db.enqueueWebhooksTx(t, statusEvent(ref.Institution, ref.ID, ref.CaseID, ref.Status, at))
 	})
 	if err != nil {
 		return gateway.StoredReferral{}, err

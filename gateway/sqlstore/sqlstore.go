@@ -66,6 +66,9 @@ type DB struct {
 	stmts map[string]*sql.Stmt // every query, prepared on w
 	reads map[string]*sql.Stmt // the reads, prepared on r
 	keys  gateway.ChainKeys    // of the keyed decision chain (SetChainKeys)
+	// webhooks are the clients with a webhook by institution
+	// (SetWebhookClients).
+	webhooks map[string][]gateway.WebhookSubscriber
 }
 
 var _ gateway.Store = (*DB)(nil)
