@@ -96,6 +96,9 @@ type Client struct {
 	TokenSHA256 string `json:"tokenSHA256,omitempty"`
 	// CertSHA256 is the hex SHA-256 fingerprint of its client certificate.
 	CertSHA256 string `json:"certSHA256,omitempty"`
+	// Webhook, for a submitter, is where the gateway tells it of its
+	// institution's referrals' changes (webhook.go).
+	Webhook *Webhook `json:"webhook,omitempty"`
 }
 
 // Conformance configures FHIR validation.
@@ -340,6 +343,9 @@ func (c *Config) validateClients(services map[string]bool) error {
 			return fmt.Errorf("%s.institution %q: not a UKPRN", at, cl.Institution)
 		case cl.TokenSHA256 == "" && cl.CertSHA256 == "":
 			return fmt.Errorf("%s: give tokenSHA256 or certSHA256", at)
+		}
+		if err := validateWebhook(at, cl, c.Demo); err != nil {
+			return err
 		}
 		for _, s := range cl.Services {
 			if s != "*" && !services[s] {
