@@ -111,6 +111,7 @@ func (s *Server) router() *mux.Router {
 		r.HandleFunc("/v1/policy/rules", s.handleRules).Methods(http.MethodGet)
 	}
 	s.auditRoutes(r)
+	s.webhookRoutes(r)
 	return r
 }
 

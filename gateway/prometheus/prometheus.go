@@ -1,6 +1,7 @@
 // Package prometheus exposes the gateway's metrics in the Prometheus text
 // format at /metrics: requests and their latency, decisions by outcome and by
-// rule, deliveries, the outbox queue, and messages stopped by the output gate.
+// rule, deliveries, the outbox queue, webhook calls and their queue, and
+// messages stopped by the output gate.
 // Operators alert on these; none carries personal data, only route
 // templates, rule ids, service ids and counts.
 package prometheus
@@ -28,6 +29,7 @@ type Metrics struct {
 	decisions       *prometheus.CounterVec
 	ruleDenials     *prometheus.CounterVec
 	deliveries      *prometheus.CounterVec
+	webhooks        *prometheus.CounterVec
 	invalidMessages prometheus.Counter
 }
 
@@ -54,10 +56,13 @@ func New(queue QueueStats) *Metrics {
 	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gateway_deliveries_total", Help: "Delivery attempts by service and result (delivered, retry, failed, dead-lettered).",
 	}, []string{"service", "result"})
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_webhook_calls_total", Help: "Webhook call attempts by result (delivered, retry, dead).",
+	}, []string{"result"})
 	m.invalidMessages = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gateway_output_gate_rejections_total", Help: "Messages the gateway built that failed validation and were not sent (a mapping bug).",
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.decisions, m.ruleDenials, m.deliveries, m.invalidMessages,
+	m.reg.MustRegister(m.requests, m.latency, m.decisions, m.ruleDenials, m.deliveries, m.webhooks, m.invalidMessages,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queue != nil {
 		m.reg.MustRegister(&queueCollector{stats: queue,
@@ -96,6 +101,40 @@ func (m *Metrics) ObserveEvaluation(ev *gateway.Evaluation, dryRun bool) {
 // ObserveDelivery counts one delivery attempt's result.
 func (m *Metrics) ObserveDelivery(service, result string) {
 	m.deliveries.WithLabelValues(service, result).Inc()
+}
+
+// ObserveWebhook counts one webhook call attempt's result.
+func (m *Metrics) ObserveWebhook(result string) { m.webhooks.WithLabelValues(result).Inc() }
+
+// WebhookCounts reports the webhook queue for its gauges, read at scrape
+// time.
+type WebhookCounts func(ctx context.Context) (pending, dead int, err error)
+
+// WatchWebhooks adds the gauges of the webhook queue: the calls waiting and
+// the dead letter, which an operator alerts on (a university's system is
+// not being told of its referrals' changes).
+func (m *Metrics) WatchWebhooks(counts WebhookCounts) {
+	m.reg.MustRegister(&webhookCollector{counts: counts,
+		desc: prometheus.NewDesc("gateway_webhook_queue", "Webhook calls by state (pending, dead).", []string{"state"}, nil)})
+}
+
+type webhookCollector struct {
+	counts WebhookCounts
+	desc   *prometheus.Desc
+}
+
+func (w *webhookCollector) Describe(ch chan<- *prometheus.Desc) { ch <- w.desc }
+
+func (w *webhookCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	pending, dead, err := w.counts(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(w.desc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(w.desc, prometheus.GaugeValue, float64(pending), "pending")
+	ch <- prometheus.MustNewConstMetric(w.desc, prometheus.GaugeValue, float64(dead), "dead")
 }
 
 // ObserveInvalidMessage counts a message stopped by the output gate.

@@ -19,6 +19,8 @@ func TestExposition(t *testing.T) {
 	}}}, false)
 	m.ObserveDelivery("u-cope", "delivered")
 	m.ObserveInvalidMessage(nil)
+	m.ObserveWebhook("retry")
+	m.WatchWebhooks(func(context.Context) (int, int, error) { return 3, 2, nil })
 	rr := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rr, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rr.Body)
@@ -32,6 +34,9 @@ func TestExposition(t *testing.T) {
 		`gateway_output_gate_rejections_total 1`,
 		`gateway_outbox_depth 7`,
 		`gateway_outbox_oldest_age_seconds 90`,
+		`gateway_webhook_calls_total{result="retry"} 1`,
+		`gateway_webhook_queue{state="pending"} 3`,
+		`gateway_webhook_queue{state="dead"} 2`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
