@@ -20,6 +20,8 @@ Usage:
   gateway validate [--definitions DIR|RULES] FILE...   check FHIR resources; one OperationOutcome per file
   gateway outbox list [--state S] | retry ID --reason T | drop ID --reason T
                                                        inspect and steer the delivery queue
+  gateway webhooks list [--institution UKPRN] [--json] | retry ID
+                                                       the webhook calls given up on (dead letter); queue one again
   gateway backup [--config FILE] OUTPUT.db             consistent online copy of the SQLite store
   gateway audit verify [--config FILE] [--institution UKPRN] [--checkpoints DIR]
                                                        check the decision chains against the signed checkpoints;
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdValidate(ctx, args[1:], stdout, stderr)
 	case "outbox":
 		return cmdOutbox(ctx, args[1:], stdout, stderr)
+	case "webhooks":
+		return cmdWebhooks(ctx, args[1:], stdout, stderr)
 	case "backup":
 		return cmdBackup(ctx, args[1:], stdout, stderr)
 	case "audit":

@@ -119,6 +119,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	api.Intake.Queued = worker.Notify
 	g.Go(func() error { return worker.Run(ctx) })
+	if err := startWebhooks(ctx, g, a, store, metrics); err != nil {
+		return err
+	}
 	g.Go(func() error {
 		return runRetention(ctx, a.log.With(zap.String("component", "retention")), store, a.cfg.Retention)
 	})

@@ -31,7 +31,9 @@ func openStore(ctx context.Context, c config.Store) (gateway.Store, error) {
 // keyedStore is a store whose decision chains are keyed (gateway/sqlstore).
 type keyedStore interface {
 	gateway.Store
+	gateway.Webhooks
 	SetChainKeys(gateway.ChainKeys)
+	SetWebhookClients(map[string][]gateway.WebhookSubscriber)
 	StartKeyedSegments(ctx context.Context, at time.Time) ([]string, error)
 }
 
@@ -89,6 +91,9 @@ func configStore(ctx context.Context, path string) (*config.Config, keyedStore, 
 	if err != nil {
 		return nil, nil, err
 	}
+	// An operator's retry or drop changes a referral's status: its
+	// webhook calls are queued as the server would queue them.
+	store.SetWebhookClients(cfg.WebhookSubscribers())
 	return cfg, store, nil
 }
 
