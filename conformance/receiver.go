@@ -74,6 +74,12 @@ type Receiver struct {
 	// an *http.Client with a 30 s timeout.
 	Client  Doer
 	Message Message
+	// Callbacks, when set, collects the response messages the receiver
+	// posts back (it must be configured to post to where they are
+	// served): the response-message check then waits up to CallbackWait
+	// (default 30 s) for its answer to the accepted referral.
+	Callbacks    *Callbacks
+	CallbackWait time.Duration
 }
 
 // Doer sends one HTTP request.
@@ -141,8 +147,12 @@ func CheckReceiver(ctx context.Context, rc Receiver, o Options) *Report {
 		client = rc.Client
 	}
 	url := ProcessMessageURL(rc.Endpoint)
-	p := &poster{ctx: ctx, client: client, url: url, token: rc.Token, msg: rc.Message, validator: o.validator()}
-	all := receiverChecks()
+	p := &poster{ctx: ctx, client: client, url: url, token: rc.Token, msg: rc.Message, validator: o.validator(),
+		callbacks: rc.Callbacks, callbackWait: rc.CallbackWait}
+	if p.callbackWait <= 0 {
+		p.callbackWait = 30 * time.Second
+	}
+	all := receiverChecks(rc.Callbacks != nil)
 	return runCases(ctx, "receiver", url, o, len(all), func(i int) Case {
 		start := time.Now()
 		c := all[i].run(p)
@@ -152,16 +162,17 @@ func CheckReceiver(ctx context.Context, rc Receiver, o Options) *Report {
 	})
 }
 
-// ReceiverCheckNames lists the checks CheckReceiver makes, in order.
-func ReceiverCheckNames() []string {
+// ReceiverCheckNames lists the checks CheckReceiver makes, in order;
+// withCallbacks, those it makes when it collects response messages.
+func ReceiverCheckNames(withCallbacks bool) []string {
 	var out []string
-	for _, ch := range receiverChecks() {
+	for _, ch := range receiverChecks(withCallbacks) {
 		out = append(out, ch.name)
 	}
 	return out
 }
 
-func receiverChecks() []receiverCheck {
+func receiverChecks(withCallbacks bool) []receiverCheck {
 	checks := []receiverCheck{
 		{"accepts-valid-message", "A valid BaRS message (the gateway's mapping of an example case, with the BaRS headers the gateway sends) is accepted with a 2xx.", (*poster).acceptsValid},
 		{"repeat-is-idempotent", "The same message again with the same X-Request-Id, as the gateway sends it after a lost answer, is not processed a second time: 409 with a duplicate OperationOutcome (REC_CONFLICT), or a 2xx that replays the first answer.", (*poster).repeat},
@@ -173,6 +184,11 @@ func receiverChecks() []receiverCheck {
 	for _, h := range BaRSHeaders {
 		checks = append(checks, receiverCheck{"missing-header/" + h, "A valid message without the " + h + " header is refused with 400 and an OperationOutcome with a BaRS error code.",
 			refused(func(q *post) { q.header.Del(h) }, "answered 400", http.StatusBadRequest)})
+	}
+	if withCallbacks {
+		checks = append(checks, receiverCheck{"response-message", "The receiver answers the accepted referral with a BaRS response message posted to the sender's $process-message: " +
+			"a message Bundle whose MessageHeader has the event servicerequest-response, response.identifier naming the request and response.code ok, transient-error or fatal-error, " +
+			"focused on the ServiceRequest with the referral's identifiers, with the BaRS headers and the referral's X-Correlation-Id.", (*poster).responseMessage})
 	}
 	return checks
 }
@@ -189,6 +205,9 @@ type poster struct {
 
 	first     *post // the first valid post, when it was accepted
 	firstBody []byte
+
+	callbacks    *Callbacks // nil: response messages are not checked
+	callbackWait time.Duration
 }
 
 // post is one request to send.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ const conformanceUsage = `usage:
   gateway conformance run [--target URL --token UKPRN=TOKEN ...] [--scenarios DIR] [--run REGEXP]
                           [--junit FILE] [--testreport FILE] [--config FILE]
   gateway conformance receiver [--endpoint URL] [--token TOKEN] [--service ID]
+                          [--callback-listen HOST:PORT [--callback-wait D]]
                           [--junit FILE] [--testreport FILE] [--config FILE]
 `
 
@@ -259,6 +261,9 @@ func conformanceReceiver(ctx context.Context, args []string, stdout, stderr io.W
 	service := fs.String("service", "", "registry `id` of the service whose target identifier the message names (default: the first service)")
 	cfgPath := fs.String("config", "", "configuration `file` (default: the embedded gateway.example.yaml)")
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit of each request")
+	callbackListen := fs.String("callback-listen", "", "also check the receiver's response messages: listen on `host:port` for them "+
+		"(configure the receiver to post its responses to http://host:port/fhir/$process-message)")
+	callbackWait := fs.Duration("callback-wait", 30*time.Second, "how long to wait for the response message")
 	var out reportFlags
 	out.register(fs)
 	if err := parseNoArgs(fs, args, conformanceUsage, stderr); err != nil {
@@ -291,7 +296,29 @@ func conformanceReceiver(ctx context.Context, args []string, stdout, stderr io.W
 		return err
 	}
 	fmt.Fprintf(stdout, "message: scenario %s, addressed to %s (%s|%s)\n", msg.Scenario, svc.ID, svc.Target.System, svc.Target.Value)
+	rc := conformance.Receiver{Endpoint: *endpoint, Token: *token, Client: client, Message: msg, CallbackWait: *callbackWait}
+	if *callbackListen != "" {
+		stop, err := listenCallbacks(ctx, *callbackListen, &rc, stdout)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	p := conformance.Printer{W: stdout, TTY: isTerminal(stdout)}
-	rep := conformance.CheckReceiver(ctx, conformance.Receiver{Endpoint: *endpoint, Token: *token, Client: client, Message: msg}, conformance.Options{Progress: p.Case})
+	rep := conformance.CheckReceiver(ctx, rc, conformance.Options{Progress: p.Case})
 	return out.write(rep, stdout)
+}
+
+// listenCallbacks serves the receiver's response messages on addr for the
+// run, collected into rc.Callbacks; stop shuts the listener.
+func listenCallbacks(ctx context.Context, addr string, rc *conformance.Receiver, stdout io.Writer) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &exitStatus{code: exitFailure, err: fmt.Errorf("--callback-listen: %w", err)}
+	}
+	rc.Callbacks = conformance.NewCallbacks()
+	srv := &http.Server{Handler: rc.Callbacks.Handler(), ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	go func() { _ = srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "response messages: listening on http://%s/fhir/$process-message\n", ln.Addr())
+	return func() { _ = srv.Close() }, nil
 }
