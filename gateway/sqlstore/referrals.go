@@ -258,7 +258,9 @@ func (db *DB) Cancel(ctx context.Context, req gateway.CancelRequest) (gateway.St
 
 // PurgeContent implements gateway.Store: the referrals chosen, then the
 // messages of just those referrals, in one transaction. (A message put back
-// in the queue by an operator meanwhile keeps its body.)
+// in the queue by an operator meanwhile keeps its body.) Webhook calls
+// delivered before the cut-off go too: they hold no content, but would
+// otherwise pile up forever; dead ones stay for an operator.
 func (db *DB) PurgeContent(ctx context.Context, before, now time.Time) (int, error) {
 	var n int
 	err := db.write(ctx, nil, func(t tx) error {
@@ -285,7 +287,8 @@ func (db *DB) PurgeContent(ctx context.Context, before, now time.Time) (int, err
 			}
 		}
 		n = len(ids)
-		return nil
+		_, err = t.exec(sqlPurgeWebhooks, t.time(before))
+		return err
 	})
 	return n, err
 }

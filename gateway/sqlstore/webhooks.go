@@ -55,6 +55,7 @@ var (
 		lease_id = NULL, updated_at = ? WHERE id = ? AND state = 'dead'`)
 	sqlDeadWebhooks = read(`SELECT ` + webhookCols + ` FROM webhook_calls
 		WHERE state = 'dead' AND (? = '' OR institution = ?) ORDER BY seq LIMIT ?`)
+	sqlPurgeWebhooks = query(`DELETE FROM webhook_calls WHERE state = 'delivered' AND delivered_at < ?`)
 	sqlWebhookCounts = read(`SELECT state, COUNT(*) FROM webhook_calls WHERE state IN ('pending', 'dead') GROUP BY state`)
 )
 

@@ -154,6 +154,10 @@ func testWebhookQueue(t *testing.T, open func(testing.TB) *store) {
 	if len(back) != 1 || back[0].ID != failing.ID || back[0].Attempts != 1 {
 		t.Fatalf("requeued call %+v, want attempts counted afresh", back)
 	}
+	// Retention deletes the delivered call, not the one still queued.
+	must[int](t)(s.PurgeContent(ctx, t0.Add(time.Minute), t0.Add(48*time.Hour)))
+	wantCode(t, s.db.RequeueWebhook(ctx, done.ID, next), gateway.ENOTFOUND)
+	wantCode(t, s.db.RequeueWebhook(ctx, failing.ID, next), gateway.ECONFLICT) // pending, still there
 }
 
 func must2(t *testing.T) func(a, b int, err error) (int, int) {
