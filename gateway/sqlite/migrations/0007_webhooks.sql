@@ -3,6 +3,8 @@
 -- that a notification is never lost to a crash. The dispatcher leases a due
 -- row by pushing next_attempt_at ahead under a fresh lease_id. The row holds
 -- ids, statuses and times only: no clinical content, no personal data.
+-- payload is the call's JSON body as queued (attempt 0); each attempt sends it
+-- with its own attempt number.
 CREATE TABLE webhook_calls (
     seq              INTEGER PRIMARY KEY AUTOINCREMENT,
     id               TEXT NOT NULL UNIQUE,
