@@ -154,6 +154,13 @@ func testWebhookQueue(t *testing.T, open func(testing.TB) *store) {
 	if len(back) != 1 || back[0].ID != failing.ID || back[0].Attempts != 1 {
 		t.Fatalf("requeued call %+v, want attempts counted afresh", back)
 	}
+	// A dispatcher that dies mid-post loses its lease when it runs out:
+	// the call is claimed again, the attempt counted, the old lease void.
+	late := claimWebhooks(t, s, next.Add(time.Hour+time.Minute))
+	if len(late) != 1 || late[0].ID != failing.ID || late[0].Attempts != 2 || late[0].LeaseID == back[0].LeaseID {
+		t.Fatalf("after the lease ran out: %+v", late)
+	}
+	wantCode(t, s.db.CompleteWebhook(ctx, failing.ID, back[0].LeaseID, next), gateway.ECONFLICT)
 	// Retention deletes the delivered call, not the one still queued.
 	must[int](t)(s.PurgeContent(ctx, t0.Add(time.Minute), t0.Add(48*time.Hour)))
 	wantCode(t, s.db.RequeueWebhook(ctx, done.ID, next), gateway.ENOTFOUND)

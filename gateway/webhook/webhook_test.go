@@ -268,3 +268,23 @@ func TestUnreachable(t *testing.T) {
 		t.Fatalf("dead call %+v", c)
 	}
 }
+
+// TestNotConfigured: a call whose client has no webhook any more is tried
+// until its attempts run out, then dead as not-configured, posting nothing.
+func TestNotConfigured(t *testing.T) {
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	f := newFixture(t, srv.URL, 3)
+	var err error
+	f.d, err = webhook.New(webhook.Options{Store: f.store, Settings: webhook.DefaultSettings(),
+		Endpoints: []webhook.Endpoint{{ClientID: "another-client", URL: srv.URL, Secret: secret}},
+		Now:       func() time.Time { return f.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dispatchUntil(t, func() bool { return len(f.dead(t)) == 1 })
+	if c := f.dead(t)[0]; c.LastErrorClass != "not-configured" || c.Attempts != 8 || rc.calls() != 0 {
+		t.Fatalf("dead call %+v after %d posts", c, rc.calls())
+	}
+}
