@@ -56,7 +56,10 @@ var (
 	sqlDeadWebhooks = read(`SELECT ` + webhookCols + ` FROM webhook_calls
 		WHERE state = 'dead' AND (? = '' OR institution = ?) ORDER BY seq LIMIT ?`)
 	sqlPurgeWebhooks = query(`DELETE FROM webhook_calls WHERE state = 'delivered' AND delivered_at < ?`)
-	sqlWebhookCounts = read(`SELECT state, COUNT(*) FROM webhook_calls WHERE state IN ('pending', 'dead') GROUP BY state`)
+	// sqlWebhookCounts counts each state on its partial index, not by
+	// reading the delivered calls too.
+	sqlWebhookCounts = read(`SELECT (SELECT COUNT(*) FROM webhook_calls WHERE state = 'pending'),
+		(SELECT COUNT(*) FROM webhook_calls WHERE state = 'dead')`)
 )
 
 // enqueueWebhooksTx queues, in t, a call of e for each client of e's
@@ -228,22 +231,6 @@ func (db *DB) RequeueWebhook(ctx context.Context, id string, at time.Time) error
 
 // WebhookCounts implements gateway.Webhooks.
 func (db *DB) WebhookCounts(ctx context.Context) (pending, dead int, err error) {
-	rows, err := db.query(ctx, sqlWebhookCounts)
-	if err != nil {
-		return 0, 0, db.mapErr(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var s string
-		var n int
-		if err := rows.Scan(&s, &n); err != nil {
-			return 0, 0, db.mapErr(err)
-		}
-		if s == string(gateway.WebhookDead) {
-			dead = n
-		} else {
-			pending = n
-		}
-	}
-	return pending, dead, db.mapErr(rows.Err())
+	err = db.queryRow(ctx, sqlWebhookCounts).Scan(&pending, &dead)
+	return pending, dead, db.mapErr(err)
 }
