@@ -130,6 +130,9 @@ func (p *poster) responseMessage() Case {
 // request is what a response must refer to in the referral sent.
 type request struct {
 	bundleID, headerID string
+	// source is the request's MessageHeader.source.endpoint, where the
+	// response is addressed.
+	source string
 	// srIdentifiers are the ServiceRequest's identifiers, system|value.
 	srIdentifiers []string
 }
@@ -169,6 +172,12 @@ type resource struct {
 	Sender *struct {
 		Reference string `json:"reference"`
 	} `json:"sender"`
+	Source struct {
+		Endpoint string `json:"endpoint"`
+	} `json:"source"`
+	Destination []struct {
+		Endpoint string `json:"endpoint"`
+	} `json:"destination"`
 }
 
 // resolve is the entry whose fullUrl is ref.
@@ -199,7 +208,7 @@ func readRequest(body []byte) request {
 	_ = json.Unmarshal(body, &m)
 	out := request{bundleID: m.ID}
 	if mh, ok := m.header(); ok {
-		out.headerID = mh.ID
+		out.headerID, out.source = mh.ID, mh.Source.Endpoint
 		if len(mh.Focus) > 0 {
 			if sr, ok := m.resolve(mh.Focus[0].Reference); ok {
 				for _, id := range sr.Identifier {
@@ -262,6 +271,12 @@ func checkResponse(cs *checks, cb Callback, req request, correlationID string) {
 	cs.add("MessageHeader.response.identifier is the request's id (its Bundle id; its MessageHeader id, FHIR R4's reading, is also taken)",
 		r.identifier != "" && slices.Contains(req.ids(), r.identifier),
 		fmt.Sprintf("got %q; the request's Bundle id is %s", r.identifier, req.bundleID))
+	var dest string
+	if len(r.mh.Destination) > 0 {
+		dest = r.mh.Destination[0].Endpoint
+	}
+	cs.add("MessageHeader.destination.endpoint is the request's source.endpoint (the sender answered)", dest != "" && dest == req.source,
+		fmt.Sprintf("got %q; the request came from %q", dest, req.source))
 	code := ""
 	if r.mh.Response != nil {
 		code = r.mh.Response.Code

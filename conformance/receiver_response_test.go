@@ -50,6 +50,9 @@ func TestResponseMessage(t *testing.T) {
 		{name: "a response to another message", spoil: func(m map[string]any, _ http.Header) {
 			header(m)["response"].(map[string]any)["identifier"] = "0c4a1b5e-0000-4000-8000-000000000000"
 		}, fail: "MessageHeader.response.identifier"},
+		{name: "addressed to someone else", spoil: func(m map[string]any, _ http.Header) {
+			header(m)["destination"] = []any{map[string]any{"endpoint": "https://fhir.nhs.uk/Id/dos-service-id|999"}}
+		}, fail: "MessageHeader.destination.endpoint"},
 		{name: "a response code outside FHIR's", spoil: func(m map[string]any, _ http.Header) {
 			header(m)["response"].(map[string]any)["code"] = "accepted"
 		}, fail: "MessageHeader.response.code"},
