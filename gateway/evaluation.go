@@ -309,25 +309,29 @@ type reReferral struct {
 	services int
 }
 
-// reReferrals computes reReferral for each case (by index) from all cases,
-// the look-back included.
-func reReferrals(cases []CaseFacts) []reReferral {
+// reReferrals computes reReferral for each case of cases whose index is in
+// inScope, from those cases only, the look-back included.
+func reReferrals(cases []CaseFacts, inScope []int) []reReferral {
 	out := make([]reReferral, len(cases))
 	byStudent := map[string][]int{}
-	for i, c := range cases {
-		if c.Student != "" {
-			byStudent[c.Student] = append(byStudent[c.Student], i)
+	for _, i := range inScope {
+		if st := cases[i].Student; st != "" {
+			byStudent[st] = append(byStudent[st], i)
 		}
 	}
 	for _, idx := range byStudent {
 		slices.SortFunc(idx, func(a, b int) int { return cases[a].ReferredAt.Compare(cases[b].ReferredAt) })
 		for k, i := range idx {
-			services := map[string]bool{cases[i].Service: true}
+			var services []string
 			for j := k - 1; j >= 0 && cases[i].ReferredAt.Sub(cases[idx[j]].ReferredAt) <= ReReferralWindow; j-- {
-				services[cases[idx[j]].Service] = true
-				out[i].again = true
+				if services == nil {
+					services = []string{cases[i].Service}
+				}
+				if !slices.Contains(services, cases[idx[j]].Service) {
+					services = append(services, cases[idx[j]].Service)
+				}
 			}
-			out[i].services = len(services)
+			out[i] = reReferral{again: services != nil, services: len(services)}
 		}
 	}
 	return out
@@ -391,13 +395,14 @@ const (
 // earlier ones and those of other services, serve only to find the students
 // referred again.
 func BuildReport(facts EvaluationFacts, scope EvaluationScope, q EvaluationQuery) *EvaluationReport {
-	var cases []CaseFacts
-	for _, c := range facts.Cases {
-		if slices.Contains(scope.Institutions, c.Institution) && slices.Contains(scope.Services, c.Service) {
-			cases = append(cases, c)
+	cases := facts.Cases
+	var inScope []int
+	for i := range cases {
+		if slices.Contains(scope.Institutions, cases[i].Institution) && slices.Contains(scope.Services, cases[i].Service) {
+			inScope = append(inScope, i)
 		}
 	}
-	again := reReferrals(cases)
+	again := reReferrals(cases, inScope)
 	if q.Service != "" {
 		scope.Services = []string{q.Service}
 	}
@@ -426,16 +431,35 @@ func BuildReport(facts EvaluationFacts, scope EvaluationScope, q EvaluationQuery
 			groups = append(groups, row)
 		}
 	}
+	// Each case counts in six groups: its period's and the total's, each
+	// over the whole scope, its institution and its service.
+	periodAt, instRow, svcRow := map[string]int{}, map[string]int{}, map[string]int{}
+	for i, p := range periods {
+		periodAt[p] = i * len(rows)
+	}
+	for r, row := range rows {
+		switch {
+		case row.institution != "":
+			instRow[row.institution] = r
+		case row.service != "":
+			svcRow[row.service] = r
+		}
+	}
+	total := periodAt[TotalPeriod]
 	rules, outcomes := map[string]bool{}, map[string]bool{}
-	for i, c := range cases {
+	for _, i := range inScope {
+		c := &cases[i]
 		if c.ReferredAt.Before(q.From) || !c.ReferredAt.Before(q.To) || !slices.Contains(scope.Services, c.Service) {
 			continue
 		}
-		p := periodOf(q.GroupBy, c.ReferredAt)
-		for g := range groups {
-			grp := &groups[g]
-			if (grp.period == p || grp.period == TotalPeriod) && cmp.Or(grp.institution, c.Institution) == c.Institution && cmp.Or(grp.service, c.Service) == c.Service {
-				grp.add(c, again[i])
+		keys := caseKeys(*c)
+		for _, base := range []int{periodAt[periodOf(q.GroupBy, c.ReferredAt)], total} {
+			groups[base].add(c, keys, again[i])
+			if r, ok := instRow[c.Institution]; ok {
+				groups[base+r].add(c, keys, again[i])
+			}
+			if r, ok := svcRow[c.Service]; ok {
+				groups[base+r].add(c, keys, again[i])
 			}
 		}
 		for _, id := range c.RefusedBy {
@@ -451,22 +475,30 @@ func BuildReport(facts EvaluationFacts, scope EvaluationScope, q EvaluationQuery
 	return r
 }
 
-// add counts case c (and whether it came again) into the group.
-func (g *rawGroup) add(c CaseFacts, again reReferral) {
-	g.counts[kReferrals]++
-	g.counts[kRoute+cmp.Or(c.Route, RouteUnstated)]++
-	g.counts[kOutcome+c.Outcome]++
+// caseKeys are the counts case c adds to, in every group it is in.
+func caseKeys(c CaseFacts) []string {
+	keys := []string{kReferrals, kRoute + cmp.Or(c.Route, RouteUnstated), kOutcome + c.Outcome}
 	if !c.Allowed {
-		g.counts[kRefused]++
+		keys = append(keys, kRefused)
 		for _, id := range c.RefusedBy {
-			g.counts[kRule+id]++
+			keys = append(keys, kRule+id)
 		}
-	} else {
-		g.counts[kAllowed]++
+		return keys
+	}
+	keys = append(keys, kAllowed)
+	for _, cat := range c.Categories {
+		keys = append(keys, kCategory+cat)
+	}
+	return keys
+}
+
+// add counts case c, whose counts are keys, into the group.
+func (g *rawGroup) add(c *CaseFacts, keys []string, again reReferral) {
+	for _, k := range keys {
+		g.counts[k]++
+	}
+	if c.Allowed {
 		g.allowed++
-		for _, cat := range c.Categories {
-			g.counts[kCategory+cat]++
-		}
 	}
 	days := func(t time.Time) float64 { return t.Sub(c.ReferredAt).Hours() / 24 }
 	if !c.AcknowledgedAt.IsZero() {

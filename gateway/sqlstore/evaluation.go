@@ -2,8 +2,11 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"time"
+
+	// The v2 decoder reads the bodies about twice as fast as
+	// encoding/json; a report reads every decision of its institutions.
+	"github.com/go-json-experiment/json"
 
 	"github.com/student-mh-referrals/gateway/gateway"
 )
