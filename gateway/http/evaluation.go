@@ -189,7 +189,7 @@ const chartDefs = `<defs>
 // svg opens a chart with its accessible name and description.
 func svg(b *strings.Builder, id string, w, h int, title, desc string) {
 	fmt.Fprintf(b, `<svg class="chart" id="%s" viewBox="0 0 %d %d" width="100%%" role="img" aria-labelledby="%[1]s-t %[1]s-d" xmlns="http://www.w3.org/2000/svg" font-family="Arial, sans-serif" font-size="13">`, id, w, h)
-	fmt.Fprintf(b, `<title id="%s-t">%s</title><desc id="%[1]s-d">%s</desc>%s`, id, html.EscapeString(title), html.EscapeString(desc), chartDefs)
+	fmt.Fprintf(b, `<title id="%[1]s-t">%[2]s</title><desc id="%[1]s-d">%[3]s</desc>%[4]s`, id, html.EscapeString(title), html.EscapeString(desc), chartDefs)
 }
 
 func text(b *strings.Builder, x, y int, anchor, s string) {
