@@ -23,7 +23,7 @@ import (
 // with the clock set to when it happened. Then the seed plays the receiving
 // services: it delivers each message and acknowledges, rejects or leaves it
 // unanswered, and the universities cancel a few. It runs only on a demo
-// configuration, and only on a store with no decisions yet.
+// configuration, and only on a store that holds no university's decision.
 
 // demoRef is the time the example case records were written for (the
 // evaluate goldens' --at): the seed shifts every date in a record by the
@@ -103,10 +103,16 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer store.Close()
-	if heads, err := store.Chains(ctx); err != nil {
+	heads, err := store.Chains(ctx)
+	if err != nil {
 		return err
-	} else if len(heads) > 0 {
-		return &exitStatus{code: exitFailure, err: fmt.Errorf("demo seed: the store already holds decisions; seed an empty demo store (remove %s first)", a.cfg.Store.Path)}
+	}
+	for _, h := range heads {
+		// The gateway's own chain (policy reloads, retention runs) may
+		// have records from an earlier `make run`; a university's may not.
+		if h.Institution != gateway.GatewayChain && h.Seq > 0 {
+			return &exitStatus{code: exitFailure, err: fmt.Errorf("demo seed: the store already holds decisions; seed an empty demo store (remove %s first)", a.cfg.Store.Path)}
+		}
 	}
 	s := &demoSeeder{rng: rand.New(rand.NewPCG(*seed, 2026)), store: store}
 	s.intake = &gateway.Intake{Evaluator: a.evaluator, Store: store, PseudonymKey: key, Now: func() time.Time { return s.now }}
