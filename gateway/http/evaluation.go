@@ -67,6 +67,7 @@ func wantsCSV(r *http.Request) bool {
 }
 
 func (s *Server) handleEvaluation(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Vary", "Accept")
 	rep, err := s.report(r)
 	if err != nil {
 		return err
@@ -85,7 +86,6 @@ func writeCSV(w http.ResponseWriter, rep *gateway.EvaluationReport, attachment b
 		return gateway.Internal(err)
 	}
 	w.Header().Set("Content-Type", MediaCSV+"; charset=utf-8; header=present")
-	w.Header().Set("Vary", "Accept")
 	if attachment {
 		w.Header().Set("Content-Disposition", `attachment; filename="evaluation-`+rep.From.Format("2006-01-02")+`-`+rep.To.Format("2006-01-02")+`.csv"`)
 	}
