@@ -223,15 +223,15 @@ func (e *Evaluations) Scope(c *Client) (EvaluationScope, error) {
 
 // Report computes the figures of q for client c.
 func (e *Evaluations) Report(ctx context.Context, c *Client, q EvaluationQuery) (*EvaluationReport, error) {
+	if e == nil || e.Source == nil {
+		return nil, Errorf(EUNAVAILABLE, "the evaluation figures are not available: no store is configured")
+	}
 	scope, err := e.Scope(c)
 	if err != nil {
 		return nil, err
 	}
 	if q.Service != "" && !slices.Contains(scope.Services, q.Service) {
 		return nil, badSearch("service", "service is not one of the services these figures cover: "+strings.Join(scope.Services, ", "))
-	}
-	if e == nil || e.Source == nil {
-		return nil, Errorf(EUNAVAILABLE, "the evaluation figures are not available: no store is configured")
 	}
 	facts, err := e.Source.EvaluationFacts(ctx, scope.Institutions, q.From.Add(-ReReferralWindow), q.To)
 	if err != nil {
