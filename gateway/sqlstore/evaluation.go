@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	// The v2 decoder reads the bodies about twice as fast as
@@ -27,17 +28,24 @@ var _ gateway.EvaluationSource = (*DB)(nil)
 
 // evalEntry is the part of a decision record body the figures read.
 type evalEntry struct {
-	Type           string               `json:"type"`
-	DryRun         bool                 `json:"dryRun"`
-	CaseID         string               `json:"caseId"`
-	Student        string               `json:"student"`
-	Allow          bool                 `json:"allow"`
-	Route          string               `json:"route"`
-	Rules          []gateway.RuleResult `json:"rules"`
-	DataCategories []string             `json:"dataCategories"`
+	Type           string     `json:"type"`
+	DryRun         bool       `json:"dryRun"`
+	CaseID         string     `json:"caseId"`
+	Student        string     `json:"student"`
+	Allow          bool       `json:"allow"`
+	Route          string     `json:"route"`
+	Rules          []evalRule `json:"rules"`
+	DataCategories []string   `json:"dataCategories"`
 	Recipient      struct {
 		Service string `json:"service"`
 	} `json:"recipient"`
+}
+
+// evalRule is a rule of a decision without its message, which the
+// figures never need.
+type evalRule struct {
+	ID     string `json:"id"`
+	Effect string `json:"effect"`
 }
 
 // evalCase is a case as its decisions are read.
@@ -113,7 +121,7 @@ func (db *DB) evalDecisions(ctx context.Context, inst string, to time.Time) (map
 	var order []string
 	for rows.Next() {
 		var at time.Time
-		var body []byte
+		var body sql.RawBytes // valid until Next; the decoder copies what it keeps
 		if err := rows.Scan(timeOf{&at}, &body); err != nil {
 			return nil, nil, db.mapErr(err)
 		}
