@@ -2,6 +2,7 @@
 #
 #   make run    build and start the gateway on 127.0.0.1:8080 with the sandbox
 #               NHS receiver on 127.0.0.1:8081 (embedded example configuration)
+#   make demo-seed  fill the demo store with a year of invented referrals
 #   make test   everything CI runs: lint, Go tests (policies included), and the
 #               cross-check of emitted FHIR against ../shared/fhircheck
 
@@ -15,7 +16,7 @@ VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -X main.version=$(VERSION)
 FUZZTIME   ?= 1000x
 
-.PHONY: all build run test test-go lint fmt bench fuzz fhircheck opa clean
+.PHONY: all build run demo-seed test test-go lint fmt bench fuzz fhircheck opa clean
 
 all: build
 
@@ -24,6 +25,11 @@ build:
 
 run: build
 	$(BIN)/gateway serve --sandbox --config gateway.example.yaml
+
+# demo-seed fills the demo store (data/gateway.db) with a year of invented
+# referrals for the Evaluation tab; then make run (docs/evaluation.md).
+demo-seed: build
+	$(BIN)/gateway demo seed --config gateway.example.yaml
 
 test: lint fhircheck test-go fuzz
 

@@ -12,10 +12,13 @@ const (
 	RoleAuditor   = "ig-auditor" // reads its institution's decisions and audit trail
 	RoleAdmin     = "admin"      // operates the gateway (outbox, reloads, retention)
 	RoleReceiver  = "receiver"   // an NHS service posting BaRS response messages
+	// RolePartnershipEvaluator reads the evaluation figures of one
+	// partnership of institutions and services, and never a record.
+	RolePartnershipEvaluator = "partnership-evaluator"
 )
 
 // Roles lists every role, for configuration checks and documentation.
-var Roles = []string{RoleSubmitter, RoleAuditor, RoleAdmin, RoleReceiver}
+var Roles = []string{RoleSubmitter, RoleAuditor, RoleAdmin, RoleReceiver, RolePartnershipEvaluator}
 
 // Client is an authenticated calling system. University clients are bound to
 // one institution by UKPRN; receivers are bound to receiving services.
@@ -28,6 +31,9 @@ type Client struct {
 	// Services are the receiving-service ids a receiver answers for; "*"
 	// means every service in the registry.
 	Services []string
+	// Partnership is the id of the partnership a partnership evaluator is
+	// bound to (instead of an institution); empty for every other client.
+	Partnership string
 }
 
 // Has reports whether the client holds role.

@@ -33,6 +33,10 @@ Usage:
                                                        run the conformance scenarios against a gateway
   gateway conformance receiver [--endpoint URL] [--token T] [--service ID]
                                                        check an NHS receiver's $process-message
+  gateway evaluation report [--config FILE] (--institution UKPRN | --partnership ID) [--from D] [--to D]
+                    [--group-by P] [--service ID] [--format json|csv]
+                                                       the evaluation figures (aggregates, suppressed)
+  gateway demo seed [--config FILE]                    fill a demo store with a year of referrals (demo only)
   gateway version
 
 Without --config the embedded gateway.example.yaml is used.
@@ -69,6 +73,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdSandbox(ctx, args[1:], stdout, stderr)
 	case "conformance":
 		return cmdConformance(ctx, args[1:], stdout, stderr)
+	case "evaluation":
+		return cmdEvaluation(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "gateway", version)
 		return nil

@@ -336,7 +336,7 @@ func credentials(clients []config.Client) []gwhttp.Credential {
 	out := make([]gwhttp.Credential, 0, len(clients))
 	for _, c := range clients {
 		out = append(out, gwhttp.Credential{
-			Client:      gateway.Client{ID: c.ID, Institution: c.Institution, Roles: c.Roles, Services: c.Services},
+			Client:      gateway.Client{ID: c.ID, Institution: c.Institution, Roles: c.Roles, Services: c.Services, Partnership: c.Partnership},
 			TokenSHA256: c.TokenSHA256,
 			CertSHA256:  c.CertSHA256,
 		})
@@ -375,6 +375,7 @@ func (a *app) server(store gateway.Store, key []byte) (*gwhttp.Server, *promethe
 		Rules:               a.rules,
 		CapabilityStatement: mappings.CapabilityStatement(version),
 		Ready:               store.Ping,
+		Evaluations:         evaluations(a.cfg, store),
 	}, metrics
 }
 

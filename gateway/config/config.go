@@ -49,6 +49,9 @@ type Config struct {
 	Retention   Retention   `json:"retention"`
 	Debug       Debug       `json:"debug"`
 	Metrics     Metrics     `json:"metrics"`
+	// Partnerships are the partnerships whose evaluators see their
+	// evaluation figures (partnerships.go).
+	Partnerships []Partnership `json:"partnerships"`
 }
 
 // Debug holds what an operator turns on to measure the gateway, never in
@@ -92,6 +95,8 @@ type Client struct {
 	Institution string   `json:"institution,omitempty"`
 	Roles       []string `json:"roles"`
 	Services    []string `json:"services,omitempty"`
+	// Partnership binds a partnership evaluator to a partnership id.
+	Partnership string `json:"partnership,omitempty"`
 	// TokenSHA256 is the hex SHA-256 of the client's bearer token.
 	TokenSHA256 string `json:"tokenSHA256,omitempty"`
 	// CertSHA256 is the hex SHA-256 fingerprint of its client certificate.
@@ -300,6 +305,9 @@ func (c *Config) Validate() error {
 	if err := c.validateListeners(); err != nil {
 		return err
 	}
+	if err := c.validatePartnerships(seen); err != nil {
+		return err
+	}
 	return c.validateClients(seen)
 }
 
@@ -328,6 +336,12 @@ func (c *Config) validateClients(services map[string]bool) error {
 			}
 		}
 		receiver := slices.Contains(cl.Roles, gateway.RoleReceiver)
+		evaluator := slices.Contains(cl.Roles, gateway.RolePartnershipEvaluator) || cl.Partnership != ""
+		if evaluator {
+			if err := c.validateEvaluator(at, cl); err != nil {
+				return err
+			}
+		}
 		switch {
 		case receiver && len(cl.Roles) > 1:
 			return fmt.Errorf("%s.roles: a receiver holds no other role", at)
@@ -337,7 +351,7 @@ func (c *Config) validateClients(services map[string]bool) error {
 			return fmt.Errorf("%s.institution: a receiver is bound to services, not an institution", at)
 		case !receiver && len(cl.Services) > 0:
 			return fmt.Errorf("%s.services: only receivers are bound to services", at)
-		case !receiver && cl.Institution == "" && !slices.Equal(cl.Roles, []string{gateway.RoleAdmin}):
+		case !receiver && !evaluator && cl.Institution == "" && !slices.Equal(cl.Roles, []string{gateway.RoleAdmin}):
 			return fmt.Errorf("%s.institution: submitters and IG auditors are bound to one institution (UKPRN)", at)
 		case cl.Institution != "" && !gateway.ValidUKPRN(cl.Institution):
 			return fmt.Errorf("%s.institution %q: not a UKPRN", at, cl.Institution)

@@ -17,6 +17,7 @@ import (
 // example configuration cannot open a real deployment.
 var DemoTokens = []string{
 	"demo-uwe-submitter", "demo-liverpool-submitter", "demo-uwe-auditor", "demo-admin", "demo-sandbox-receiver",
+	"demo-partnership-evaluator",
 }
 
 // Credential binds a client to the hash of its bearer token or client

@@ -15,6 +15,7 @@ import (
 func TestOpenAPIMatchesRouter(t *testing.T) {
 	s := &Server{
 		Intake:              &gateway.Intake{},
+		Evaluations:         &gateway.Evaluations{},
 		Rules:               func() []gateway.PolicyRule { return nil },
 		CapabilityStatement: []byte("{}"),
 	}

@@ -56,6 +56,9 @@ type Server struct {
 	// Auth authenticates clients; routes that need a client refuse all
 	// requests without it.
 	Auth *Authenticator
+	// Evaluations are the evaluation figures (GET /v1/evaluation and the
+	// page's Evaluation tab); without them those are off.
+	Evaluations *gateway.Evaluations
 	// Now is the clock; tests fix it.
 	Now func() time.Time
 }
@@ -110,6 +113,7 @@ func (s *Server) router() *mux.Router {
 	if s.Rules != nil {
 		r.HandleFunc("/v1/policy/rules", s.handleRules).Methods(http.MethodGet)
 	}
+	s.evaluationRoutes(r)
 	s.auditRoutes(r)
 	s.webhookRoutes(r)
 	return r

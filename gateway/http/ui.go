@@ -55,7 +55,7 @@ const uiContentSecurityPolicy = "default-src 'self'; script-src 'none'; object-s
 
 var uiTemplates = func() map[string]*template.Template {
 	funcs := template.FuncMap{"join": strings.Join}
-	pages := []string{"login.html", "decisions.html", "decision.html", "rules.html", "verify.html", "error.html"}
+	pages := []string{"login.html", "decisions.html", "decision.html", "rules.html", "verify.html", "error.html", "evaluation.html"}
 	out := map[string]*template.Template{}
 	for _, p := range pages {
 		out[p] = template.Must(template.New(p).Funcs(funcs).ParseFS(uiFiles, "ui/layout.html", "ui/"+p))
@@ -177,6 +177,7 @@ func (s *Server) uiRoutes(r *mux.Router) {
 	r.HandleFunc("/ui/rules", h(u.signedIn(u.handleRules))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/verify", h(u.signedIn(u.handleVerify))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/checkpoint", h(u.signedIn(u.handleCheckpoint))).Methods(http.MethodGet)
+	r.HandleFunc("/ui/evaluation", h(u.signedIn(u.handleEvaluation))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/static/{file}", h(handleStatic)).Methods(http.MethodGet)
 }
 
@@ -319,8 +320,8 @@ func (u *ui) renderError(w http.ResponseWriter, r *http.Request, sess *uiSession
 
 // handleHome is the sign-in page, or the decisions for a signed-in lead.
 func (u *ui) handleHome(w http.ResponseWriter, r *http.Request) {
-	if u.session(r) != nil {
-		http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
+	if sess := u.session(r); sess != nil {
+		http.Redirect(w, r, homeOf(&sess.client), http.StatusSeeOther)
 		return
 	}
 	u.loginPage(w, r, http.StatusOK, "")
@@ -359,15 +360,15 @@ func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 		u.loginPage(w, r, http.StatusUnauthorized, "That access token was not accepted.")
 		return
 	}
-	if !client.Has(gateway.RoleAuditor) || client.Institution == "" {
-		u.loginPage(w, r, http.StatusForbidden, "That access token is not an IG auditor's. This page is for information-governance leads.")
+	if !(client.Has(gateway.RoleAuditor) && client.Institution != "") && !evaluator(client) {
+		u.loginPage(w, r, http.StatusForbidden, "That access token is not an IG auditor's or a partnership evaluator's. This page is for information-governance leads and evaluators.")
 		return
 	}
 	id := u.sessions.create(*client, u.s.now())
 	u.setCookie(w, r, sessionCookie, id, 0)
 	u.setCookie(w, r, loginCookie, "", -1)
 	logFrom(r.Context()).Info("ui sign-in", zap.String("client", client.ID))
-	http.Redirect(w, r, "/ui/decisions", http.StatusSeeOther)
+	http.Redirect(w, r, homeOf(client), http.StatusSeeOther)
 }
 
 func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess *uiSession) error {

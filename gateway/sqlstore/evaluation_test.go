@@ -1,0 +1,100 @@
+package sqlstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+)
+
+// decisionBody is a decision record body as the intake writes it.
+func decisionBody(caseID, student, service string, allow, dryRun bool, denied ...string) json.RawMessage {
+	e := gateway.DecisionEntry{
+		DecisionID: gateway.DeriveID("decision", caseID, student, fmt.Sprint(allow, dryRun, denied)),
+		CaseID:     caseID, Student: student, Allow: allow, DryRun: dryRun, Route: "consent",
+		Outcome: map[bool]string{true: gateway.OutcomeAllow, false: gateway.OutcomeDeny}[allow],
+		Rules:   []gateway.RuleResult{{ID: "K-01", Effect: gateway.EffectAllow}},
+	}
+	if allow {
+		e.DataCategories = []string{"demographics", "risk-formulation"}
+	}
+	for _, id := range denied {
+		e.Rules = append(e.Rules, gateway.RuleResult{ID: id, Effect: gateway.EffectDeny})
+	}
+	e.Recipient.Service = service
+	b, _ := json.Marshal(e)
+	return b
+}
+
+// allowVersion accepts a version of a case whose decision names it.
+func allowVersion(t *testing.T, s gateway.Store, inst, caseID, content, previous, student string, at time.Time) gateway.AcceptResult {
+	req := newAcceptRequest(inst, caseID, content, previous, at)
+	req.Decision.Body = decisionBody(caseID, student, "u-cope", true, false)
+	return accept(t, s, req)
+}
+
+func deny(t *testing.T, s gateway.Store, inst, caseID, student string, dryRun bool, at time.Time, denied ...string) {
+	body := decisionBody(caseID, student, "u-cope", false, dryRun, denied...)
+	if _, err := s.AppendDecision(context.Background(), gateway.DecisionRecord{Institution: inst, DecisionID: gateway.DeriveID("d", caseID, at.String()), At: at, Body: body}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEvaluationFacts checks the facts the figures are computed from: one
+// per case (its latest version and decision), never a dry run or an
+// action, with the status the referral has today.
+func TestEvaluationFacts(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, open func(testing.TB) *store) {
+		ctx := context.Background()
+		s := open(t)
+		day := func(n int) time.Time { return t0.AddDate(0, 0, n) }
+		// C1: refused, then allowed and acknowledged.
+		deny(t, s, instA, "C1", "p1", false, day(0), "C-01")
+		c1 := allowVersion(t, s, instA, "C1", "a", "", "p1", day(1))
+		must[gateway.StoredReferral](t)(s.RecordResponse(ctx, c1.Referral.ID, gateway.StatusAcknowledged, json.RawMessage(`{}`), day(3)))
+		// C2: two versions, the second rejected.
+		v1 := allowVersion(t, s, instA, "C2", "a", "", "p2", day(2))
+		v2 := allowVersion(t, s, instA, "C2", "b", v1.Referral.ID, "p2", day(5))
+		must[gateway.StoredReferral](t)(s.RecordResponse(ctx, v2.Referral.ID, gateway.StatusRejected, json.RawMessage(`{}`), day(6)))
+		// C3: refused only; C4: a dry run only; an action record.
+		deny(t, s, instA, "C3", "p1", false, day(4), "C-02", "E-01")
+		deny(t, s, instA, "C4", "p4", true, day(4), "C-02")
+		if _, err := gateway.AppendAction(ctx, s, gateway.ActionEntry{Action: gateway.ActionReferralCancel, Institution: instA, CaseID: "C1", By: "test"}, day(4)); err != nil {
+			t.Fatal(err)
+		}
+		// C5: allowed then cancelled; C6: after the window; B's case.
+		c5 := allowVersion(t, s, instA, "C5", "a", "", "p5", day(7))
+		must[gateway.StoredReferral](t)(s.Cancel(ctx, gateway.CancelRequest{Institution: instA, ReferralID: c5.Referral.ID, Bundle: json.RawMessage(`{}`), At: day(8)}))
+		allowVersion(t, s, instA, "C6", "a", "", "p6", day(40))
+		allowVersion(t, s, instB, "C1", "a", "", "p1", day(1))
+
+		src := s.Store.(gateway.EvaluationSource)
+		got := must[gateway.EvaluationFacts](t)(src.EvaluationFacts(ctx, []string{instA}, day(0), day(30)))
+		cats := []string{"demographics", "risk-formulation"}
+		want := []gateway.CaseFacts{
+			{Institution: instA, Service: "u-cope", Student: "p1", ReferredAt: day(1), Allowed: true, Route: "consent", Categories: cats, AcknowledgedAt: day(3), Outcome: gateway.OutcomeAcknowledged},
+			{Institution: instA, Service: "u-cope", Student: "p2", ReferredAt: day(2), Allowed: true, Route: "consent", Categories: cats, RejectedAt: day(6), Outcome: gateway.OutcomeRejected},
+			{Institution: instA, Service: "u-cope", Student: "p1", ReferredAt: day(4), Route: "consent", RefusedBy: []string{"C-02", "E-01"}, Outcome: gateway.OutcomeRefused},
+			{Institution: instA, Service: "u-cope", Student: "p5", ReferredAt: day(7), Allowed: true, Route: "consent", Categories: cats, Outcome: gateway.OutcomeCancelled},
+		}
+		if fmt.Sprintf("%+v", got.Cases) != fmt.Sprintf("%+v", want) {
+			t.Errorf("facts\n got %+v\nwant %+v", got.Cases, want)
+		}
+		if got.ReturnPath {
+			t.Error("ReturnPath set without a timeline")
+		}
+		both := must[gateway.EvaluationFacts](t)(src.EvaluationFacts(ctx, []string{instA, instB}, day(0), day(30)))
+		if len(both.Cases) != 5 || both.Cases[4].Institution != instB {
+			t.Errorf("two institutions: %+v", both.Cases)
+		}
+		// From after C1's first decision but before it was allowed: C1 is
+		// counted when it was referred (allowed).
+		late := must[gateway.EvaluationFacts](t)(src.EvaluationFacts(ctx, []string{instA}, day(1), day(2)))
+		if len(late.Cases) != 1 || late.Cases[0].Student != "p1" {
+			t.Errorf("window [day 1, day 2): %+v", late.Cases)
+		}
+	})
+}
