@@ -213,7 +213,7 @@ func (b *builder) messageHeader() messageHeader {
 		},
 		Reason:     ptr(concept(sysBaRSReason, reason, "")),
 		Focus:      []fhir.Reference{*ref(b.srID)},
-		Definition: str(svc.MessageDefinition),
+		Definition: str(b.in.Definition),
 	}
 }
 

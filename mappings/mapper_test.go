@@ -627,3 +627,16 @@ func BenchmarkMessage(b *testing.B) {
 		}
 	}
 }
+
+// TestDefinition: the MessageDefinition resolved at intake is
+// MessageHeader.definition; without one there is no definition member.
+func TestDefinition(t *testing.T) {
+	in := cloneInput(t, input(t, "allow-liverpool-u-cope"))
+	if _, ok := only(t, message(t, in), "MessageHeader")["definition"]; ok {
+		t.Error("a definition without one resolved")
+	}
+	in.Definition = "https://receiver.example.org/MessageDefinition/referral"
+	if got := only(t, message(t, in), "MessageHeader")["definition"]; got != in.Definition {
+		t.Errorf("definition %v, want %s", got, in.Definition)
+	}
+}
