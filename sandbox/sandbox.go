@@ -5,8 +5,13 @@
 // production depends on it, and its control endpoints have no
 // authentication.
 //
-// It checks what a BaRS receiver checks at the door, drops duplicates by
-// X-Request-Id, answers 200 or a BaRS OperationOutcome, and posts a BaRS
+// With token clients configured it is also the NHS API platform's token
+// endpoint (POST /oauth2/token, signed JWT client assertions checked as the
+// platform does) and asks for the access tokens it issued. It publishes a
+// MessageDefinition that fits a student mental-health referral
+// (GET /fhir/MessageDefinition). It checks what a BaRS receiver checks at
+// the door, drops duplicates by X-Request-Id, answers 200 or a BaRS
+// OperationOutcome, and posts a BaRS
 // response message to the gateway's $process-message after accepting a
 // referral, as a real service does. It can be told to misbehave (see
 // Fault). It keeps only ids and codes of what it receives, never content,

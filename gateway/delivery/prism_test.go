@@ -2,8 +2,6 @@ package delivery
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"fmt"
 	"io"
 	"net"
@@ -20,7 +18,6 @@ import (
 	"time"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/sandbox"
 )
 
 // barsSpec is the published BaRS API description the check serves:
@@ -73,19 +70,8 @@ func TestPrism(t *testing.T) {
 	defer front.Close()
 
 	// The token comes from the sandbox's token endpoint, as in `make run`.
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var auth http.Handler
-	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { auth.ServeHTTP(w, r) }))
-	defer tokens.Close()
-	jwt := SignedJWT{TokenURL: tokens.URL + "/oauth2/token", ClientID: "api-key", KeyID: "k1", PrivateKeyPEM: pemKey(t, key)}
-	rc := sandbox.NewReceiver(sandbox.Options{TokenClients: []sandbox.TokenClient{
-		{ClientID: jwt.ClientID, KeyID: jwt.KeyID, PublicKey: &key.PublicKey, Audience: jwt.TokenURL},
-	}})
-	defer rc.Close()
-	auth = rc.Handler()
+	_, _, jwt, key, _ := jwtSandbox(t)
+	jwt.PrivateKeyPEM = pemKey(t, key)
 
 	goldens, err := filepath.Glob("../../mappings/testdata/golden/allow-*.bundle.json")
 	if err != nil || len(goldens) == 0 {
