@@ -161,7 +161,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // a non-loopback address, settings that are ignored.
 func startWarnings(log *zap.Logger, cfg *config.Config) {
 	if cfg.Demo {
-		log.Warn("DEMO MODE: the published demo tokens are accepted and the pseudonym, chain and checkpoint signing keys are public; never run a real deployment with demo: true")
+		log.Warn("DEMO MODE: the published demo tokens and demo JWT signing key are accepted, plain http to loopback receivers is allowed, and the pseudonym, chain and checkpoint signing keys are public; never run a real deployment with demo: true")
 	}
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
