@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/mappings"
@@ -32,9 +33,14 @@ type Definitions struct {
 	source    gateway.Source
 	now       func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cachedDefinition
+	flight singleflight.Group
+	mu     sync.Mutex
+	cache  map[string]cachedDefinition
 }
+
+// definitionTimeout bounds one request for a MessageDefinition: a referral
+// waits for it, so a receiver that does not answer is 503 soon.
+const definitionTimeout = 10 * time.Second
 
 type cachedDefinition struct {
 	def     *gateway.MessageDefinition
@@ -58,7 +64,10 @@ func (d *Definitions) Definition(ctx context.Context, svc *gateway.Service) (*ga
 	if ok && d.now().Sub(c.fetched) < DefinitionTTL {
 		return c.def, nil
 	}
-	def, err := d.fetch(ctx, svc)
+	// One request asks the receiver at a time, however many referrals
+	// wait for its definition.
+	v, err, _ := d.flight.Do(svc.ID, func() (any, error) { return d.fetch(ctx, svc) })
+	def, _ := v.(*gateway.MessageDefinition)
 	if err != nil {
 		if ok {
 			return c.def, nil
@@ -90,6 +99,8 @@ func (d *Definitions) fetch(ctx context.Context, svc *gateway.Service) (*gateway
 		return nil, fmt.Errorf("service %q has no transport", svc.ID)
 	}
 	base := strings.TrimSuffix(r.url, "/$process-message")
+	ctx, cancel := context.WithTimeout(ctx, definitionTimeout)
+	defer cancel()
 	q := url.Values{"context": {svc.Target.System + "|" + svc.Target.Value}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/MessageDefinition?"+q.Encode(), nil)
 	if err != nil {
