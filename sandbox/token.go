@@ -60,11 +60,17 @@ func (rc *Receiver) token(w http.ResponseWriter, r *http.Request) {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	access := hex.EncodeToString(b)
+	now := rc.opt.Now()
 	rc.mu.Lock()
-	rc.tokens[access] = rc.opt.Now().Add(tokenLifetime)
+	for t, exp := range rc.tokens {
+		if exp.Before(now) {
+			delete(rc.tokens, t)
+		}
+	}
+	rc.tokens[access] = now.Add(tokenLifetime)
 	rc.mu.Unlock()
 	writeJSON(w, http.StatusOK, "application/json", map[string]any{
-		"access_token": access, "token_type": "Bearer", "expires_in": int(tokenLifetime / time.Second), "issued_at": rc.opt.Now().UnixMilli(),
+		"access_token": access, "token_type": "Bearer", "expires_in": int(tokenLifetime / time.Second), "issued_at": now.UnixMilli(),
 	})
 }
 
