@@ -4,14 +4,35 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 )
+
+// BaRSVersion is the version of BaRS the gateway's messages follow: the
+// Bundle's meta.versionId and the version named in Accept.
+const BaRSVersion = "1.4.0"
 
 // Media types of a BaRS post. BaRS asks senders to name the version of
 // BaRS Core they speak in Accept.
 const (
 	ContentType = "application/fhir+json"
-	Accept      = "application/fhir+json; version=1.4.0"
+	Accept      = "application/fhir+json; version=" + BaRSVersion
 )
+
+// DefaultUseContext is the use-context header of a service whose registry
+// entry sets none. The BaRS API requires the header on $process-message for
+// the usage statistics of the BaRS proxy; its example reads
+// "a4t2|validation|servicerequest-response|new" (use case, category, event,
+// reason). The default names this use case, a referral, and the event; the
+// value NHS England assigns at onboarding goes in services[].useContext.
+const DefaultUseContext = "student-mh-referral|referral|servicerequest-request"
+
+// UseContext is the use-context header value for svc.
+func UseContext(svc Service) string {
+	if v := strings.TrimSpace(svc.UseContext); v != "" {
+		return v
+	}
+	return DefaultUseContext
+}
 
 // UKPRNSystem is the identifier system of a UK Provider Reference Number in
 // what the gateway emits.
@@ -24,7 +45,9 @@ const DeviceSystem = FHIRBase + "/Id/software"
 // Headers returns the BaRS headers of one post of m to svc: the request
 // and correlation ids fixed when the message was queued (the same on every
 // retry, so that the receiver drops duplicates), the target, the sending
-// university and the gateway as software. The header values are base64 of
+// university (with its ODS code when it has one) and the gateway as
+// software, and the use-context the BaRS API requires. Authorization is the
+// delivery client's: it holds the token. The header values are base64 of
 // JSON, as BaRS defines them.
 func Headers(m OutboxMessage, svc Service, src Source) http.Header {
 	h := http.Header{}
@@ -39,6 +62,7 @@ func Headers(m OutboxMessage, svc Service, src Source) http.Header {
 	h.Set("NHSD-Target-Identifier", TargetHeader(svc.Target))
 	h.Set("NHSD-End-User-Organisation", OrganisationHeader(m.Sender, m.Institution))
 	h.Set("NHSD-Requesting-Software", SoftwareHeader(src))
+	h.Set("use-context", UseContext(svc))
 	if src.Software != "" {
 		ua := src.Software
 		if src.Version != "" {

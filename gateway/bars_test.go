@@ -39,6 +39,7 @@ func TestHeaders(t *testing.T) {
 		"X-Request-Id":     m.RequestID,
 		"X-Correlation-Id": m.CorrelationID,
 		"User-Agent":       "student-mh-referral-gateway/1.2.3",
+		"use-context":      DefaultUseContext,
 	} {
 		if got := h.Get(name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
@@ -64,6 +65,32 @@ func TestHeaders(t *testing.T) {
 	}
 	if !reflect.DeepEqual(dev, wantDev) {
 		t.Errorf("NHSD-Requesting-Software %v, want %v", dev, wantDev)
+	}
+}
+
+// TestUseContext: the registry's useContext wins; without one the
+// documented default is sent, never an empty header (the BaRS API requires
+// it).
+func TestUseContext(t *testing.T) {
+	if got := Headers(OutboxMessage{}, Service{UseContext: " a4t2|referral "}, Source{}).Get("use-context"); got != "a4t2|referral" {
+		t.Errorf("use-context %q, want the registry's", got)
+	}
+	if got := UseContext(Service{UseContext: "  "}); got != DefaultUseContext {
+		t.Errorf("blank useContext gives %q, want the default", got)
+	}
+}
+
+// TestSenderODSInHeader: the stored Sender of an institution with an ODS
+// code puts it in NHSD-End-User-Organisation beside the UKPRN.
+func TestSenderODSInHeader(t *testing.T) {
+	s := SenderOf(Institution{UKPRN: "10007798", Name: "Uni", ODSCode: "EXA01"})
+	got := decodeHeader(t, OrganisationHeader(s, "10007798"))
+	want := []any{
+		map[string]any{"system": UKPRNSystem, "value": "10007798"},
+		map[string]any{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "EXA01"},
+	}
+	if !reflect.DeepEqual(got["identifier"], want) {
+		t.Errorf("identifiers %v, want UKPRN and ODS %v", got["identifier"], want)
 	}
 }
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. Each maps to one HTTP status (gateway/http) and one FHIR issue
@@ -34,7 +35,10 @@ type Error struct {
 	// error, so that an operator can find the log line without the client
 	// seeing the cause.
 	Ref string
-	Err error
+	// RetryAfter, on an EUNAVAILABLE error, is when the client should try
+	// again (the Retry-After header); zero lets the edge choose.
+	RetryAfter time.Duration
+	Err        error
 }
 
 // Issue is one problem, rendered as one OperationOutcome.issue.

@@ -36,12 +36,24 @@ func DeriveID(parts ...string) string {
 	return uuid.NewSHA1(Namespace, h.Sum(nil)).String()
 }
 
-// Source describes the gateway itself as a message source: BaRS wants the
-// software name and version, and the endpoint to which responses are posted.
+// Source describes the gateway itself as a message source, as the BaRS
+// examples write MessageHeader.source: the operating organisation's name,
+// the software name and version, a contact for the receiver's integrators,
+// and the gateway's own target identifier (system|value) under which a
+// receiver routes its response messages back.
 type Source struct {
-	Software string `json:"software"`
-	Version  string `json:"version"`
-	Endpoint string `json:"endpoint"`
+	Name     string        `json:"name"`
+	Software string        `json:"software"`
+	Version  string        `json:"version"`
+	Contact  SourceContact `json:"contact"`
+	Endpoint string        `json:"endpoint"`
+}
+
+// SourceContact is MessageHeader.source.contact: a FHIR ContactPoint with a
+// system (phone, email, url) and a value.
+type SourceContact struct {
+	System string `json:"system"`
+	Value  string `json:"value"`
 }
 
 // MessageInput is what the mapping needs to build the message the NHS
@@ -61,6 +73,10 @@ type MessageInput struct {
 	// ContentHash is ContentHash(Record) when the caller has it already;
 	// empty, the mapping computes it. It names the Bundle.
 	ContentHash string
+	// Definition is the canonical URL of the receiver's MessageDefinition
+	// (MessageHeader.definition), resolved when the referral is accepted;
+	// empty leaves definition out.
+	Definition string
 }
 
 // Mapper turns an allowed case record into the FHIR message Bundle, carrying
@@ -94,6 +110,11 @@ type Evaluator struct {
 	// OnInvalidMessage, when set, is told of each message the gate stopped
 	// (for a metric); the caller still gets an internal error.
 	OnInvalidMessage func(issues []Issue)
+	// Definitions, when set, resolves each receiver's MessageDefinition
+	// before an allowed message is built (MessageHeader.definition, and the
+	// check that the message adheres to it); nil uses the registry's
+	// messageDefinition alone.
+	Definitions DefinitionSource
 }
 
 // Evaluation is the result of one evaluation. Err is set when the input is
@@ -156,9 +177,23 @@ func (e *Evaluator) evaluate(ctx context.Context, rec *CaseRecord, hash string, 
 	if !d.Allow {
 		return ev, nil
 	}
-	b, err := e.Mapper.Message(ctx, MessageInput{Record: rec, Decision: d, Service: svc, Source: e.Source, At: at, Update: update, ContentHash: hash})
+	// The definition is resolved now, before the gate and before the
+	// referral is accepted, so that the Bundle never changes afterwards.
+	def, err := e.definition(ctx, svc)
 	if err != nil {
 		return nil, err
+	}
+	b, err := e.Mapper.Message(ctx, MessageInput{Record: rec, Decision: d, Service: svc, Source: e.Source, At: at, Update: update, ContentHash: hash, Definition: def.URL})
+	if err != nil {
+		return nil, err
+	}
+	unmet, err := def.Unmet(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(unmet) > 0 {
+		refuseUnmet(ev, def, unmet)
+		return ev, nil
 	}
 	if err := e.gate(b); err != nil {
 		return nil, err

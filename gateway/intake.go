@@ -166,8 +166,12 @@ func (in *Intake) cancel(ctx context.Context, ref StoredReferral, by, reason str
 	if err != nil {
 		return StoredReferral{}, err
 	}
+	def, err := in.Evaluator.definition(ctx, svc)
+	if err != nil {
+		return StoredReferral{}, err
+	}
 	at := in.now()
-	bundle, err := in.Evaluator.Mapper.Message(ctx, MessageInput{Record: &rec, Decision: d, Service: svc, Source: in.Evaluator.Source, At: at, Revoke: true})
+	bundle, err := in.Evaluator.Mapper.Message(ctx, MessageInput{Record: &rec, Decision: d, Service: svc, Source: in.Evaluator.Source, At: at, Revoke: true, Definition: def.URL})
 	if err != nil {
 		return StoredReferral{}, err
 	}

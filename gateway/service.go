@@ -17,8 +17,14 @@ type Service struct {
 	// MessageHeader.destination.endpoint as system|value).
 	Target Identifier `json:"target"`
 	// MessageDefinition is the canonical URL of the BaRS MessageDefinition the
-	// service requires, if any.
+	// service requires. Empty, the gateway asks the receiver for it
+	// (GET {Endpoint}/MessageDefinition) when a referral is accepted and
+	// caches the answer.
 	MessageDefinition string `json:"messageDefinition,omitempty"`
+	// UseContext is the BaRS use-context header sent with every message to
+	// the service (usage statistics of the BaRS proxy); empty sends
+	// DefaultUseContext.
+	UseContext string `json:"useContext,omitempty"`
 	// DataCategories are the categories the service needs (M-01): nothing
 	// outside them is sent, whatever the consent allows.
 	DataCategories []string `json:"dataCategories"`

@@ -54,6 +54,23 @@ func newBuilder(in gateway.MessageInput, rec *gateway.CaseRecord, cats []string)
 	return b
 }
 
+// meta is a resource's meta: its UK Core profile and, as the BaRS examples
+// and guides require, lastUpdated (the message time: every resource is
+// written for this message).
+func (b *builder) meta(profileName string) *fhir.Meta {
+	m := profile(profileName)
+	m.LastUpdated = &b.at
+	return m
+}
+
+// bundleMeta adds versionId to the Bundle's meta: the BaRS version the
+// message follows.
+func (b *builder) bundleMeta() *fhir.Meta {
+	m := b.meta("UKCore-Bundle")
+	m.VersionId = ptr(gateway.BaRSVersion)
+	return m
+}
+
 // orgID is keyed by identifier, so that the same organisation in two roles
 // (receiver and GP practice) is one resource.
 func orgID(system, value string) string { return gateway.DeriveID("Organization", system, trim(value)) }
@@ -90,7 +107,7 @@ func (b *builder) message() ([]byte, error) {
 
 	bundle := fhir.Bundle{
 		Id:         ptr(b.bundleID),
-		Meta:       profile("UKCore-Bundle"),
+		Meta:       b.bundleMeta(),
 		Identifier: &fhir.Identifier{System: ptr(sysBundleID), Value: ptr("urn:uuid:" + b.bundleID)},
 		Type:       fhir.BundleTypeMessage,
 		Timestamp:  ptr(b.at),
@@ -179,7 +196,7 @@ func (b *builder) messageHeader() messageHeader {
 	return messageHeader{
 		ResourceType: "MessageHeader",
 		ID:           b.headerID,
-		Meta:         profile("UKCore-MessageHeader"),
+		Meta:         b.meta("UKCore-MessageHeader"),
 		EventCoding:  coding(sysBaRSEvents, eventRequest, ""),
 		Destination: []fhir.MessageHeaderDestination{{
 			Name:     str(svc.Name),
@@ -188,14 +205,34 @@ func (b *builder) messageHeader() messageHeader {
 		}},
 		Sender: ref(b.senderID),
 		Source: fhir.MessageHeaderSource{
+			Name:     str(src.Name),
 			Software: str(src.Software),
 			Version:  str(src.Version),
+			Contact:  sourceContact(src.Contact),
 			Endpoint: trim(src.Endpoint),
 		},
 		Reason:     ptr(concept(sysBaRSReason, reason, "")),
 		Focus:      []fhir.Reference{*ref(b.srID)},
-		Definition: str(svc.MessageDefinition),
+		Definition: str(b.in.Definition),
 	}
+}
+
+// contactSystems are the ContactPoint systems a source contact may use
+// (the configuration allows these three).
+var contactSystems = map[string]fhir.ContactPointSystem{
+	"phone": fhir.ContactPointSystemPhone,
+	"email": fhir.ContactPointSystemEmail,
+	"url":   fhir.ContactPointSystemUrl,
+}
+
+// sourceContact is MessageHeader.source.contact, as the BaRS examples give
+// it; nil when none is configured.
+func sourceContact(c gateway.SourceContact) *fhir.ContactPoint {
+	sys, ok := contactSystems[trim(c.System)]
+	if !ok || trim(c.Value) == "" {
+		return nil
+	}
+	return &fhir.ContactPoint{System: &sys, Value: str(c.Value)}
 }
 
 func (b *builder) serviceRequest() fhir.ServiceRequest {
@@ -206,18 +243,17 @@ func (b *builder) serviceRequest() fhir.ServiceRequest {
 	}
 	sr := fhir.ServiceRequest{
 		Id:        ptr(b.srID),
-		Meta:      profile("UKCore-ServiceRequest"),
+		Meta:      b.meta("UKCore-ServiceRequest"),
 		Extension: []fhir.Extension{b.decisionExtension()},
 		Identifier: []fhir.Identifier{
 			{System: ptr(CaseIDSystem(trim(rec.Institution.UKPRN))), Value: ptr(trim(rec.CaseID))},
 			{System: ptr(SystemReferralID), Value: ptr(b.srID)},
 		},
 		Status: status,
-		Intent: fhir.RequestIntentOrder,
-		Category: []fhir.CodeableConcept{
-			concept(sysBaRSCategory, categoryReferral, ""),
-			concept(sysSNOMED, sctPatientRefer, "Patient referral"),
-		},
+		// intent and category as the BaRS request examples have them: a
+		// plan, and the one BaRS category of what is asked (a referral).
+		Intent:     fhir.RequestIntentPlan,
+		Category:   []fhir.CodeableConcept{concept(sysBaRSCategory, categoryReferral, "")},
 		Priority:   ptr(priorities[rec.Referral.Priority]),
 		Code:       ptr(concept(sysSNOMED, sctMHTeamReferral, "Referral to mental health team")),
 		Subject:    *ref(b.patientID),
@@ -325,7 +361,7 @@ func (b *builder) notes() []fhir.Annotation {
 
 func (b *builder) patient() fhir.Patient {
 	st := b.rec.Student
-	p := fhir.Patient{Id: ptr(b.patientID), Meta: profile("UKCore-Patient")}
+	p := fhir.Patient{Id: ptr(b.patientID), Meta: b.meta("UKCore-Patient")}
 	if b.cats["demographics"] {
 		if nhs := trim(st.NHSNumber); nhs != "" {
 			p.Identifier = []fhir.Identifier{{
@@ -440,7 +476,7 @@ func (b *builder) consent() *fhir.Consent {
 	}
 	c := &fhir.Consent{
 		Id:     ptr(b.consentID),
-		Meta:   profile("UKCore-Consent"),
+		Meta:   b.meta("UKCore-Consent"),
 		Status: state,
 		Scope:  concept(sysConsentScope, "patient-privacy", "Privacy Consent"),
 		Category: []fhir.CodeableConcept{
@@ -515,7 +551,7 @@ func (b *builder) flag() *fhir.Flag {
 	}
 	return &fhir.Flag{
 		Id:       ptr(b.flagID),
-		Meta:     profile("UKCore-Flag"),
+		Meta:     b.meta("UKCore-Flag"),
 		Status:   fhir.FlagStatusActive,
 		Category: []fhir.CodeableConcept{concept(sysFlagCategory, "contact", "Subject Contact")},
 		Code:     fhir.CodeableConcept{Text: ptr(text)},
@@ -549,7 +585,7 @@ func (b *builder) carePlan() *fhir.CarePlan {
 	}
 	cp := &fhir.CarePlan{
 		Id:          ptr(b.carePlanID),
-		Meta:        profile("UKCore-CarePlan"),
+		Meta:        b.meta("UKCore-CarePlan"),
 		Status:      st.status,
 		Intent:      fhir.CarePlanIntentPlan,
 		Category:    []fhir.CodeableConcept{{Text: ptr("Safety plan")}},
@@ -567,7 +603,7 @@ func (b *builder) organizations() []fhir.Organization {
 	inst := b.rec.Institution
 	sender := fhir.Organization{
 		Id:         ptr(b.senderID),
-		Meta:       profile("UKCore-Organization"),
+		Meta:       b.meta("UKCore-Organization"),
 		Identifier: []fhir.Identifier{{System: ptr(SystemUKPRN), Value: ptr(trim(inst.UKPRN))}},
 		Name:       str(inst.Name),
 	}
@@ -577,7 +613,7 @@ func (b *builder) organizations() []fhir.Organization {
 	svc := b.in.Service.Organization
 	out := []fhir.Organization{sender, {
 		Id:         ptr(b.receiverID),
-		Meta:       profile("UKCore-Organization"),
+		Meta:       b.meta("UKCore-Organization"),
 		Identifier: []fhir.Identifier{{System: ptr(sysODS), Value: ptr(trim(svc.ODSCode))}},
 		Name:       str(svc.Name),
 	}}
@@ -585,7 +621,7 @@ func (b *builder) organizations() []fhir.Organization {
 		gp := b.rec.Student.GPPractice
 		out = append(out, fhir.Organization{
 			Id:         ptr(b.gpID),
-			Meta:       profile("UKCore-Organization"),
+			Meta:       b.meta("UKCore-Organization"),
 			Identifier: []fhir.Identifier{{System: ptr(sysODS), Value: ptr(trim(gp.ODSCode))}},
 			Name:       str(gp.Name),
 		})
@@ -597,7 +633,7 @@ func (b *builder) practitionerRole() fhir.PractitionerRole {
 	r := b.rec.Referrer
 	pr := fhir.PractitionerRole{
 		Id:           ptr(b.roleID),
-		Meta:         profile("UKCore-PractitionerRole"),
+		Meta:         b.meta("UKCore-PractitionerRole"),
 		Practitioner: ref(b.practitionerID),
 		Organization: ref(b.senderID),
 		Telecom:      telecoms(r.Phone, r.Email, ptr(fhir.ContactPointUseWork)),
@@ -614,7 +650,7 @@ func (b *builder) practitionerRole() fhir.PractitionerRole {
 
 func (b *builder) practitioner() fhir.Practitioner {
 	r := b.rec.Referrer
-	p := fhir.Practitioner{Id: ptr(b.practitionerID), Meta: profile("UKCore-Practitioner")}
+	p := fhir.Practitioner{Id: ptr(b.practitionerID), Meta: b.meta("UKCore-Practitioner")}
 	if n := str(r.Name); n != nil {
 		p.Name = []fhir.HumanName{{Text: n}}
 	}

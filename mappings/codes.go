@@ -31,7 +31,6 @@ const (
 	sysNoNHSNumber    = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberUnavailableReason"
 	eventRequest      = "servicerequest-request"
 	categoryReferral  = "referral"
-	sctPatientRefer   = "3457005"
 	sctMHTeamReferral = "390866009"
 )
 

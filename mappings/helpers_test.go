@@ -26,9 +26,11 @@ var testAt = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 // testSource is the gateway as message source, with a fixed version so that
 // goldens do not change with each build.
 var testSource = gateway.Source{
+	Name:     "Student mental-health referral gateway (test)",
 	Software: "student-mh-referral-gateway",
 	Version:  "0.0.0-test",
-	Endpoint: "http://127.0.0.1:8080/fhir",
+	Contact:  gateway.SourceContact{System: "email", Value: "gateway-operations@example.ac.uk"},
+	Endpoint: "https://fhir.nhs.uk/Id/dos-service-id|2000099001",
 }
 
 // allowCases lists the allow-* case names (without .json) in name order.

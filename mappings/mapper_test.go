@@ -3,6 +3,7 @@ package mappings
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -138,7 +139,7 @@ func TestStrippedDataAbsent(t *testing.T) {
 		},
 		{
 			name: "trusted contact is not sent without its category", caseID: "allow-gm-limited-categories",
-			absent: []string{"Jamie Ashworth", "+44 7700 900223", `"contact"`, "Emergency contact person"},
+			absent: []string{"Jamie Ashworth", "+44 7700 900223", `"contact":[`, "Emergency contact person"},
 		},
 		{
 			name: "trusted contact is sent when consented", caseID: "allow-uwe-bristol-awp-trusted-contact",
@@ -332,6 +333,9 @@ func TestMessageShape(t *testing.T) {
 				var r struct {
 					ResourceType string `json:"resourceType"`
 					ID           string `json:"id"`
+					Meta         struct {
+						LastUpdated string `json:"lastUpdated"`
+					} `json:"meta"`
 				}
 				roundTrip(t, e.Resource, &r)
 				if i == 0 && r.ResourceType != "MessageHeader" {
@@ -344,6 +348,23 @@ func TestMessageShape(t *testing.T) {
 					t.Errorf("entry %d: fullUrl %s twice", i, e.FullURL)
 				}
 				full[e.FullURL] = r.ResourceType
+				if r.Meta.LastUpdated != "2026-11-23T12:00:00Z" {
+					t.Errorf("entry %d (%s): meta.lastUpdated %q, want the message time", i, r.ResourceType, r.Meta.LastUpdated)
+				}
+			}
+			var bm struct {
+				Meta struct{ VersionId, LastUpdated string } `json:"meta"`
+			}
+			if err := json.Unmarshal(data, &bm); err != nil {
+				t.Fatal(err)
+			}
+			if bm.Meta.VersionId != gateway.BaRSVersion || bm.Meta.LastUpdated != "2026-11-23T12:00:00Z" {
+				t.Errorf("Bundle.meta %+v: want versionId %s and lastUpdated", bm.Meta, gateway.BaRSVersion)
+			}
+			sr := only(t, data, "ServiceRequest")
+			if cats := sr["category"].([]any); sr["intent"] != "plan" || len(cats) != 1 ||
+				cats[0].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] != "referral" {
+				t.Errorf("ServiceRequest intent %v category %v: want plan and the one BaRS referral category", sr["intent"], sr["category"])
 			}
 			for _, ref := range references(t, data) {
 				if _, ok := full[ref]; !ok {
@@ -361,6 +382,12 @@ func TestMessageShape(t *testing.T) {
 			dest := mh["destination"].([]any)[0].(map[string]any)
 			if !strings.HasPrefix(dest["endpoint"].(string), "https://fhir.nhs.uk/Id/dos-service-id|") {
 				t.Errorf("destination endpoint %v", dest["endpoint"])
+			}
+			src := mh["source"].(map[string]any)
+			contact, _ := src["contact"].(map[string]any)
+			if src["name"] != testSource.Name || src["software"] != testSource.Software || src["version"] != testSource.Version ||
+				src["endpoint"] != testSource.Endpoint || contact["system"] != "email" || contact["value"] != testSource.Contact.Value {
+				t.Errorf("source %v: want name, software, version, contact and endpoint as configured", src)
 			}
 		})
 	}
@@ -598,5 +625,18 @@ func BenchmarkMessage(b *testing.B) {
 		if _, err := m.Message(ctx, in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDefinition: the MessageDefinition resolved at intake is
+// MessageHeader.definition; without one there is no definition member.
+func TestDefinition(t *testing.T) {
+	in := cloneInput(t, input(t, "allow-liverpool-u-cope"))
+	if _, ok := only(t, message(t, in), "MessageHeader")["definition"]; ok {
+		t.Error("a definition without one resolved")
+	}
+	in.Definition = "https://receiver.example.org/MessageDefinition/referral"
+	if got := only(t, message(t, in), "MessageHeader")["definition"]; got != in.Definition {
+		t.Errorf("definition %v, want %s", got, in.Definition)
 	}
 }

@@ -5,8 +5,13 @@
 // production depends on it, and its control endpoints have no
 // authentication.
 //
-// It checks what a BaRS receiver checks at the door, drops duplicates by
-// X-Request-Id, answers 200 or a BaRS OperationOutcome, and posts a BaRS
+// With token clients configured it is also the NHS API platform's token
+// endpoint (POST /oauth2/token, signed JWT client assertions checked as the
+// platform does) and asks for the access tokens it issued. It publishes a
+// MessageDefinition that fits a student mental-health referral
+// (GET /fhir/MessageDefinition). It checks what a BaRS receiver checks at
+// the door, drops duplicates by X-Request-Id, answers 200 or a BaRS
+// OperationOutcome, and posts a BaRS
 // response message to the gateway's $process-message after accepting a
 // referral, as a real service does. It can be told to misbehave (see
 // Fault). It keeps only ids and codes of what it receives, never content,
@@ -66,6 +71,10 @@ type Options struct {
 	// posted (a real service takes minutes or days).
 	CallbackDelay time.Duration
 	Now           func() time.Time // the clock of response timestamps, for tests
+	// TokenClients, when set, are the applications the token endpoint
+	// (POST /oauth2/token) issues access tokens to, and $process-message
+	// and MessageDefinition then require one. Empty asks for no token.
+	TokenClients []TokenClient
 }
 
 // Receiver is the sandbox receiver; make one with NewReceiver.
@@ -81,6 +90,8 @@ type Receiver struct {
 	received  []Received
 	faults    []Fault
 	callbacks []Callback
+	tokens    map[string]time.Time // access token → expiry
+	jtis      map[string]time.Time // assertion jti → its exp, against replay
 }
 
 // NewReceiver returns a receiver with options. Call Close to stop its
@@ -92,7 +103,7 @@ func NewReceiver(o Options) *Receiver {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	rc := &Receiver{opt: o, seen: map[string]int{}}
+	rc := &Receiver{opt: o, seen: map[string]int{}, tokens: map[string]time.Time{}, jtis: map[string]time.Time{}}
 	// Response messages are posted from a goroutine each; keeping 64 idle
 	// connections to the gateway, not 2, spares a dial per post in a drain.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -125,6 +136,8 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 func (rc *Receiver) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /fhir/$process-message", rc.processMessage)
+	mux.HandleFunc("GET /fhir/MessageDefinition", rc.messageDefinition)
+	mux.HandleFunc("POST /oauth2/token", rc.token)
 	list := func(name string, items func() any) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, "application/json", map[string]any{name: items()})
@@ -231,6 +244,9 @@ func badRequest(issue fhir.IssueType, msg string) *problem {
 // does, and returns the first problem.
 func (rc *Receiver) read(w http.ResponseWriter, r *http.Request) (request, *problem) {
 	req := request{requestID: r.Header.Get("X-Request-Id"), correlationID: r.Header.Get("X-Correlation-Id")}
+	if !rc.authorised(r) {
+		return req, &problem{http.StatusUnauthorized, fhir.IssueTypeLogin, "a bearer access token from the token endpoint is required"}
+	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/fhir+json" {
 		return req, &problem{http.StatusUnsupportedMediaType, fhir.IssueTypeNotSupported, "Content-Type must be application/fhir+json"}
 	}

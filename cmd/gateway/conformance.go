@@ -257,7 +257,7 @@ func randomHex(n int) string {
 func conformanceReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("conformance receiver", stderr)
 	endpoint := fs.String("endpoint", "", "FHIR base `URL` of the receiver (messages go to URL/$process-message; default: the service's configured endpoint)")
-	token := fs.String("token", "", "bearer `token` to send (the service's OAuth2 settings, when configured, send their own)")
+	token := fs.String("token", "", "bearer `token` to send instead of the one the service's transport gets (oauth2 or signedJWT)")
 	service := fs.String("service", "", "registry `id` of the service whose target identifier the message names (default: the first service)")
 	cfgPath := fs.String("config", "", "configuration `file` (default: the embedded gateway.example.yaml)")
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit of each request")
@@ -291,7 +291,13 @@ func conformanceReceiver(ctx context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	client, err := delivery.NewClient(deliveryTransport(a.cfg.Transports()[svc.ID]), *timeout)
+	tr := deliveryTransport(a.cfg.Transports()[svc.ID])
+	if *token != "" {
+		// A token given is the one sent: the configured token endpoint
+		// may belong to another environment than --endpoint.
+		tr.OAuth2, tr.SignedJWT = nil, nil
+	}
+	client, err := delivery.NewClient(tr, *timeout)
 	if err != nil {
 		return err
 	}

@@ -185,7 +185,7 @@ func TestConformanceReceiver(t *testing.T) {
 			srv := httptest.NewServer(tt.handler)
 			defer srv.Close()
 			report := filepath.Join(t.TempDir(), "testreport.json")
-			out, errOut, code := runCLI(t, "conformance", "receiver", "--endpoint", srv.URL+"/fhir", "--service", "gm-student-mhs", "--testreport", report)
+			out, errOut, code := runCLI(t, "conformance", "receiver", "--endpoint", srv.URL+"/fhir", "--service", "gm-student-mhs", "--token", "test-token", "--testreport", report)
 			want := exitOK
 			if len(tt.failed) > 0 {
 				want = exitFailure

@@ -52,7 +52,7 @@ func processConfig(t *testing.T, dir string, store config.Store) (path, api, san
 	y = strings.ReplaceAll(y, "listen: 127.0.0.1:8080", "listen: "+api)
 	y = strings.ReplaceAll(y, "listen: 127.0.0.1:8081", "listen: "+sandbox)
 	y = strings.ReplaceAll(y, "listen: 127.0.0.1:9090", "listen: "+freePort(t))
-	y = strings.ReplaceAll(y, "http://127.0.0.1:8081/fhir", "http://"+sandbox+"/fhir")
+	y = strings.ReplaceAll(y, "http://127.0.0.1:8081/", "http://"+sandbox+"/") // the FHIR base and the token endpoint
 	y = strings.ReplaceAll(y, "http://127.0.0.1:8080/fhir", "http://"+api+"/fhir")
 	if store.Driver == "postgres" {
 		y = strings.ReplaceAll(y, "driver: sqlite\n  path: data/gateway.db", "driver: postgres\n  dsn: \""+store.DSN+"\"")

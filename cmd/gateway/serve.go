@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -92,6 +93,28 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	worker, err := delivery.New(delivery.Options{
+		Outbox:   store,
+		Services: deliveryServices(a.cfg.Services),
+		Settings: deliverySettings(a.cfg.Delivery),
+		Source:   a.evaluator.Source,
+		Logger:   a.log.With(zap.String("component", "delivery")),
+		Metrics:  metrics,
+	})
+	if err != nil {
+		return err
+	}
+	api.Intake.Queued = worker.Notify
+	// Each receiver's MessageDefinition is resolved at intake (cached, and
+	// asked for once now so that the first referral does not wait).
+	defs := worker.Definitions()
+	a.evaluator.Definitions = defs
+	g.Go(func() error {
+		for id, err := range defs.Prefetch(ctx) {
+			a.log.Warn("MessageDefinition not had at start; asked again at the first referral", zap.String("service", id), zap.Error(err))
+		}
+		return nil
+	})
 	g.Go(func() error { return listenAndServe(ctx, a.log, "api", a.cfg.Listen, api.Handler(), tlsCfg) })
 	g.Go(func() error {
 		return listenAndServe(ctx, a.log, "metrics", a.cfg.Metrics.Listen, metricsHandler(metrics))
@@ -106,18 +129,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return nil
 		})
 	}
-	worker, err := delivery.New(delivery.Options{
-		Outbox:   store,
-		Services: deliveryServices(a.cfg.Services),
-		Settings: deliverySettings(a.cfg.Delivery),
-		Source:   a.evaluator.Source,
-		Logger:   a.log.With(zap.String("component", "delivery")),
-		Metrics:  metrics,
-	})
-	if err != nil {
-		return err
-	}
-	api.Intake.Queued = worker.Notify
 	g.Go(func() error { return worker.Run(ctx) })
 	if err := startWebhooks(ctx, g, a, store, metrics); err != nil {
 		return err
@@ -153,7 +164,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // a non-loopback address, settings that are ignored.
 func startWarnings(log *zap.Logger, cfg *config.Config) {
 	if cfg.Demo {
-		log.Warn("DEMO MODE: the published demo tokens are accepted and the pseudonym, chain and checkpoint signing keys are public; never run a real deployment with demo: true")
+		log.Warn("DEMO MODE: the published demo tokens and demo JWT signing key are accepted, plain http to loopback receivers is allowed, and the pseudonym, chain and checkpoint signing keys are public; never run a real deployment with demo: true")
 	}
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
@@ -296,7 +307,35 @@ func newSandbox(cfg *config.Config, log *zap.Logger) *sandbox.Receiver {
 		CallbackURL:   cfg.Sandbox.Callback.URL,
 		CallbackToken: cfg.Sandbox.Callback.Token,
 		CallbackDelay: time.Second,
+		TokenClients:  sandboxTokenClients(cfg, log),
 	})
+}
+
+// sandboxTokenClients registers with the sandbox's token endpoint the
+// public key of every signed JWT transport of the configuration, as an
+// application registers its public key with the NHS API platform. The
+// sandbox gets the public key alone.
+func sandboxTokenClients(cfg *config.Config, log *zap.Logger) []sandbox.TokenClient {
+	var out []sandbox.TokenClient
+	seen := map[string]bool{}
+	for _, s := range cfg.Services {
+		j := s.Transport.SignedJWT
+		if j == nil || seen[j.ClientID+"|"+j.KeyID+"|"+j.TokenURL] {
+			continue
+		}
+		seen[j.ClientID+"|"+j.KeyID+"|"+j.TokenURL] = true
+		pemKey, err := j.KeyPEM()
+		var key *rsa.PrivateKey
+		if err == nil {
+			key, err = delivery.ParseRSAPrivateKey(pemKey)
+		}
+		if err != nil {
+			log.Warn("sandbox: signing key not readable; its client gets no token", zap.String("service", s.ID), zap.Error(err))
+			continue
+		}
+		out = append(out, sandbox.TokenClient{ClientID: j.ClientID, KeyID: j.KeyID, PublicKey: &key.PublicKey, Audience: j.TokenURL})
+	}
+	return out
 }
 
 // listenAndServe serves h on addr with the server's timeouts and limits, and
@@ -395,6 +434,14 @@ func deliveryTransport(t config.Transport) delivery.Transport {
 	out := delivery.Transport{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
 	if o := t.OAuth2; o != nil {
 		out.OAuth2 = &delivery.OAuth2{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecretFile: o.ClientSecretFile, Scopes: o.Scopes}
+	}
+	if j := t.SignedJWT; j != nil {
+		out.SignedJWT = &delivery.SignedJWT{TokenURL: j.TokenURL, ClientID: j.ClientID, KeyID: j.KeyID, PrivateKeyFile: j.PrivateKeyFile}
+		if j.PrivateKeyFile == "" {
+			// Demo mode without a key file (the configuration allows it
+			// nowhere else): the published demo key.
+			out.SignedJWT.PrivateKeyPEM = config.DemoJWTKey
+		}
 	}
 	return out
 }

@@ -253,7 +253,7 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("%s.endpoint %q: an http or https URL is required", at, s.Endpoint)
 		}
-		if err := s.Transport.validate(u); err != nil {
+		if err := s.Transport.validate(u, c.Demo); err != nil {
 			return fmt.Errorf("%s.%w", at, err)
 		}
 		for _, dc := range s.DataCategories {
@@ -277,6 +277,9 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("%s.eligibility.institutions: %q is not a UKPRN", at, u)
 			}
 		}
+	}
+	if err := c.validateSource(); err != nil {
+		return err
 	}
 	if err := c.Store.validate(); err != nil {
 		return err

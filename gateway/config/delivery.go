@@ -1,10 +1,14 @@
 package config
 
 import (
+	"bytes"
+	_ "embed"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/student-mh-referrals/gateway/gateway"
@@ -34,6 +38,57 @@ type Transport struct {
 	// OAuth2, when set, gets a bearer token by the client-credentials grant
 	// and sends it with every message.
 	OAuth2 *OAuth2 `json:"oauth2,omitempty"`
+	// SignedJWT, when set, gets the bearer token as the NHS API platform
+	// does for application-restricted APIs: a JWT client assertion signed
+	// with the gateway's private key, exchanged for an access token.
+	SignedJWT *SignedJWT `json:"signedJWT,omitempty"`
+}
+
+// SignedJWT configures NHS England's "signed JWT authentication" for one
+// receiver: the gateway signs a client assertion (RS512, kid in the header;
+// iss and sub the client id, aud the token URL, a fresh jti, expiring
+// within five minutes) with the private key whose public key NHS England
+// holds under KeyID, and posts it to TokenURL for an access token.
+type SignedJWT struct {
+	// TokenURL is the OAuth 2.0 token endpoint, e.g.
+	// https://api.service.nhs.uk/oauth2/token.
+	TokenURL string `json:"tokenURL"`
+	// ClientID is the application's API key (iss and sub of the assertion).
+	ClientID string `json:"clientID"`
+	// KeyID is the kid under which the public key is registered.
+	KeyID string `json:"keyId"`
+	// PrivateKeyFile is the RSA private key (PEM, PKCS#1 or PKCS#8) that
+	// signs the assertions; it never leaves the gateway. In demo mode it
+	// may be left out: the published demo key (DemoJWTKey) signs them then,
+	// and the sandbox's token endpoint trusts it. Outside demo mode it is
+	// required and the demo key is refused.
+	PrivateKeyFile string `json:"privateKeyFile,omitempty"`
+}
+
+// DemoJWTKey is the published demo signing key (PEM) of the signed JWT flow
+// in demo mode. Everyone has it: it is refused outside demo mode.
+//
+//go:embed demo/jwt-signing-demo.pem
+var DemoJWTKey []byte
+
+// KeyPEM returns the private key that signs j's assertions: the file's, or
+// the demo key when the file is left out (demo mode only; Validate checks).
+func (j SignedJWT) KeyPEM() ([]byte, error) {
+	if j.PrivateKeyFile == "" {
+		return DemoJWTKey, nil
+	}
+	b, err := os.ReadFile(j.PrivateKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("transport.signedJWT.privateKeyFile: %w", err)
+	}
+	return b, nil
+}
+
+// isDemoKey reports whether data holds the demo key's PEM block.
+func isDemoKey(data []byte) bool {
+	demo, _ := pem.Decode(DemoJWTKey)
+	got, _ := pem.Decode(data)
+	return got != nil && demo != nil && bytes.Equal(got.Bytes, demo.Bytes)
 }
 
 // OAuth2 configures the client-credentials grant for one receiver. The
@@ -146,17 +201,24 @@ func (d Delivery) validate() error {
 }
 
 // validate checks a receiver's transport against its endpoint. Clinical
-// data leaves only over HTTPS: plain HTTP is for a sandbox on a loopback
-// address, and never carries a bearer token or expects a certificate.
-func (t Transport) validate(endpoint *url.URL) error {
+// data leaves only over HTTPS: plain HTTP is for a sandbox or a validating
+// mock on a loopback address, in demo mode only, and never carries a
+// certificate. A bearer token goes over plain HTTP only with a signed JWT in
+// demo mode (the sandbox's token endpoint, so that the demo uses the real
+// flow); an OAuth2 client secret never does.
+func (t Transport) validate(endpoint *url.URL, demo bool) error {
 	plain := endpoint.Scheme == "http"
 	switch {
 	case plain && !loopback(endpoint.Hostname()):
-		return fmt.Errorf("endpoint %q: plain http is allowed only to a loopback address (a sandbox); use https", endpoint)
+		return fmt.Errorf("endpoint %q: plain http is allowed only to a loopback address (a sandbox) in demo mode; use https", endpoint)
+	case plain && !demo:
+		return fmt.Errorf("endpoint %q: plain http is allowed only in demo mode (to a loopback sandbox); use https", endpoint)
 	case (t.CertFile == "") != (t.KeyFile == ""):
 		return fmt.Errorf("transport: certFile and keyFile go together")
 	case plain && (t.CAFile != "" || t.CertFile != ""):
 		return fmt.Errorf("transport: caFile, certFile and keyFile need an https endpoint")
+	case t.OAuth2 != nil && t.SignedJWT != nil:
+		return fmt.Errorf("transport: oauth2 and signedJWT are two ways to get the token; give one")
 	}
 	if o := t.OAuth2; o != nil {
 		switch {
@@ -165,10 +227,30 @@ func (t Transport) validate(endpoint *url.URL) error {
 		case plain:
 			return fmt.Errorf("transport.oauth2: a bearer token needs an https endpoint")
 		}
-		u, err := url.Parse(o.TokenURL)
-		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
-			return fmt.Errorf("transport.oauth2.tokenURL %q: an https URL is required", o.TokenURL)
+		if err := tokenURL("transport.oauth2", o.TokenURL, true); err != nil {
+			return err
 		}
+	}
+	if j := t.SignedJWT; j != nil {
+		if j.TokenURL == "" || j.ClientID == "" || j.KeyID == "" || (j.PrivateKeyFile == "" && !demo) {
+			return fmt.Errorf("transport.signedJWT: tokenURL, clientID, keyId and privateKeyFile are required (privateKeyFile may be left out in demo mode alone)")
+		}
+		if b, err := os.ReadFile(j.PrivateKeyFile); !demo && err == nil && isDemoKey(b) {
+			return fmt.Errorf("transport.signedJWT.privateKeyFile %s: the published demo key, refused outside demo mode", j.PrivateKeyFile)
+		}
+		if err := tokenURL("transport.signedJWT", j.TokenURL, demo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tokenURL accepts an https token endpoint, or plain http to a loopback
+// address where loopbackHTTP allows it.
+func tokenURL(at, raw string, loopbackHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopbackHTTP && loopback(u.Hostname()))) {
+		return fmt.Errorf("%s.tokenURL %q: an https URL is required", at, raw)
 	}
 	return nil
 }

@@ -1,9 +1,15 @@
 package config
 
 import (
+	"bytes"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/student-mh-referrals/gateway/gateway"
 )
 
 func TestDeliveryDefaults(t *testing.T) {
@@ -47,7 +53,7 @@ func TestDeliveryDefaults(t *testing.T) {
 func TestTransportAndDelivery(t *testing.T) {
 	base := string(Example)
 	const ucope = "    endpoint: http://127.0.0.1:8081/fhir\n    target: { system: https://fhir.nhs.uk/Id/dos-service-id, value: \"2000010001\" }\n"
-	const transport = "    transport: {}\n"
+	const transport = "    transport:\n      signedJWT: { tokenURL: http://127.0.0.1:8081/oauth2/token, clientID: demo-gateway-api-key, keyId: demo-1 }\n"
 	// service rewrites u-cope's endpoint and transport (the first ones in
 	// the example).
 	service := func(endpoint, tr string) [][2]string {
@@ -75,6 +81,10 @@ func TestTransportAndDelivery(t *testing.T) {
 		{"oauth2 without a secret", service("https://nhs.example.org/fhir", "{ oauth2: { tokenURL: https://a.example.org, clientID: gw } }"), "clientSecretFile are required"},
 		{"oauth2 token URL over http", service("https://nhs.example.org/fhir", oauth("http://auth.example.org/token")), "tokenURL"},
 		{"unknown transport key", service("https://nhs.example.org/fhir", "{ caFiles: ca.pem }"), "unknown field"},
+		{"signed JWT over loopback http in demo mode", service("http://127.0.0.1:8081/fhir", "{ signedJWT: { tokenURL: http://127.0.0.1:8081/oauth2/token, clientID: k, keyId: a } }"), ""},
+		{"signed JWT without a kid", service("https://nhs.example.org/fhir", "{ signedJWT: { tokenURL: https://api.example.org/oauth2/token, clientID: k } }"), "keyId"},
+		{"signed JWT token URL beyond loopback over http", service("https://nhs.example.org/fhir", "{ signedJWT: { tokenURL: http://api.example.org/oauth2/token, clientID: k, keyId: a } }"), "tokenURL"},
+		{"both token flows", service("https://nhs.example.org/fhir", "{ oauth2: { tokenURL: https://a.example.org/t, clientID: gw, clientSecretFile: s }, signedJWT: { tokenURL: https://a.example.org/t, clientID: k, keyId: a } }"), "give one"},
 		{"lease not above timeout", [][2]string{{"  lease: 2m\n", "  lease: 30s\n"}}, "delivery.lease"},
 		{"backoff base above max", [][2]string{{"  baseBackoff: 10s\n", "  baseBackoff: 1h\n"}}, "delivery.baseBackoff"},
 		{"too many workers", [][2]string{{"  workers: 4\n", "  workers: 1000\n"}}, "delivery.workers"},
@@ -109,6 +119,77 @@ func TestTransportAndDelivery(t *testing.T) {
 				if tr.CAFile != "ca.pem" || tr.KeyFile != "k.pem" || tr.OAuth2 == nil || strings.Join(tr.OAuth2.Scopes, " ") != "a b" {
 					t.Errorf("transport %+v", tr)
 				}
+			}
+		})
+	}
+}
+
+// TestTransportOutsideDemo: outside demo mode plain HTTP is refused even to
+// a loopback address, the signed JWT needs its own key file, and the
+// published demo key is refused.
+func TestTransportOutsideDemo(t *testing.T) {
+	demoFile := filepath.Join(t.TempDir(), "demo.pem")
+	if err := os.WriteFile(demoFile, DemoJWTKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	https, _ := url.Parse("https://nhs.example.org/fhir")
+	loop, _ := url.Parse("http://127.0.0.1:8081/fhir")
+	jwt := func(file string) Transport {
+		return Transport{SignedJWT: &SignedJWT{TokenURL: "https://api.example.org/oauth2/token", ClientID: "k", KeyID: "a", PrivateKeyFile: file}}
+	}
+	tests := []struct {
+		name     string
+		endpoint *url.URL
+		tr       Transport
+		want     string
+	}{
+		{"plain http to loopback", loop, Transport{}, "only in demo mode"},
+		{"signed JWT without a key file", https, jwt(""), "privateKeyFile"},
+		{"the demo key", https, jwt(demoFile), "published demo key"},
+		{"a key file of its own", https, jwt("/etc/gateway/jwt.pem"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.tr.validate(tt.endpoint, false)
+			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if k, err := (SignedJWT{}).KeyPEM(); err != nil || !bytes.Equal(k, DemoJWTKey) {
+		t.Errorf("no key file gives %v, want the demo key", err)
+	}
+}
+
+// TestSource: MessageHeader.source as configured: a name, a contact of a
+// known system, and the gateway's own target identifier as system|value,
+// never a loopback address outside demo mode.
+func TestSource(t *testing.T) {
+	good := gateway.Source{Name: "Gateway", Endpoint: "https://fhir.nhs.uk/Id/dos-service-id|2000099001",
+		Contact: gateway.SourceContact{System: "email", Value: "ops@example.ac.uk"}}
+	tests := []struct {
+		name string
+		demo bool
+		edit func(*gateway.Source)
+		want string
+	}{
+		{"as the example", false, func(*gateway.Source) {}, ""},
+		{"no endpoint", false, func(s *gateway.Source) { s.Endpoint = "" }, "required"},
+		{"a URL, not system|value", true, func(s *gateway.Source) { s.Endpoint = "http://127.0.0.1:8080/fhir" }, "system|value"},
+		{"loopback outside demo", false, func(s *gateway.Source) { s.Endpoint = "http://127.0.0.1:8080/fhir|gw" }, "loopback"},
+		{"loopback in demo", true, func(s *gateway.Source) { s.Endpoint = "http://127.0.0.1:8080/fhir|gw" }, ""},
+		{"no value", false, func(s *gateway.Source) { s.Endpoint = "https://fhir.nhs.uk/Id/dos-service-id|" }, "system|value"},
+		{"no name", false, func(s *gateway.Source) { s.Name = "" }, "source.name"},
+		{"contact of an unknown system", false, func(s *gateway.Source) { s.Contact.System = "pager" }, "source.contact"},
+		{"no contact", false, func(s *gateway.Source) { s.Contact = gateway.SourceContact{} }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Config{Demo: tt.demo, Source: good}
+			tt.edit(&c.Source)
+			err := c.validateSource()
+			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("error %v, want %q", err, tt.want)
 			}
 		})
 	}

@@ -30,6 +30,9 @@ type Transport struct {
 	// OAuth2, when set, gets a bearer token by the client-credentials grant
 	// and sends it with every message.
 	OAuth2 *OAuth2
+	// SignedJWT, when set, gets the bearer token with a signed JWT client
+	// assertion, as the NHS API platform does.
+	SignedJWT *SignedJWT
 }
 
 // OAuth2 is the client-credentials grant for one receiver. The secret is
@@ -41,11 +44,17 @@ type OAuth2 struct {
 
 // Client posts to one receiver: an HTTP client with the receiver's TLS
 // settings (TLS 1.2 at least, its CAs, the gateway's client certificate for
-// mTLS) and, when configured, OAuth2 client-credentials bearer tokens,
-// cached until they expire.
+// mTLS) and, when configured, bearer tokens (OAuth2 client credentials or a
+// signed JWT client assertion), cached until they expire.
 type Client struct {
 	http   *http.Client
-	tokens *tokenSource
+	tokens bearer
+}
+
+// bearer is where a client's access tokens come from.
+type bearer interface {
+	token(ctx context.Context) (string, error)
+	invalidate(access string)
 }
 
 // NewClient builds the client for one receiver's transport. timeout bounds
@@ -97,22 +106,29 @@ func NewClient(t Transport, timeout time.Duration) (*Client, error) {
 			http: hc,
 		}
 	}
+	if j := t.SignedJWT; j != nil {
+		src, err := newJWTSource(*j, hc)
+		if err != nil {
+			return nil, err
+		}
+		c.tokens = src
+	}
 	return c, nil
 }
 
 // OAuth2 reports whether the client sends bearer tokens.
 func (c *Client) OAuth2() bool { return c.tokens != nil }
 
-// Do sends req, with a bearer token when the receiver uses OAuth2. A 401
+// Do sends req, with a bearer token when the receiver uses one. A 401
 // answer drops the cached token, so the next attempt fetches a new one.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	var access string
 	if c.tokens != nil {
-		tok, err := c.tokens.Token(req.Context())
+		tok, err := c.tokens.token(req.Context())
 		if err != nil {
 			return nil, err
 		}
-		access = tok.AccessToken
+		access = tok
 		req.Header.Set("Authorization", "Bearer "+access)
 	}
 	resp, err := c.http.Do(req)
@@ -142,18 +158,18 @@ type tokenError struct{ err error }
 func (e *tokenError) Error() string { return "oauth2 token: " + e.err.Error() }
 func (e *tokenError) Unwrap() error { return e.err }
 
-func (s *tokenSource) Token(ctx context.Context) (*oauth2.Token, error) {
+func (s *tokenSource) token(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tok.Valid() {
-		return s.tok, nil
+		return s.tok.AccessToken, nil
 	}
 	tok, err := s.cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, s.http))
 	if err != nil {
-		return nil, &tokenError{err}
+		return "", &tokenError{err}
 	}
 	s.tok = tok
-	return tok, nil
+	return tok.AccessToken, nil
 }
 
 func (s *tokenSource) invalidate(access string) {

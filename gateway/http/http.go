@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -65,6 +67,9 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		// The operator needs the cause (a full disk, a refused connection);
 		// the client gets only the code and the message.
 		logFrom(r.Context()).Warn("unavailable", zap.Error(e.Err))
+	}
+	if e.RetryAfter > 0 && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Round(time.Second)/time.Second)))
 	}
 	if e.Code == gateway.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gateway"`)

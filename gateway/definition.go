@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MessageDefinition is what the gateway needs of a receiver's BaRS
+// MessageDefinition: BaRS has the sender ask the receiver for it before
+// building a payload, and the receiver rejects a payload that does not
+// adhere to it.
+type MessageDefinition struct {
+	// URL is the definition's canonical URL (MessageHeader.definition).
+	URL string
+	// Focus lists the resources the receiver requires in the message, with
+	// their cardinality. Empty when only the URL is known (a definition
+	// pinned in the registry): there is nothing to check then.
+	Focus []DefinitionFocus
+}
+
+// DefinitionFocus is one MessageDefinition.focus: a resource type and how
+// many of it the message must carry (Max "*" for no bound).
+type DefinitionFocus struct {
+	Code string
+	Min  int
+	Max  string
+}
+
+// DefinitionSource resolves the MessageDefinition of a service: the one its
+// registry entry pins, or the receiver's own, fetched and cached. An
+// unreachable receiver is EUNAVAILABLE, so that the university retries.
+type DefinitionSource interface {
+	Definition(ctx context.Context, svc *Service) (*MessageDefinition, error)
+}
+
+// DefinitionRetryAfter is how long a university is asked to wait when a
+// receiver's MessageDefinition cannot be had (503 with Retry-After).
+const DefinitionRetryAfter = 30 * time.Second
+
+// DefinitionUnavailable is the error of a definition that cannot be had
+// now; cause is logged by the edge, never shown.
+func DefinitionUnavailable(svc *Service, cause error) *Error {
+	return &Error{
+		Code:       EUNAVAILABLE,
+		Message:    fmt.Sprintf("the MessageDefinition of service %q cannot be had from the receiver now; the referral was not accepted: retry later", svc.ID),
+		RetryAfter: DefinitionRetryAfter,
+		Err:        cause,
+	}
+}
+
+// definition resolves the definition of svc: through Definitions when set,
+// else the registry's pinned URL (or none).
+func (e *Evaluator) definition(ctx context.Context, svc *Service) (*MessageDefinition, error) {
+	if e.Definitions == nil {
+		return &MessageDefinition{URL: strings.TrimSpace(svc.MessageDefinition)}, nil
+	}
+	d, err := e.Definitions.Definition(ctx, svc)
+	if err != nil {
+		if ge := AsError(err); ge.Code == EUNAVAILABLE || ge.Code == EINTERNAL {
+			return nil, DefinitionUnavailable(svc, err)
+		}
+		return nil, err
+	}
+	return d, nil
+}
+
+// Unmet lists the focus entries of d that bundle does not satisfy: too few
+// (or too many) resources of that type. The Bundle itself counts as one
+// "Bundle". A definition without focus entries is always met.
+func (d *MessageDefinition) Unmet(bundle []byte) ([]string, error) {
+	if len(d.Focus) == 0 {
+		return nil, nil
+	}
+	var b struct {
+		Entry []struct {
+			Resource struct {
+				ResourceType string `json:"resourceType"`
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(bundle, &b); err != nil {
+		return nil, Internal(fmt.Errorf("definition check: %w", err))
+	}
+	count := map[string]int{"Bundle": 1}
+	for _, e := range b.Entry {
+		count[e.Resource.ResourceType]++
+	}
+	var out []string
+	for _, f := range d.Focus {
+		n := count[f.Code]
+		max, bounded := strconv.Atoi(f.Max)
+		switch {
+		case n < f.Min:
+			out = append(out, fmt.Sprintf("at least %d %s (the message has %d)", f.Min, f.Code, n))
+		case bounded == nil && n > max:
+			out = append(out, fmt.Sprintf("at most %d %s (the message has %d)", max, f.Code, n))
+		}
+	}
+	return out, nil
+}
+
+// refuseUnmet turns an allowed evaluation into a refusal when the message
+// the policies allow cannot adhere to the receiver's MessageDefinition: the
+// receiver would reject it, and the gateway sends no more than the policies
+// allow (M-01) to satisfy a definition. The refusal names the definition, as
+// P-01 names the service, and is recorded like any refusal.
+func refuseUnmet(ev *Evaluation, def *MessageDefinition, unmet []string) {
+	d := ev.Decision
+	d.Allow = false
+	d.Rules = append(d.Rules, RuleResult{
+		ID:     "M-01",
+		Effect: EffectDeny,
+		Message: fmt.Sprintf("service %q requires, by its MessageDefinition %s, %s; the message the sharing policies allow for this referral cannot carry that, so it is not sent",
+			ev.Service.ID, def.URL, strings.Join(unmet, "; ")),
+	})
+	ev.Outcome, ev.Bundle = OutcomeDeny, nil
+}
