@@ -41,14 +41,12 @@ func NewInstitutions(list []InstitutionProfile) (*Institutions, error) {
 	r := &Institutions{byUKPRN: make(map[string]*InstitutionProfile, len(list))}
 	for i := range list {
 		p := list[i]
-		at := fmt.Sprintf("institutions[%d]", i)
-		if p.UKPRN != "" {
-			at += " (" + p.UKPRN + ")"
+		if !ValidUKPRN(p.UKPRN) {
+			return nil, fmt.Errorf("institutions[%d].ukprn %q: a UKPRN is eight digits starting with 1", i, p.UKPRN)
 		}
+		at := fmt.Sprintf("institutions[%d] (%s)", i, p.UKPRN)
 		c := p.WellbeingContact
 		switch {
-		case !ValidUKPRN(p.UKPRN):
-			return nil, fmt.Errorf("%s.ukprn %q: a UKPRN is eight digits starting with 1", at, p.UKPRN)
 		case r.byUKPRN[p.UKPRN] != nil:
 			return nil, fmt.Errorf("%s: UKPRN %s is listed twice", at, p.UKPRN)
 		case strings.TrimSpace(p.Name) == "":

@@ -358,10 +358,11 @@ func (a *app) server(store gateway.Store, key []byte) (*gwhttp.Server, *promethe
 	})
 	a.evaluator.OnInvalidMessage = metrics.ObserveInvalidMessage
 	cps, _ := checkpointDir(a.cfg) // serve has refused a configuration where this fails
+	insts, _ := a.cfg.InstitutionRegistry() // the configuration was checked when loaded
 	return &gwhttp.Server{
 		Checkpoints:         cps,
 		Evaluator:           a.evaluator,
-		Intake:              &gateway.Intake{Evaluator: a.evaluator, Store: store, PseudonymKey: key},
+		Intake:              &gateway.Intake{Evaluator: a.evaluator, Store: store, PseudonymKey: key, Institutions: insts},
 		ParseResponse:       mappings.ParseResponse,
 		Auth:                gwhttp.NewAuthenticator(credentials(a.cfg.Clients), a.cfg.Demo),
 		Logger:              a.log,
