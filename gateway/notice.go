@@ -135,7 +135,7 @@ func HearBack(steps []string) string {
 	case n > 1:
 		what = strings.Join(parts[:n-1], ", ") + " and " + parts[n-1]
 	}
-	return "The university will hear back from the service only " + what + ". It will not receive notes of your appointments."
+	return "The university will hear back from the service only " + what + "."
 }
 
 // categoryWords says what each data category holds, for a student.
@@ -231,7 +231,7 @@ func NewStudentNotice(s Share, svc *Service, inst *InstitutionProfile, returnSte
 		shared = append(shared, cmp.Or(categoryWords[c], c))
 	}
 	secs := []noticeSection{
-		{Heading: "What was shared", Paras: []string{"On " + when + " " + uni + " sent a referral about you to " + service + ", part of " + trust + " (ODS code " + d.Recipient.ODSCode + "), so that the NHS can offer you mental health care. It contained:"}, Items: shared},
+		{Heading: "What was shared", Paras: []string{"On " + when + " " + uni + " sent a referral about you to " + service + ", part of " + trust + " (ODS code " + d.Recipient.ODSCode + "), so that the NHS can offer you mental health care. It contained, where the university held it:"}, Items: shared},
 		{Heading: "Why, and on what lawful basis", Paras: []string{cmp.Or(whyWords[d.Route], "The university shared this on the route "+d.Route+"."), basisWords(d.LawfulBases)}},
 	}
 	var rights []string
@@ -251,7 +251,7 @@ func NewStudentNotice(s Share, svc *Service, inst *InstitutionProfile, returnSte
 		noticeSection{Heading: "Your rights", Items: rights},
 		noticeSection{Heading: "What the university will hear back", Paras: []string{HearBack(returnSteps)}},
 		contactSection(inst),
-		noticeSection{Heading: "Reference", Paras: []string{"Referral " + s.Referral.ID + " (case " + s.Referral.CaseID + ")."}},
+		noticeSection{Heading: "Reference", Paras: []string{"Referral " + s.Referral.ID + "."}},
 	)
 	title := "How " + uni + " shared information about you"
 	n.Text = noticeText(title, secs)
