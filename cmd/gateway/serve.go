@@ -358,7 +358,8 @@ func (a *app) server(store gateway.Store, key []byte) (*gwhttp.Server, *promethe
 	})
 	a.evaluator.OnInvalidMessage = metrics.ObserveInvalidMessage
 	cps, _ := checkpointDir(a.cfg) // serve has refused a configuration where this fails
-	insts, _ := a.cfg.InstitutionRegistry() // the configuration was checked when loaded
+	// The configuration was checked when loaded, institutions included.
+	insts, _ := a.cfg.InstitutionRegistry()
 	return &gwhttp.Server{
 		Checkpoints:         cps,
 		Evaluator:           a.evaluator,
