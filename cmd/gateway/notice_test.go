@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/student-mh-referrals/gateway/gateway"
 )
 
@@ -337,5 +339,57 @@ func setPath(t *testing.T, doc map[string]any, path string, v string) {
 		default:
 			t.Fatalf("%s: %s is not in the record", path, p)
 		}
+	}
+}
+
+// TestNoticesInBrowser drives the page an IG lead reviews T-01 on: the
+// delivered shares whose student is not yet told, oldest first, and apart
+// from them the notices held back, with their coded reasons; and the
+// decision page of each says where telling the student stands.
+func TestNoticesInBrowser(t *testing.T) {
+	ctx := browserContext(t)
+	env := newAuditEnv(t)
+	s := seedNotices(t, env)
+	a := call(t, env.srv, apiCall{method: "POST", path: "/v1/referrals/" + s.consent + "/$student-informed", token: uwe, body: []byte(`{"at": "2026-11-23T12:00:59Z", "method": "letter"}`)})
+	if a.status != 200 {
+		t.Fatalf("confirm: %d %s", a.status, a.body)
+	}
+	must(t, ctx, "sign in",
+		chromedp.Navigate(env.srv.URL+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SetValue(chromedp.ID("token"), auditor), chromedp.Click(chromedp.CSS(`form button[type="submit"]`)))
+	waitFor(t, ctx, "the decisions page", `document.getElementById('filter-heading') !== null`)
+	must(t, ctx, "open the notices page", chromedp.Click(chromedp.CSS(`nav a[href="/ui/notices"]`)))
+	waitFor(t, ctx, "the notices page", `document.getElementById('held-heading') !== null`)
+
+	rows := func(table int) []string {
+		return eval[[]string](t, ctx, `Array.from(document.querySelectorAll('table.untold')[`+strconv.Itoa(table)+`].querySelectorAll('tbody tr')).map(r => r.innerText.replace(/\s+/g, ' '))`)
+	}
+	untold, held := rows(0), rows(1)
+	if len(untold) != 1 || !strings.Contains(untold[0], "UWE-WB-2026-00188") || !strings.Contains(untold[0], "Override: safeguarding") {
+		t.Errorf("not yet told: %q (want the override alone: the consent share is confirmed, the queued one not delivered, Liverpool's not ours)", untold)
+	}
+	if len(held) != 1 || !strings.Contains(held[0], "UWE-WB-2026-00190") || !strings.Contains(held[0], "not-informed") || !strings.Contains(held[0], "T-01") {
+		t.Errorf("held back: %q", held)
+	}
+	if got := eval[string](t, ctx, `document.getElementById('untold-count').innerText + '/' + document.getElementById('held-count').innerText`); got != "1/1" {
+		t.Errorf("the counts: %s", got)
+	}
+	if text := eval[string](t, ctx, `document.querySelector('main').innerText`); strings.Contains(text, "at home") {
+		t.Error("the page shows the record's reason for the delay, which is free text")
+	}
+	checkAccessible(t, ctx, "notices page")
+	screenshot(t, ctx, "ui-notices.png")
+
+	must(t, ctx, "open the held-back share", chromedp.Click(chromedp.CSS(`section[aria-labelledby="held-heading"] table a`)))
+	waitFor(t, ctx, "its decision", `document.getElementById('student-told') !== null`)
+	if got := eval[string](t, ctx, `document.getElementById('student-told').innerText`); !strings.Contains(got, "held back") || !strings.Contains(got, "T-01") {
+		t.Errorf("the held-back share's decision page says %q", got)
+	}
+	checkAccessible(t, ctx, "decision page of a held-back share")
+
+	d := call(t, env.srv, apiCall{method: "GET", path: "/v1/referrals/" + s.consent, token: uwe}).json(t)
+	must(t, ctx, "open the told share", chromedp.Navigate(env.srv.URL+"/ui/decisions/"+d["decisionId"].(string)), chromedp.WaitVisible(chromedp.ID("student-told")))
+	if got := eval[string](t, ctx, `document.getElementById('student-told').innerText`); got != "Yes, at 23 Nov 2026 12:00:59, by letter" {
+		t.Errorf("the told share's decision page says %q", got)
 	}
 }
