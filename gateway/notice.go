@@ -79,12 +79,21 @@ func (s Share) HeldBack() *HeldBack {
 		return nil
 	}
 	h := &HeldBack{Status: o.StudentInformed, Rule: "T-01"}
-	for _, ob := range s.Decision.Obligations {
-		if ob.Type == ObligationNotifyStudent {
-			h.Rule, h.Obligation = ob.Rule, ob.Message
-		}
+	if ob, ok := s.Decision.NotifyObligation(); ok {
+		h.Rule, h.Obligation = ob.Rule, ob.Message
 	}
 	return h
+}
+
+// NotifyObligation is the decision's obligation to tell the student
+// (notify-student, T-01), if it has one.
+func (e DecisionEntry) NotifyObligation() (Obligation, bool) {
+	for _, ob := range e.Obligations {
+		if ob.Type == ObligationNotifyStudent {
+			return ob, true
+		}
+	}
+	return Obligation{}, false
 }
 
 // InformedRequest records that a student was told of a share; Action is the

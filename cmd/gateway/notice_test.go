@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,11 +75,7 @@ func TestStudentNoticeAPI(t *testing.T) {
 	s := seedNotices(t, env)
 	get := func(token, id, accept string) apiAnswer {
 		t.Helper()
-		a := apiCall{method: "GET", path: "/v1/referrals/" + id + "/student-notice", token: token}
-		if accept == "" {
-			return call(t, env.srv, a)
-		}
-		return callWithAccept(t, env, a, accept)
+		return call(t, env.srv, apiCall{method: "GET", path: "/v1/referrals/" + id + "/student-notice", token: token, accept: accept})
 	}
 
 	a := get(uwe, s.override, "")
@@ -242,23 +236,6 @@ func issueExpressions(t *testing.T, body []byte) []string {
 	return out
 }
 
-func callWithAccept(t *testing.T, env *auditEnv, c apiCall, accept string) apiAnswer {
-	t.Helper()
-	req, err := http.NewRequest(c.method, env.srv.URL+c.path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", accept)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return apiAnswer{resp.StatusCode, resp.Header, b}
-}
-
 // sentinelPaths are the free-text fields of a case record: a notice must
 // hold none of them (T-01 is built from the decision, the registry and the
 // configuration).
@@ -298,7 +275,7 @@ func TestStudentNoticeHoldsNoFreeText(t *testing.T) {
 	id := a.json(t)["id"].(string)
 	deliver(t, env)
 	for _, accept := range []string{"", "text/plain", "text/html"} {
-		n := callWithAccept(t, env, apiCall{method: "GET", path: "/v1/referrals/" + id + "/student-notice", token: uwe}, cmp.Or(accept, "application/json"))
+		n := call(t, env.srv, apiCall{method: "GET", path: "/v1/referrals/" + id + "/student-notice", token: uwe, accept: accept})
 		if n.status != 200 {
 			t.Fatalf("the notice (%s): %d %s", accept, n.status, n.body)
 		}

@@ -618,7 +618,10 @@ type overrideView struct {
 // (T-01).
 type noticeView struct {
 	Delivered, Told, Method string
-	HeldBack                *gateway.HeldBack
+	// Never is the status of a share that will not be delivered now
+	// (cancelled, failed, dead-lettered): its student gets no notice.
+	Never    string
+	HeldBack *gateway.HeldBack
 }
 
 type basisView struct{ Code, Text string }
@@ -834,8 +837,11 @@ func (u *ui) noticeOf(r *http.Request, dec *gateway.DecisionEntry) (*noticeView,
 		return nil, err
 	}
 	v := &noticeView{HeldBack: sh.HeldBack()}
-	if !sh.DeliveredAt.IsZero() {
+	switch st := sh.Referral.Status; {
+	case !sh.DeliveredAt.IsZero():
 		v.Delivered = londonTime(sh.DeliveredAt)
+	case st == gateway.StatusCancelled || st == gateway.StatusFailed || st == gateway.StatusDeadLettered:
+		v.Never = string(st)
 	}
 	if sh.Informed != nil {
 		v.Told, v.Method = londonTime(sh.Informed.At), roleLabel(sh.Informed.Method)
@@ -873,10 +879,10 @@ func (u *ui) handleNotices(w http.ResponseWriter, r *http.Request, sess *uiSessi
 				Delivered: londonTime(sh.DeliveredAt), Route: routeLabel(d.Route), Recipient: d.Recipient.Name,
 				CaseID: sh.Referral.CaseID, HeldBack: sh.HeldBack(),
 			}
-			for _, ob := range d.Obligations {
-				if ob.Type == gateway.ObligationNotifyStudent {
-					row.Obligation = ob.Rule + ": " + ob.Message
-				}
+			if ob, ok := d.NotifyObligation(); ok {
+				row.Obligation = ob.Rule + ": " + ob.Message
+			} else if o := d.Override; o != nil && o.StudentInformed == "informed" {
+				row.Obligation = "The case record says the student was told before the share: confirm that the notice was handed over."
 			}
 			if row.HeldBack != nil {
 				data.Held = append(data.Held, row)
