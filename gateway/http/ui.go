@@ -618,9 +618,10 @@ type overrideView struct {
 // (T-01).
 type noticeView struct {
 	Delivered, Told, Method string
-	// Never is the status of a share that will not be delivered now
-	// (cancelled, failed, dead-lettered): its student gets no notice.
-	Never    string
+	// Stopped is the status of a share not delivered whose delivery has
+	// stopped (cancelled, failed, dead-lettered): no notice unless an
+	// operator retries it, or a cancelled share's message still goes out.
+	Stopped  string
 	HeldBack *gateway.HeldBack
 }
 
@@ -841,7 +842,7 @@ func (u *ui) noticeOf(r *http.Request, dec *gateway.DecisionEntry) (*noticeView,
 	case !sh.DeliveredAt.IsZero():
 		v.Delivered = londonTime(sh.DeliveredAt)
 	case st == gateway.StatusCancelled || st == gateway.StatusFailed || st == gateway.StatusDeadLettered:
-		v.Never = string(st)
+		v.Stopped = string(st)
 	}
 	if sh.Informed != nil {
 		v.Told, v.Method = londonTime(sh.Informed.At), roleLabel(sh.Informed.Method)
