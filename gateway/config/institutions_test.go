@@ -28,3 +28,12 @@ func TestInstitutionsChecked(t *testing.T) {
 		t.Fatalf("error %v, want the duplicate named", err)
 	}
 }
+
+// TestInstitutionMissingIsWarned: a submitter's institution without an
+// entry loads, with a warning, since its notices lack a contact.
+func TestInstitutionMissingIsWarned(t *testing.T) {
+	c := mustParse(t, strings.Replace(string(Example), `  - ukprn: "10006842"`, `  - ukprn: "10000001"`, 1))
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "liverpool-cms submits for institution 10006842, which institutions does not list") {
+		t.Errorf("warnings %q", w)
+	}
+}
