@@ -721,6 +721,9 @@ func CSVRow(r AuditRecord) []string {
 		row["decisionTime"], row["caseId"], row["referralId"] = a.Time, a.CaseID, a.ReferralID
 		row["action"], row["actionBy"], row["messageId"] = a.Action, a.By, a.MessageID
 		row["recipientService"], row["policyRevision"] = a.Service, a.PolicyRevision
+		if a.Action == ActionStudentInformed {
+			row["studentInformed"] = a.Reason + " " + a.InformedAt // how and when the student was told
+		}
 	}
 	out := make([]string, len(CSVHeader))
 	for i, h := range CSVHeader {

@@ -168,6 +168,11 @@ func TestStudentNoticeAPI(t *testing.T) {
 	if told != 1 {
 		t.Errorf("%d student-informed actions in the trail, want 1 (the repeat records nothing)", told)
 	}
+	for format, want := range map[string]string{"csv": "letter 2026-11-23T12:00:59Z", "fhir": `"informed-at"`} {
+		if e := call(t, env.srv, apiCall{method: "GET", path: "/v1/audit/export?format=" + format + "&kind=action", token: auditor}); e.status != 200 || !strings.Contains(string(e.body), want) {
+			t.Errorf("the %s export does not show how and when the student was told (%q): %d %s", format, want, e.status, e.body)
+		}
+	}
 	// Telling the student of a held-back share releases its notice.
 	if a := inform(uwe, s.held, "", `{"at": "2026-11-23T12:00:59Z", "method": "in-person"}`); a.status != 200 {
 		t.Errorf("confirm a held-back share: %d %s", a.status, a.body)
