@@ -100,7 +100,7 @@ func TestStudentNoticeAPI(t *testing.T) {
 	if txt := get(uwe, s.override, "text/plain"); txt.status != 200 || !strings.HasPrefix(txt.header.Get("Content-Type"), "text/plain") || string(txt.body) != n.Text {
 		t.Errorf("text/plain: %d %q", txt.status, txt.header.Get("Content-Type"))
 	}
-	if html := get(uwe, s.override, "text/html;q=0.9, application/json;q=0.1"); html.status != 200 || !strings.Contains(string(html.body), n.HTML) {
+	if html := get(uwe, s.override, "text/html;q=0.9, application/json;q=0.1"); html.status != 200 || !strings.Contains(string(html.body), n.HTML) || !strings.HasPrefix(html.header.Get("Content-Security-Policy"), "default-src 'none'") {
 		t.Errorf("text/html: %d %s", html.status, html.body)
 	}
 	if aud := get(auditor, s.override, ""); aud.status != 200 {

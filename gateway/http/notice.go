@@ -34,7 +34,9 @@ func (s *Server) handleStudentNotice(w http.ResponseWriter, r *http.Request) err
 	case mediaText:
 		writeText(w, mediaText, n.Text)
 	case mediaHTML:
-		writeText(w, mediaHTML, "<!DOCTYPE html>\n<html lang=\"en-GB\"><head><meta charset=\"utf-8\"><title>Notice</title></head><body>\n"+n.HTML+"</body></html>\n")
+		// A page to print or forward as it is: nothing to load, nothing to run.
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		writeText(w, mediaHTML, "<!DOCTYPE html>\n<html lang=\"en-GB\"><head><meta charset=\"utf-8\"><title>What was shared about you</title></head><body>\n"+n.HTML+"</body></html>\n")
 	default:
 		writeJSON(w, http.StatusOK, MediaJSON, n)
 	}
