@@ -323,7 +323,7 @@ func ptrTo[T any](v T) *T { return &v }
 // checkListScannable checks the decision list against issue #16 at the
 // window's size: a record row is on the first screen, the count of matching
 // records shows, every date keeps to one line, and a refusing rule is named
-// with its title.
+// with its title, and no column is off the screen.
 func checkListScannable(t *testing.T, ctx context.Context, count string) {
 	t.Helper()
 	top := eval[int](t, ctx, `Math.round(document.querySelector('table.decisions tbody tr').getBoundingClientRect().bottom)`)
@@ -333,6 +333,9 @@ func checkListScannable(t *testing.T, ctx context.Context, count string) {
 	}
 	if got := eval[string](t, ctx, `document.getElementById('result-count').innerText`); got != count {
 		t.Errorf("the count says %q, want %q", got, count)
+	}
+	if !eval[bool](t, ctx, `(() => { const w = document.querySelector('.table-wrap'); return w.scrollWidth <= w.clientWidth; })()`) {
+		t.Error("the list scrolls sideways: a column is off the screen")
 	}
 	if wrapped := eval[int](t, ctx, `Array.from(document.querySelectorAll('td.recorded a')).filter(a => a.getClientRects().length > 1).length`); wrapped > 0 {
 		t.Errorf("%d dates wrap onto more than one line", wrapped)
