@@ -515,7 +515,7 @@ func thousands(n int) string {
 }
 
 func (u *ui) fillChoices(d *decisionsData) {
-	d.Kinds = []option{{"", "Any"}, {gateway.RecordReferral, "Referrals"}, {gateway.RecordDryRun, "Dry runs"}, {gateway.RecordAction, "Actions (cancellations, retries, drops)"}}
+	d.Kinds = []option{{"", "Any"}, {gateway.RecordReferral, "Referrals"}, {gateway.RecordDryRun, "Dry runs"}, {gateway.RecordAction, "Actions (cancellations, retries, drops, students told)"}}
 	d.Outcomes = []option{{"", "Any"}, {gateway.OutcomeAllow, "Allowed"}, {gateway.OutcomeDeny, "Refused"}}
 	d.Rules = []option{{"", "Any"}}
 	if u.s.Rules != nil {
