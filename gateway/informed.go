@@ -38,7 +38,7 @@ func ReturnSteps(*Service) []string { return nil }
 func HeldBackError(h *HeldBack) *Error {
 	return &Error{Code: ECONFLICT, Message: "the student notice is held back", Issues: []Issue{
 		{Severity: "error", Type: "business-rule", Expression: "override.studentInformed.status",
-			Message:     "the override records that the student is not yet to be told (" + h.Status + "): the notice is held back until the university records telling them, or sends a new version of the case",
+			Message:     "the override records that the student is not yet to be told (" + h.Status + "): the notice is held back until the university records telling them ($student-informed); a new version of the case that lets them be told has a notice of its own",
 			DetailsCode: h.Status, DetailsSystem: FHIRBase + "/CodeSystem/student-informed-status"},
 		{Severity: "information", Type: "business-rule",
 			Message:     h.Rule + ": " + cmp.Or(h.Obligation, "tell the student as soon as it is safe"),
