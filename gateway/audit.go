@@ -45,6 +45,9 @@ const (
 	ActionPolicyReload   = "policy-reload"   // the policy set in force changed (gateway chain)
 	ActionRetentionPurge = "retention-purge" // clinical content was deleted under the retention policy (gateway chain)
 	ActionChainKey       = "chain-key"       // the chain's keyed segment starts (Reason: the key id)
+	// ActionStudentInformed: the university told the student of a
+	// delivered share (T-01); Reason is the method, InformedAt the time.
+	ActionStudentInformed = "student-informed"
 )
 
 // Reasons of a referral-cancel action.
@@ -79,6 +82,8 @@ type ActionEntry struct {
 	PreviousRevision string `json:"previousRevision,omitempty"`
 	// Count is how many referrals a retention run purged.
 	Count int `json:"count,omitempty"`
+	// InformedAt is when the student was told (student-informed), RFC 3339.
+	InformedAt string `json:"informedAt,omitempty"`
 }
 
 // AppendAction appends an action to its institution's chain (a.Institution,
@@ -88,6 +93,17 @@ func AppendAction(ctx context.Context, log AuditTrail, a ActionEntry, at time.Ti
 	if log == nil {
 		return DecisionRecord{}, Internal(fmt.Errorf("no decision log to record action %s", a.Action))
 	}
+	rec, err := NewActionRecord(a, at)
+	if err != nil {
+		return DecisionRecord{}, err
+	}
+	return log.AppendDecision(ctx, rec)
+}
+
+// NewActionRecord is the decision record of an action, not yet appended:
+// for a store that appends it in the transaction that does the action.
+// ActionID and Time are filled in when empty.
+func NewActionRecord(a ActionEntry, at time.Time) (DecisionRecord, error) {
 	a.Type = RecordAction
 	if a.ActionID == "" {
 		a.ActionID = uuid.NewString()
@@ -102,7 +118,7 @@ func AppendAction(ctx context.Context, log AuditTrail, a ActionEntry, at time.Ti
 	if err != nil {
 		return DecisionRecord{}, Internal(err)
 	}
-	return log.AppendDecision(ctx, DecisionRecord{Institution: a.Institution, DecisionID: a.ActionID, At: at, Body: b})
+	return DecisionRecord{Institution: a.Institution, DecisionID: a.ActionID, At: at, Body: b}, nil
 }
 
 // AuditRecord is one record of a chain as the audit trail shows it: its
@@ -705,6 +721,9 @@ func CSVRow(r AuditRecord) []string {
 		row["decisionTime"], row["caseId"], row["referralId"] = a.Time, a.CaseID, a.ReferralID
 		row["action"], row["actionBy"], row["messageId"] = a.Action, a.By, a.MessageID
 		row["recipientService"], row["policyRevision"] = a.Service, a.PolicyRevision
+		if a.Action == ActionStudentInformed {
+			row["studentInformed"] = a.Reason + " " + a.InformedAt // how and when the student was told
+		}
 	}
 	out := make([]string, len(CSVHeader))
 	for i, h := range CSVHeader {

@@ -28,6 +28,9 @@ type Intake struct {
 	// Queued, when set, is called after a message was queued (an accepted
 	// referral or a cancellation), to wake the delivery worker at once.
 	Queued func()
+	// Institutions are the configured universities, whose wellbeing
+	// contacts the student notices name (T-01).
+	Institutions *Institutions
 }
 
 // Submission is what Submit did.

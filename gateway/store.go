@@ -444,6 +444,7 @@ type Store interface {
 	Referrals
 	Outbox
 	AuditTrail
+	Notices
 	// PurgeContent deletes the clinical content (record, bundle, message
 	// bodies, receiver responses) of referrals last updated before the given
 	// time whose messages are all out of the queue, keeping their status and

@@ -287,7 +287,7 @@ func actionEvent(ev *auditEvent, r gateway.AuditRecord, chain []auditDetail) {
 	ev.OutcomeDesc = a.Action + " by " + a.By
 	who := auditAgent{Who: identified(SystemOperator, a.By, a.By), Requestor: true,
 		Type: conceptRef(sysSecurityRole, "humanuser", "human user")}
-	if a.Action == gateway.ActionReferralCancel {
+	if a.Action == gateway.ActionReferralCancel || a.Action == gateway.ActionStudentInformed {
 		who = auditAgent{Who: identified(SystemClientID, a.By, a.By), Requestor: true,
 			Type: conceptRef(sysDICOM, "110150", "Application")}
 	}
@@ -296,7 +296,7 @@ func actionEvent(ev *auditEvent, r gateway.AuditRecord, chain []auditDetail) {
 	for _, f := range []struct{ name, v string }{
 		{"action", a.Action}, {"reason", a.Reason}, {"referral-id", a.ReferralID}, {"message-id", a.MessageID},
 		{"service", a.Service}, {"policy-revision", a.PolicyRevision}, {"previous-policy-revision", a.PreviousRevision},
-		{"action-time", a.Time},
+		{"action-time", a.Time}, {"informed-at", a.InformedAt},
 	} {
 		if f.v != "" {
 			details = append(details, auditDetail{f.name, f.v})

@@ -56,6 +56,8 @@ func apiServerOn(t *testing.T, driver string) *httptest.Server {
 type apiCall struct {
 	method, path, token, ctype string
 	body                       []byte
+	// accept is the Accept header; none when empty.
+	accept string
 }
 
 type apiAnswer struct {
@@ -87,6 +89,9 @@ func call(t *testing.T, srv *httptest.Server, c apiCall) apiAnswer {
 	}
 	if c.ctype != "" {
 		req.Header.Set("Content-Type", c.ctype)
+	}
+	if c.accept != "" {
+		req.Header.Set("Accept", c.accept)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

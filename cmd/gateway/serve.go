@@ -400,10 +400,12 @@ func (a *app) server(store gateway.Store, key []byte) (*gwhttp.Server, *promethe
 	})
 	a.evaluator.OnInvalidMessage = metrics.ObserveInvalidMessage
 	cps, _ := checkpointDir(a.cfg) // serve has refused a configuration where this fails
+	// The configuration was checked when loaded, institutions included.
+	insts, _ := a.cfg.InstitutionRegistry()
 	return &gwhttp.Server{
 		Checkpoints:         cps,
 		Evaluator:           a.evaluator,
-		Intake:              &gateway.Intake{Evaluator: a.evaluator, Store: store, PseudonymKey: key},
+		Intake:              &gateway.Intake{Evaluator: a.evaluator, Store: store, PseudonymKey: key, Institutions: insts},
 		ParseResponse:       mappings.ParseResponse,
 		Auth:                gwhttp.NewAuthenticator(credentials(a.cfg.Clients), a.cfg.Demo),
 		Logger:              a.log,

@@ -184,6 +184,7 @@ func TestUIInBrowser(t *testing.T) {
 		t.Errorf("%d rows marked as overrides, want 2", n)
 	}
 	checkAccessible(t, ctx, "decision list")
+	checkListScannable(t, ctx, "5 records")
 	screenshot(t, ctx, "ui-decisions.png")
 
 	// Filter to the refused decisions; the address holds no filter value.
@@ -228,6 +229,21 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	checkAccessible(t, ctx, "decision page")
 	screenshot(t, ctx, "ui-decision.png")
+
+	// An allowed decision is short: its passed rules are folded away.
+	must(t, ctx, "open an allowed decision", chromedp.Navigate(env.srv.URL+"/ui/decisions/"+s.allow), chromedp.WaitVisible(chromedp.ID("rules-heading")))
+	height := eval[int](t, ctx, `document.documentElement.scrollHeight`)
+	t.Logf("an allowed decision's page is %d px tall at 1280×900", height)
+	if height > 2600 {
+		t.Errorf("an allowed decision's page is %d px tall, want at most 2600 (passed rules folded away)", height)
+	}
+	if !eval[bool](t, ctx, `(() => { const d = document.getElementById('passed-rules'); return d !== null && !d.open && d.querySelectorAll('li.rule').length > 10; })()`) {
+		t.Error("the passed rules are not folded away in a closed <details>")
+	}
+	screenshot(t, ctx, "ui-decision-allowed.png")
+	must(t, ctx, "unfold the passed rules", chromedp.Click(chromedp.CSS(`#passed-rules summary`)))
+	waitFor(t, ctx, "the passed rules", `document.getElementById('passed-rules').open`)
+	checkAccessible(t, ctx, "allowed decision page, rules unfolded")
 
 	// Every override in the period, with who approved it, from the list
 	// alone: the review an IG lead does first.
@@ -303,3 +319,28 @@ func TestUIInBrowser(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// checkListScannable checks the decision list against issue #16 at the
+// window's size: a record row is on the first screen, the count of matching
+// records shows, every date keeps to one line, and a refusing rule is named
+// with its title, and no column is off the screen.
+func checkListScannable(t *testing.T, ctx context.Context, count string) {
+	t.Helper()
+	top := eval[int](t, ctx, `Math.round(document.querySelector('table.decisions tbody tr').getBoundingClientRect().bottom)`)
+	t.Logf("the first record row ends %d px down a %d px window", top, eval[int](t, ctx, `window.innerHeight`))
+	if top > eval[int](t, ctx, `window.innerHeight`) {
+		t.Errorf("no record row on the first screen: the first ends at %d px", top)
+	}
+	if got := eval[string](t, ctx, `document.getElementById('result-count').innerText`); got != count {
+		t.Errorf("the count says %q, want %q", got, count)
+	}
+	if !eval[bool](t, ctx, `(() => { const w = document.querySelector('.table-wrap'); return w.scrollWidth <= w.clientWidth; })()`) {
+		t.Error("the list scrolls sideways: a column is off the screen")
+	}
+	if wrapped := eval[int](t, ctx, `Array.from(document.querySelectorAll('td.recorded a')).filter(a => a.getClientRects().length > 1).length`); wrapped > 0 {
+		t.Errorf("%d dates wrap onto more than one line", wrapped)
+	}
+	if !eval[bool](t, ctx, `Array.from(document.querySelectorAll('table.decisions tbody tr')).some(r => r.innerText.includes('E-01 Not an emergency channel'))`) {
+		t.Error("the Refused by column does not name the rule's title")
+	}
+}

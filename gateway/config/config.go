@@ -41,7 +41,10 @@ type Config struct {
 	Limits   Limits         `json:"limits"`
 	Delivery Delivery       `json:"delivery"`
 	Services []Service      `json:"services"`
-	Store    Store          `json:"store"`
+	// Institutions are the universities whose students the notices of
+	// T-01 address, with their wellbeing contacts.
+	Institutions []Institution `json:"institutions"`
+	Store        Store         `json:"store"`
 	// Conformance configures the validator of the output gate and of
 	// `gateway validate`.
 	Conformance Conformance `json:"conformance"`
@@ -282,6 +285,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Store.validate(); err != nil {
+		return err
+	}
+	if _, err := c.InstitutionRegistry(); err != nil {
 		return err
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {

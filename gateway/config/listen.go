@@ -52,5 +52,5 @@ func (c *Config) Warnings() []string {
 	if c.Audit.CheckpointDir == "" {
 		out = append(out, "audit.checkpointDir is not set: no checkpoints of the decision chains are written, so a chain cut back or deleted in the database goes unseen")
 	}
-	return out
+	return append(out, c.institutionWarnings()...)
 }

@@ -149,8 +149,10 @@ func TestEvaluationPage(t *testing.T) {
 			t.Errorf("page holds %q", s)
 		}
 	}
-	if d := b.get("/ui/decisions"); d.status != http.StatusForbidden {
-		t.Errorf("an evaluator reads the decisions: %d", d.status)
+	for _, page := range []string{"/ui/decisions", "/ui/notices"} {
+		if d := b.get(page); d.status != http.StatusForbidden {
+			t.Errorf("an evaluator reads %s: %d", page, d.status)
+		}
 	}
 	csv := b.get("/ui/evaluation?from=2026-10-01&to=2026-12-01&format=csv")
 	if csv.status != 200 || !strings.HasPrefix(csv.header.Get("Content-Disposition"), "attachment;") || !strings.HasPrefix(csv.body, "period,") {

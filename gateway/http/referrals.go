@@ -25,6 +25,13 @@ type ReferralView struct {
 	UpdatedAt   time.Time              `json:"updatedAt"`
 	Response    json.RawMessage        `json:"receiverResponse,omitempty"`
 	ContentHash string                 `json:"contentHash"`
+	// StudentInformed is when and how the university told the student of
+	// the share (T-01); absent until it has.
+	StudentInformed *gateway.StudentInformedRecord `json:"studentInformed,omitempty"`
+	// StudentNotice is "available" once the share is delivered, or
+	// "held-back" while the override says the student is not yet to be
+	// told; absent before delivery.
+	StudentNotice string `json:"studentNotice,omitempty"`
 }
 
 func viewOf(r gateway.StoredReferral) ReferralView {
@@ -80,11 +87,17 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) error {
 // handleReferral is GET /v1/referrals/{id}: only the owning institution sees
 // it; any other gets 404, as for a referral that does not exist.
 func (s *Server) handleReferral(w http.ResponseWriter, r *http.Request) error {
-	ref, err := s.Intake.Store.Referral(r.Context(), gateway.ClientFrom(r.Context()).Institution, mux.Vars(r)["id"])
+	inst, id := gateway.ClientFrom(r.Context()).Institution, mux.Vars(r)["id"]
+	ref, err := s.Intake.Store.Referral(r.Context(), inst, id)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, MediaJSON, viewOf(ref))
+	sh, err := s.Intake.Store.Share(r.Context(), inst, id)
+	if err != nil {
+		return err
+	}
+	sh.Referral = ref
+	writeJSON(w, http.StatusOK, MediaJSON, shareView(sh))
 	return nil
 }
 

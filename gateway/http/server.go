@@ -102,6 +102,8 @@ func (s *Server) router() *mux.Router {
 		r.HandleFunc("/v1/referrals", s.require(intake(api(s.handleSubmit)), gateway.RoleSubmitter)).Methods(http.MethodPost)
 		r.HandleFunc("/v1/referrals/{id}", s.require(api(s.handleReferral), gateway.RoleSubmitter)).Methods(http.MethodGet)
 		r.HandleFunc("/v1/referrals/{id}/$cancel", s.require(api(s.handleCancel), gateway.RoleSubmitter)).Methods(http.MethodPost)
+		r.HandleFunc("/v1/referrals/{id}/student-notice", s.require(api(s.handleStudentNotice), gateway.RoleSubmitter, gateway.RoleAuditor)).Methods(http.MethodGet)
+		r.HandleFunc("/v1/referrals/{id}/$student-informed", s.require(api(s.handleStudentInformed), gateway.RoleSubmitter)).Methods(http.MethodPost)
 		r.HandleFunc("/fhir/$process-message", s.require(api(s.handleInbound), gateway.RoleReceiver)).Methods(http.MethodPost)
 	} else {
 		r.HandleFunc("/v1/referrals/$evaluate", intake(api(s.handleEvaluate))).Methods(http.MethodPost)

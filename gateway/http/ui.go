@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -55,7 +56,7 @@ const uiContentSecurityPolicy = "default-src 'self'; script-src 'none'; object-s
 
 var uiTemplates = func() map[string]*template.Template {
 	funcs := template.FuncMap{"join": strings.Join}
-	pages := []string{"login.html", "decisions.html", "decision.html", "rules.html", "verify.html", "error.html", "evaluation.html"}
+	pages := []string{"login.html", "decisions.html", "decision.html", "rules.html", "verify.html", "error.html", "evaluation.html", "notices.html"}
 	out := map[string]*template.Template{}
 	for _, p := range pages {
 		out[p] = template.Must(template.New(p).Funcs(funcs).ParseFS(uiFiles, "ui/layout.html", "ui/"+p))
@@ -175,6 +176,7 @@ func (s *Server) uiRoutes(r *mux.Router) {
 	r.HandleFunc("/ui/decisions/{id}", h(u.signedIn(u.handleDecision))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/export", h(u.signedIn(u.handleExport))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/rules", h(u.signedIn(u.handleRules))).Methods(http.MethodGet)
+	r.HandleFunc("/ui/notices", h(u.signedIn(u.handleNotices))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/verify", h(u.signedIn(u.handleVerify))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/checkpoint", h(u.signedIn(u.handleCheckpoint))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/evaluation", h(u.signedIn(u.handleEvaluation))).Methods(http.MethodGet)
@@ -403,6 +405,9 @@ type decisionsData struct {
 	Kinds, Outcomes, Rules, Routes, Recipients []option
 	FreeRecipient                              bool
 	Filtered                                   bool
+	// Count is how many records match, in words ("1 record", "more than
+	// 5,000 records").
+	Count string
 }
 
 // row is one record in the list.
@@ -411,8 +416,9 @@ type row struct {
 	// ApprovedBy names who approved an override (name and role), or says
 	// none was recorded, so that a list of overrides answers "who approved
 	// it" without opening each.
-	ApprovedBy       string
-	DeniedBy         []string
+	ApprovedBy string
+	// DeniedBy are the refusing rules, each with its title.
+	DeniedBy         []option
 	Override, DryRun bool
 }
 
@@ -442,8 +448,16 @@ func (u *ui) handleDecisions(w http.ResponseWriter, r *http.Request, sess *uiSes
 	data.Form, data.Student = search.form, search.student
 	data.Filtered = search.form != (auditFilters{}) || search.student
 	data.Newest = q.Cursor == ""
+	meta := u.s.rulesByID()
 	for _, rec := range pageRes.Records {
-		data.Rows = append(data.Rows, rowOf(rec))
+		rw := rowOf(rec)
+		for _, id := range rec.DeniedBy() {
+			rw.DeniedBy = append(rw.DeniedBy, option{id, meta[id].Title})
+		}
+		data.Rows = append(data.Rows, rw)
+	}
+	if data.Count, err = u.count(r, search.query); err != nil {
+		return err
 	}
 	// link is path with the parameters v and the search's key, if any.
 	link := func(path string, v url.Values) string {
@@ -466,8 +480,43 @@ func (u *ui) handleDecisions(w http.ResponseWriter, r *http.Request, sess *uiSes
 	return nil
 }
 
+// uiCountCap bounds the records counted for the list's count: beyond it the
+// page says "more than", so that a page view never reads an unbounded chain.
+const uiCountCap = 5000
+
+var errCountCapped = errors.New("count capped")
+
+// count says how many records match q, up to uiCountCap.
+func (u *ui) count(r *http.Request, q gateway.Query) (string, error) {
+	n := 0
+	err := u.s.audit().Each(r.Context(), gateway.ClientFrom(r.Context()), q, func(gateway.AuditRecord) error {
+		if n++; n > uiCountCap {
+			return errCountCapped
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errCountCapped):
+		return "More than " + thousands(uiCountCap) + " records", nil
+	case err != nil:
+		return "", err
+	case n == 1:
+		return "1 record", nil
+	}
+	return thousands(n) + " records", nil
+}
+
+// thousands writes n with thousands separators: 12,345.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
 func (u *ui) fillChoices(d *decisionsData) {
-	d.Kinds = []option{{"", "Any"}, {gateway.RecordReferral, "Referrals"}, {gateway.RecordDryRun, "Dry runs"}, {gateway.RecordAction, "Actions (cancellations, retries, drops)"}}
+	d.Kinds = []option{{"", "Any"}, {gateway.RecordReferral, "Referrals"}, {gateway.RecordDryRun, "Dry runs"}, {gateway.RecordAction, "Actions (cancellations, retries, drops, students told)"}}
 	d.Outcomes = []option{{"", "Any"}, {gateway.OutcomeAllow, "Allowed"}, {gateway.OutcomeDeny, "Refused"}}
 	d.Rules = []option{{"", "Any"}}
 	if u.s.Rules != nil {
@@ -566,19 +615,35 @@ type overrideView struct {
 	NoApprover, NotTold, Refused                                                 bool
 }
 
+// noticeView is where the notice to the student of a stored share stands
+// (T-01).
+type noticeView struct {
+	Delivered, Told, Method string
+	// Stopped is the status of a share not delivered whose delivery has
+	// stopped (cancelled, failed, dead-lettered): no notice unless an
+	// operator retries it, or a cancelled share's message still goes out.
+	Stopped  string
+	HeldBack *gateway.HeldBack
+}
+
 type basisView struct{ Code, Text string }
 
 type detailData struct {
 	Rec                                          gateway.AuditRecord
 	Others                                       []option
 	Recorded, Kind, Outcome, OutcomeClass, Route string
-	Rules                                        []ruleView
-	Override                                     *overrideView
-	Bases                                        []basisView
-	Obligations                                  []string
-	Categories                                   string
-	Action                                       *gateway.ActionEntry
-	ActionLabel                                  string
+	// DecisionTime is the decision's time, in the page's one format.
+	DecisionTime string
+	// Rules are the rules that refused or imposed an obligation, shown in
+	// full; Passed those that passed, folded away.
+	Rules, Passed           []ruleView
+	Notice                  *noticeView
+	Override                *overrideView
+	Bases                   []basisView
+	Obligations             []string
+	Categories              string
+	Action                  *gateway.ActionEntry
+	ActionLabel, InformedAt string
 }
 
 func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
@@ -604,10 +669,15 @@ func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSess
 				v.Title = "This rule is not in the policy set in force now (the record was made under revision " + dec.PolicyRevision + ")."
 			}
 			v.EffectLabel, v.EffectClass = effectLabel(rr.Effect)
-			d.Rules = append(d.Rules, v)
+			if rr.Effect == gateway.EffectAllow {
+				d.Passed = append(d.Passed, v)
+			} else {
+				d.Rules = append(d.Rules, v)
+			}
 		}
-		// Refusals first, then obligations, then the rules that passed.
+		// Refusals first, then obligations; the rules that passed apart.
 		slices.SortStableFunc(d.Rules, func(a, b ruleView) int { return effectRank(a.Effect) - effectRank(b.Effect) })
+		d.DecisionTime = instantText(dec.Time)
 		d.Bases = basesOf(dec.LawfulBases)
 		for _, ob := range dec.Obligations {
 			d.Obligations = append(d.Obligations, ob.Rule+": "+cmp.Or(ob.Message, ob.Type))
@@ -617,9 +687,12 @@ func (u *ui) handleDecision(w http.ResponseWriter, r *http.Request, sess *uiSess
 			d.Override = overrideOf(o)
 			d.Override.Refused = !dec.Allow
 		}
+		if d.Notice, err = u.noticeOf(r, dec); err != nil {
+			return err
+		}
 	}
 	if a := rec.Action; a != nil {
-		d.Action, d.ActionLabel = a, actionLabel(a.Action)
+		d.Action, d.ActionLabel, d.InformedAt = a, actionLabel(a.Action), instantText(a.InformedAt)
 	}
 	u.render(w, r, sess, http.StatusOK, "decision.html", page{Title: "Decision " + rec.ID, Nav: "decisions", Data: d})
 	return nil
@@ -667,7 +740,20 @@ func (u *ui) handleCheckpoint(w http.ResponseWriter, r *http.Request, sess *uiSe
 
 // Plain-English labels.
 
-func londonTime(t time.Time) string { return t.In(london).Format("2 Jan 2006, 15:04:05") }
+// uiTimeFormat is the one way the page writes a time: UK time, to the second.
+const uiTimeFormat = "2 Jan 2006 15:04:05"
+
+func londonTime(t time.Time) string { return t.In(london).Format(uiTimeFormat) }
+
+// instantText writes an RFC 3339 instant as the page writes times, or the
+// text as it is when it is not one.
+func instantText(s string) string {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return s
+	}
+	return londonTime(t)
+}
 
 func rowOf(rec gateway.AuditRecord) row {
 	rw := row{ID: rec.ID, Recorded: londonTime(rec.RecordedAt),
@@ -693,7 +779,7 @@ func rowOf(rec gateway.AuditRecord) row {
 			}
 		}
 		rw.Recipient = d.Recipient.Name
-		rw.CaseID, rw.DeniedBy = d.CaseID, rec.DeniedBy()
+		rw.CaseID = d.CaseID
 	}
 	if a := rec.Action; a != nil {
 		rw.Outcome, rw.OutcomeClass = actionLabel(a.Action), "tag-action"
@@ -724,6 +810,8 @@ func actionLabel(a string) string {
 		return "Policies reloaded"
 	case gateway.ActionRetentionPurge:
 		return "Content deleted (retention)"
+	case gateway.ActionStudentInformed:
+		return "Student told"
 	}
 	return a
 }
@@ -738,6 +826,80 @@ func effectLabel(e string) (string, string) {
 		return "Passed", "tag-allow"
 	}
 	return e, "tag-action"
+}
+
+// noticeOf is where the notice of the share a referral decision stored
+// stands; nil for a refusal or a dry run, which stored nothing.
+func (u *ui) noticeOf(r *http.Request, dec *gateway.DecisionEntry) (*noticeView, error) {
+	if !dec.Allow || dec.DryRun || dec.ReferralID == "" || u.s.Intake == nil || u.s.Intake.Store == nil {
+		return nil, nil
+	}
+	sh, err := u.s.Intake.Store.Share(r.Context(), gateway.ClientFrom(r.Context()).Institution, dec.ReferralID)
+	if err != nil {
+		return nil, err
+	}
+	v := &noticeView{HeldBack: sh.HeldBack()}
+	switch st := sh.Referral.Status; {
+	case !sh.DeliveredAt.IsZero():
+		v.Delivered = londonTime(sh.DeliveredAt)
+	case st == gateway.StatusCancelled || st == gateway.StatusFailed || st == gateway.StatusDeadLettered:
+		v.Stopped = string(st)
+	}
+	if sh.Informed != nil {
+		v.Told, v.Method = londonTime(sh.Informed.At), roleLabel(sh.Informed.Method)
+	}
+	return v, nil
+}
+
+// untoldRow is a delivered share whose student has not yet been told.
+type untoldRow struct {
+	Link, Delivered, Route, Recipient, CaseID, Obligation string
+	HeldBack                                              *gateway.HeldBack
+}
+
+// uiUntoldLimit bounds the shares the page lists.
+const uiUntoldLimit = 200
+
+// handleNotices lists the delivered shares whose student has not yet been
+// told (T-01), oldest first, and apart from them those whose notice is
+// held back, with the coded reason.
+func (u *ui) handleNotices(w http.ResponseWriter, r *http.Request, sess *uiSession) error {
+	var data struct {
+		Untold, Held []untoldRow
+		Capped       bool
+	}
+	inst := gateway.ClientFrom(r.Context()).Institution
+	if inst == "" {
+		// A partnership evaluator sees figures, never a record.
+		return gateway.Errorf(gateway.EFORBIDDEN, "the students to tell are shown to an institution's IG auditors only")
+	}
+	if u.s.Intake != nil && u.s.Intake.Store != nil {
+		shares, err := u.s.Intake.Store.Untold(r.Context(), inst, uiUntoldLimit)
+		if err != nil {
+			return err
+		}
+		data.Capped = len(shares) == uiUntoldLimit
+		for _, sh := range shares {
+			d := sh.Decision
+			row := untoldRow{
+				Link:      "/ui/decisions/" + url.PathEscape(sh.Referral.DecisionID),
+				Delivered: londonTime(sh.DeliveredAt), Route: routeLabel(d.Route), Recipient: d.Recipient.Name,
+				CaseID: sh.Referral.CaseID, HeldBack: sh.HeldBack(),
+			}
+			if ob, ok := d.NotifyObligation(); ok {
+				row.Obligation = ob.Rule + ": " + ob.Message
+			} else if o := d.Override; o != nil && o.StudentInformed == "informed" {
+				row.Obligation = "The case record says the student was told before the share: confirm that the notice was handed over."
+			}
+			if row.HeldBack != nil {
+				data.Held = append(data.Held, row)
+			} else {
+				data.Untold = append(data.Untold, row)
+			}
+		}
+	}
+	u.render(w, r, sess, http.StatusOK, "notices.html", page{Title: "Students to tell", Nav: "notices", Data: data})
+	return nil
 }
 
 func effectRank(e string) int {
@@ -764,7 +926,7 @@ var informedTexts = map[string]string{
 }
 
 func overrideOf(o *gateway.OverrideEntry) *overrideView {
-	v := &overrideView{Ground: roleLabel(o.Ground), GroundText: groundTexts[o.Ground], DecidedAt: o.DecidedAt, Informed: o.StudentInformed}
+	v := &overrideView{Ground: roleLabel(o.Ground), GroundText: groundTexts[o.Ground], DecidedAt: instantText(o.DecidedAt), Informed: o.StudentInformed}
 	if p := o.DecidedBy; p != nil {
 		v.DecidedBy = p.Name + " (" + roleLabel(p.Role) + ")"
 	}
@@ -784,34 +946,16 @@ func overrideOf(o *gateway.OverrideEntry) *overrideView {
 // roleLabel writes a code in words: "vital-interests" as "vital interests".
 func roleLabel(r string) string { return strings.ReplaceAll(r, "-", " ") }
 
-var article6Texts = map[string]string{
-	"6(1)(a)": "consent", "6(1)(b)": "contract", "6(1)(c)": "legal obligation",
-	"6(1)(d)": "vital interests", "6(1)(e)": "public task", "6(1)(f)": "legitimate interests",
-}
-
-var article9Texts = map[string]string{
-	"9(2)(a)": "explicit consent", "9(2)(b)": "employment and social protection law", "9(2)(c)": "vital interests of someone who cannot consent",
-	"9(2)(d)": "not-for-profit body", "9(2)(e)": "made public by the student", "9(2)(f)": "legal claims",
-	"9(2)(g)": "substantial public interest", "9(2)(h)": "health or social care", "9(2)(i)": "public health",
-	"9(2)(j)": "archiving, research or statistics",
-}
-
-var schedule1Texts = map[string]string{
-	"para-2": "health or social care purposes", "para-6": "statutory and government purposes",
-	"para-10": "preventing or detecting unlawful acts", "para-17": "counselling",
-	"para-18": "safeguarding of children and of individuals at risk",
-}
-
 func basesOf(lb gateway.LawfulBasis) []basisView {
 	var out []basisView
 	if lb.Article6 != "" {
-		out = append(out, basisView{"UK GDPR Art. " + lb.Article6, article6Texts[lb.Article6]})
+		out = append(out, basisView{"UK GDPR Art. " + lb.Article6, gateway.Article6Texts[lb.Article6]})
 	}
 	if lb.Article9 != "" {
-		out = append(out, basisView{"UK GDPR Art. " + lb.Article9, article9Texts[lb.Article9]})
+		out = append(out, basisView{"UK GDPR Art. " + lb.Article9, gateway.Article9Texts[lb.Article9]})
 	}
 	if lb.DPASchedule1 != "" {
-		out = append(out, basisView{"DPA 2018 Sch. 1 " + strings.Replace(lb.DPASchedule1, "para-", "para. ", 1), schedule1Texts[lb.DPASchedule1]})
+		out = append(out, basisView{"DPA 2018 Sch. 1 " + strings.Replace(lb.DPASchedule1, "para-", "para. ", 1), gateway.Schedule1Texts[lb.DPASchedule1]})
 	}
 	return out
 }
