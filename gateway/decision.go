@@ -75,11 +75,14 @@ type Recipient struct {
 }
 
 // DecisionInput is what the policies decide on. Service is the registry entry
-// the record names; At is the decision time.
+// the record names; At is the decision time. Definition is the receiver's
+// MessageDefinition, resolved before deciding so that the policies refuse a
+// definition that demands what they would not send (M-01); nil when none.
 type DecisionInput struct {
-	Record  *CaseRecord
-	Service *Service
-	At      time.Time
+	Record     *CaseRecord
+	Service    *Service
+	At         time.Time
+	Definition *MessageDefinition
 }
 
 // Decider makes sharing decisions. The only implementation that matters is

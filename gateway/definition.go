@@ -103,19 +103,15 @@ func (d *MessageDefinition) Unmet(bundle []byte) ([]string, error) {
 	return out, nil
 }
 
-// refuseUnmet turns an allowed evaluation into a refusal when the message
-// the policies allow cannot adhere to the receiver's MessageDefinition: the
-// receiver would reject it, and the gateway sends no more than the policies
-// allow (M-01) to satisfy a definition. The refusal names the definition, as
-// P-01 names the service, and is recorded like any refusal.
-func refuseUnmet(ev *Evaluation, def *MessageDefinition, unmet []string) {
-	d := ev.Decision
-	d.Allow = false
-	d.Rules = append(d.Rules, RuleResult{
-		ID:     "M-01",
-		Effect: EffectDeny,
-		Message: fmt.Sprintf("service %q requires, by its MessageDefinition %s, %s; the message the sharing policies allow for this referral cannot carry that, so it is not sent",
-			ev.Service.ID, def.URL, strings.Join(unmet, "; ")),
-	})
-	ev.Outcome, ev.Bundle = OutcomeDeny, nil
+// assertMet checks the built message against d after the policies allowed
+// it. The policies refuse a definition that the message they allow cannot
+// meet (M-01), so a message that still misses it is a bug in the gateway (the
+// policies' table of resources and the mapping disagree): an internal error,
+// logged with the resource types and counts only, never a refusal.
+func (d *MessageDefinition) assertMet(bundle []byte) error {
+	unmet, err := d.Unmet(bundle)
+	if err != nil || len(unmet) == 0 {
+		return err
+	}
+	return Internal(fmt.Errorf("the policies allowed a message that does not meet the MessageDefinition %s: it needs %s", d.URL, strings.Join(unmet, "; ")))
 }

@@ -111,9 +111,9 @@ type Evaluator struct {
 	// (for a metric); the caller still gets an internal error.
 	OnInvalidMessage func(issues []Issue)
 	// Definitions, when set, resolves each receiver's MessageDefinition
-	// before an allowed message is built (MessageHeader.definition, and the
-	// check that the message adheres to it); nil uses the registry's
-	// messageDefinition alone.
+	// before the decision (the policies judge what it demands, M-01; the
+	// message names it in MessageHeader.definition); nil uses the
+	// registry's messageDefinition alone.
 	Definitions DefinitionSource
 }
 
@@ -159,7 +159,14 @@ func (e *Evaluator) evaluate(ctx context.Context, rec *CaseRecord, hash string, 
 		}}, nil
 	}
 	at = at.UTC().Truncate(time.Second)
-	d, err := e.Decider.Decide(ctx, DecisionInput{Record: rec, Service: svc, At: at})
+	// The receiver's definition is resolved before deciding: what it demands
+	// is for the policies to judge (M-01), and the Bundle never changes after
+	// the referral is accepted.
+	def, err := e.definition(ctx, svc)
+	if err != nil {
+		return nil, err
+	}
+	d, err := e.Decider.Decide(ctx, DecisionInput{Record: rec, Service: svc, At: at, Definition: def})
 	if err != nil {
 		return nil, err
 	}
@@ -177,23 +184,12 @@ func (e *Evaluator) evaluate(ctx context.Context, rec *CaseRecord, hash string, 
 	if !d.Allow {
 		return ev, nil
 	}
-	// The definition is resolved now, before the gate and before the
-	// referral is accepted, so that the Bundle never changes afterwards.
-	def, err := e.definition(ctx, svc)
-	if err != nil {
-		return nil, err
-	}
 	b, err := e.Mapper.Message(ctx, MessageInput{Record: rec, Decision: d, Service: svc, Source: e.Source, At: at, Update: update, ContentHash: hash, Definition: def.URL})
 	if err != nil {
 		return nil, err
 	}
-	unmet, err := def.Unmet(b)
-	if err != nil {
+	if err := def.assertMet(b); err != nil {
 		return nil, err
-	}
-	if len(unmet) > 0 {
-		refuseUnmet(ev, def, unmet)
-		return ev, nil
 	}
 	if err := e.gate(b); err != nil {
 		return nil, err

@@ -79,7 +79,10 @@ allowed_in_order := [c | some c in category_order; c in allowed_categories]
 #   Each receiving service declares the data categories it needs; the referral
 #   carries only the intersection of what the service needs, what the student
 #   consented to (C-04) and what the purpose requires. Counselling session
-#   notes and third-party information are never sent.
+#   notes and third-party information are never sent. A receiver's
+#   MessageDefinition that demands a resource the allowed message would not
+#   carry (or allows fewer than it carries) is refused, naming the service
+#   and the definition: no more is sent to meet a definition.
 # custom:
 #   id: M-01
 #   source: >-
@@ -128,6 +131,64 @@ satisfied contains {"id": "M-01", "message": msg} if {
 	overriding
 	msg := sprintf("only what the service needs for direct care leaves: %s", [concat(", ", allowed_in_order)])
 }
+
+# --- M-01: the receiver's MessageDefinition ----------------------------------
+
+# input.definition is what the receiver's MessageDefinition demands: its url
+# and focus, [{"code": resource type, "min": n, "max": "n" or "*"}]. The
+# message the policies allow must meet it: the gateway never sends more than
+# they allow to satisfy a definition, and the receiver rejects a message that
+# does not adhere to it.
+deny contains {"id": "M-01", "message": msg} if {
+	some f in input.definition.focus
+	n := message_count(f.code)
+	n < f.min
+	msg := sprintf("service %q requires, by its MessageDefinition %q, at least %d %s; the message the sharing policies allow for this referral carries %d, and no more is sent to meet a definition", [service_id, input.definition.url, f.min, f.code, n])
+}
+
+deny contains {"id": "M-01", "message": msg} if {
+	some f in input.definition.focus
+	f.max != "*"
+	n := message_count(f.code)
+	n > to_number(f.max)
+	msg := sprintf("service %q allows, by its MessageDefinition %q, at most %s %s; the message the sharing policies allow for this referral carries %d", [service_id, input.definition.url, f.max, f.code, n])
+}
+
+satisfied contains {"id": "M-01", "message": msg} if {
+	input.definition.url
+	msg := sprintf("the message meets the MessageDefinition %q of service %q", [input.definition.url, service_id])
+}
+
+# message_count(type) is how many resources of a FHIR type the message the
+# policies allow would carry (lists.message_resources).
+message_count(type) := object.get(lists.message_resources, [type, "always"], 0) + message_extra(type)
+
+# message_extra(type) is the one resource more that a type's categories and
+# fact add when they hold, else 0; a type with neither (only "always") or not
+# in the table has none.
+message_extra(type) := 1 if {
+	spec := lists.message_resources[type]
+	count(object.keys(spec) & {"categories", "with"}) > 0
+	message_category_sent(spec)
+	message_fact(object.get(spec, "with", "always"))
+} else := 0
+
+message_category_sent(spec) if not spec.categories
+
+message_category_sent(spec) if {
+	some c in spec.categories
+	c in sent_categories
+}
+
+message_fact("always")
+
+message_fact("consent-decided") if consent.decision in {"given", "refused", "withdrawn"}
+
+message_fact("safe-contact") if filled(student.safeContact.instructions)
+
+message_fact("safe-contact") if count(student.safeContact.avoid) > 0
+
+message_fact("gp-not-receiver") if trim_space(student.gpPractice.odsCode) != trim_space(service.organization.odsCode)
 
 # --- X-01 -------------------------------------------------------------------
 

@@ -55,6 +55,83 @@ test_m01_denies_a_service_that_declares_no_categories if {
 	contains(message(d, "M-01"), "dataCategories")
 }
 
+# --- M-01: the receiver's MessageDefinition ----------------------------------
+
+definition_url := "https://receiver.example.org/MessageDefinition/referral"
+
+# defined(case, focus) is case with a receiver's MessageDefinition demanding
+# focus: [[code, min, max]...].
+defined(case, focus) := object.union(case, {"definition": {
+	"url": definition_url,
+	"focus": [{"code": f[0], "min": f[1], "max": f[2]} | some f in focus],
+}})
+
+# What the U-COPE consent case sends: the GP practice is a third Organization,
+# the consent a Consent, the safety plan a CarePlan; no safe contact, no Flag.
+u_cope_message := [
+	["Bundle", 1, "1"], ["MessageHeader", 1, "1"], ["ServiceRequest", 1, "1"], ["Patient", 1, "1"],
+	["Organization", 3, "3"], ["Consent", 1, "1"], ["CarePlan", 1, "1"], ["Flag", 0, "0"],
+	["PractitionerRole", 1, "1"], ["Practitioner", 1, "1"],
+]
+
+test_m01_a_definition_the_message_meets if {
+	d := decide(defined(consent_case({}), u_cope_message))
+	d.allow == true
+	contains(message(d, "M-01"), sprintf("the message meets the MessageDefinition %q of service \"u-cope\"", [definition_url]))
+}
+
+test_m01_no_definition_no_definition_check if {
+	d := decide(consent_case({}))
+	d.allow == true
+	not contains(message(d, "M-01"), "MessageDefinition")
+}
+
+test_m01_denies_a_definition_demanding_a_resource_never_sent if {
+	d := decide(defined(consent_case({}), [["Patient", 1, "1"], ["Encounter", 1, "1"]]))
+	deny_ids(d) == {"M-01"}
+	message(d, "M-01") == sprintf("service \"u-cope\" requires, by its MessageDefinition %q, at least 1 Encounter; the message the sharing policies allow for this referral carries 0, and no more is sent to meet a definition", [definition_url])
+}
+
+test_m01_denies_a_definition_demanding_a_category_the_consent_withholds if {
+	case := consent_case({"consent": {"dataCategories": ["demographics", "contact", "gp", "needs", "risk-formulation"]}})
+	allowed(case)
+	d := decide(defined(case, [["CarePlan", 1, "1"]]))
+	deny_ids(d) == {"M-01"}
+	contains(message(d, "M-01"), "at least 1 CarePlan; the message the sharing policies allow for this referral carries 0")
+}
+
+test_m01_denies_a_definition_allowing_fewer_than_sent if {
+	d := decide(defined(consent_case({}), [["Organization", 1, "2"]]))
+	deny_ids(d) == {"M-01"}
+	message(d, "M-01") == sprintf("service \"u-cope\" allows, by its MessageDefinition %q, at most 2 Organization; the message the sharing policies allow for this referral carries 3", [definition_url])
+}
+
+test_m01_an_unbounded_focus_has_no_maximum if {
+	allowed(defined(consent_case({}), [["Organization", 1, "*"]]))
+}
+
+test_m01_a_safe_contact_sent_with_contact_details_is_a_flag if {
+	allowed(defined(consent_case({"student": {"safeContact": {"instructions": "Email only."}}}), [["Flag", 1, "1"]]))
+	allowed(defined(consent_case({"student": {"safeContact": {"avoid": ["post"]}}}), [["Flag", 1, "1"]]))
+	allowed(defined(consent_case({"student": {"safeContact": {"instructions": " "}}}), [["Flag", 0, "0"]]))
+}
+
+test_m01_no_flag_without_contact_details_sent if {
+	case := consent_case({
+		"student": {"safeContact": {"instructions": "Email only."}},
+		"consent": {"dataCategories": ["demographics", "gp", "needs", "risk-formulation", "safety-plan"]},
+	})
+	allowed(defined(case, [["Flag", 0, "0"]]))
+}
+
+test_m01_no_consent_resource_when_consent_was_not_sought if {
+	allowed(defined(override_case({}), [["Consent", 0, "0"], ["Organization", 3, "3"]]))
+}
+
+test_m01_a_gp_practice_that_is_the_receiver_is_one_organization if {
+	allowed(defined(consent_case({"student": {"gpPractice": {"odsCode": "RW4"}}}), [["Organization", 2, "2"]]))
+}
+
 # --- X-01 -------------------------------------------------------------------
 
 test_x01_no_score_nothing_to_strip if {

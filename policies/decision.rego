@@ -25,6 +25,10 @@
 #                   "routes", "minAge", "maxAge"}, ...}
 #   input.at       the decision time, RFC 3339 in UTC ("2026-11-19T14:05:00Z").
 #                  Ages and dates are taken in Europe/London at this instant.
+#   input.definition  what the receiver's MessageDefinition demands:
+#                  {"url", "focus": [{"code": FHIR resource type, "min": n,
+#                   "max": "n" or "*"}]}; absent when there is none or only
+#                  its URL is known (a definition pinned in the registry).
 #
 # OUTPUT: data.referral.decision
 #

@@ -128,3 +128,31 @@ risk_patterns := [
 		"ignores": ["PHQ-9 total 18", "exam mark 62%", "low mood"],
 	},
 ]
+
+# The FHIR resources of a referral message, as the mapping writes them
+# (mappings/build.go), and what puts each in it, so that M-01 can refuse a
+# receiver's MessageDefinition that demands what the policies would not send.
+# A type carries:
+#   always      how many every message holds (the Bundle itself counts as
+#               one, as MessageDefinition.focus counts it);
+#   categories  one more when any of these data categories is sent...
+#   with        ...and the record has this (content.rego, message_fact):
+#               "consent-decided" the student gave, refused or withdrew
+#               consent (none when it was not sought); "safe-contact" the
+#               student's safe-contact instructions or channels to avoid;
+#               "gp-not-receiver" the GP practice is not the receiving
+#               organisation (one Organization plays both roles).
+# mappings' TestResourcesTable checks this table against every golden case.
+# The Patient is always sent: the demographics category fills it in.
+message_resources := {
+	"Bundle": {"always": 1},
+	"MessageHeader": {"always": 1},
+	"ServiceRequest": {"always": 1},
+	"Patient": {"always": 1},
+	"PractitionerRole": {"always": 1},
+	"Practitioner": {"always": 1},
+	"Organization": {"always": 2, "categories": ["gp"], "with": "gp-not-receiver"},
+	"Consent": {"with": "consent-decided"},
+	"Flag": {"categories": ["contact", "trusted-contact"], "with": "safe-contact"},
+	"CarePlan": {"categories": ["safety-plan"]},
+}

@@ -68,3 +68,15 @@ test_public_interest_paragraphs_are_schedule_1_paragraphs if {
 		purpose != ""
 	}
 }
+
+test_every_message_resource_names_known_categories_and_facts if {
+	count(lists.message_resources) > 0
+	every type, spec in lists.message_resources {
+		object.keys(spec) - {"always", "categories", "with"} == set()
+		every c in object.get(spec, "categories", []) {
+			c in data.referral.category_order
+		}
+		object.get(spec, "with", "always") in {"always", "consent-decided", "safe-contact", "gp-not-receiver"}
+		regex.match(`^[A-Z][A-Za-z]+$`, type)
+	}
+}

@@ -34,10 +34,24 @@ func (m definitionMapper) Message(ctx context.Context, in gateway.MessageInput) 
 		`{"resource":{"resourceType":"ServiceRequest"}},{"resource":{"resourceType":"Patient"}}]}`), nil
 }
 
+// definitionDecider allows every case, as fakeDecider does, and records the
+// definition the policies were given.
+type definitionDecider struct {
+	fakeDecider
+	got **gateway.MessageDefinition
+}
+
+func (d definitionDecider) Decide(ctx context.Context, in gateway.DecisionInput) (*gateway.Decision, error) {
+	*d.got = in.Definition
+	return d.fakeDecider.Decide(ctx, in)
+}
+
 // TestDefinitionAtIntake: the receiver's MessageDefinition is resolved
-// before the message is built: it becomes MessageHeader.definition; one the
-// allowed message cannot meet is a refusal naming it (M-01); one that cannot
-// be had is 503 with Retry-After, and nothing is built.
+// before the decision: the policies are given it (they refuse what they
+// would not send to meet it, M-01) and it becomes MessageHeader.definition.
+// A message the policies allowed that still misses it is a bug, an internal
+// error (500), never a silent refusal; a definition that cannot be had is 503
+// with Retry-After, and nothing is decided or built.
 func TestDefinitionAtIntake(t *testing.T) {
 	const url = "https://receiver.example.org/MessageDefinition/referral"
 	focus := func(code string, min int, max string) []gateway.DefinitionFocus {
@@ -53,8 +67,8 @@ func TestDefinitionAtIntake(t *testing.T) {
 	}{
 		{"met", fakeDefinitions{def: &gateway.MessageDefinition{URL: url, Focus: focus("ServiceRequest", 1, "1")}}, 200, "allow", `"outcome": "allow"`, ""},
 		{"only a URL", fakeDefinitions{def: &gateway.MessageDefinition{URL: url}}, 200, "allow", `"outcome": "allow"`, ""},
-		{"demands what is not sent", fakeDefinitions{def: &gateway.MessageDefinition{URL: url, Focus: focus("Encounter", 1, "1")}}, 200, "deny", "at least 1 Encounter", ""},
-		{"allows fewer than sent", fakeDefinitions{def: &gateway.MessageDefinition{URL: url, Focus: focus("ServiceRequest", 0, "0")}}, 200, "deny", "at most 0 ServiceRequest", ""},
+		{"allowed yet missing a resource", fakeDefinitions{def: &gateway.MessageDefinition{URL: url, Focus: focus("Encounter", 1, "1")}}, 500, "", "internal error", ""},
+		{"allowed yet carrying too many", fakeDefinitions{def: &gateway.MessageDefinition{URL: url, Focus: focus("ServiceRequest", 0, "0")}}, 500, "", "internal error", ""},
 		{"unavailable", fakeDefinitions{err: &gateway.Error{Code: gateway.EUNAVAILABLE, Err: errors.New("connection refused")}}, 503, "", "MessageDefinition", "30"},
 	}
 	body := exampleCase(t)
@@ -64,9 +78,10 @@ func TestDefinitionAtIntake(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got string
+			var built string
+			var decided *gateway.MessageDefinition
 			s := &Server{
-				Evaluator:    &gateway.Evaluator{Registry: reg, Decider: fakeDecider{}, Mapper: definitionMapper{&got}, Definitions: tt.defs},
+				Evaluator:    &gateway.Evaluator{Registry: reg, Decider: definitionDecider{got: &decided}, Mapper: definitionMapper{&built}, Definitions: tt.defs},
 				MaxBodyBytes: 1 << 20, Schema: []byte(`{"$id":"x"}`),
 				Now: func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) },
 			}
@@ -77,10 +92,16 @@ func TestDefinitionAtIntake(t *testing.T) {
 			if rr.Code != tt.status || rr.Header().Get("Retry-After") != tt.retryAfter || !strings.Contains(rr.Body.String(), tt.wantInDoc) {
 				t.Fatalf("status %d, Retry-After %q: %s\nwant %d, %q, mentioning %q", rr.Code, rr.Header().Get("Retry-After"), rr.Body, tt.status, tt.retryAfter, tt.wantInDoc)
 			}
-			if tt.outcome == "" {
-				if got != "" {
-					t.Error("a message was built without a definition")
+			if tt.defs.err != nil {
+				if decided != nil || built != "" {
+					t.Error("a referral was decided or a message built without its definition")
 				}
+				return
+			}
+			if decided != tt.defs.def || built != url {
+				t.Errorf("the policies were given %+v, the mapping %q: want the receiver's definition in both", decided, built)
+			}
+			if tt.outcome == "" {
 				return
 			}
 			var doc struct {
@@ -90,8 +111,8 @@ func TestDefinitionAtIntake(t *testing.T) {
 			if err := json.Unmarshal(rr.Body.Bytes(), &doc); err != nil {
 				t.Fatal(err)
 			}
-			if doc.Outcome != tt.outcome || doc.Decision.Allow != (tt.outcome == "allow") || got != url {
-				t.Errorf("outcome %s (allow %v), definition given to the mapping %q", doc.Outcome, doc.Decision.Allow, got)
+			if doc.Outcome != tt.outcome || !doc.Decision.Allow {
+				t.Errorf("outcome %s (allow %v)", doc.Outcome, doc.Decision.Allow)
 			}
 		})
 	}
