@@ -71,7 +71,7 @@ var (
 			ORDER BY o.due_at, o.seq LIMIT ? {FOR UPDATE SKIP LOCKED})
 		RETURNING ` + messageColsBody)
 	sqlMarkDelivering = query(`UPDATE referrals SET status = 'delivering', updated_at = ?
-		WHERE id = ? AND status = 'accepted'`)
+		WHERE id = ? AND status = 'queued'`)
 	sqlRecordAttempt = query(`UPDATE outbox_messages SET state = ?, due_at = ?, last_error = ?,
 			response = COALESCE(?, response), updated_at = ?
 		WHERE id = ? AND state = 'leased' AND lease_id = ?
@@ -193,7 +193,7 @@ func outcomeState(a gateway.Attempt, at time.Time) (gateway.MessageState, time.T
 // deliveryStatuses are the referral statuses that delivery may change; a
 // receiver's response or a cancellation is never overwritten by it.
 var deliveryStatuses = []gateway.ReferralStatus{
-	gateway.StatusAccepted, gateway.StatusDelivering, gateway.StatusDelivered,
+	gateway.StatusQueued, gateway.StatusDelivering, gateway.StatusDelivered,
 	gateway.StatusFailed, gateway.StatusDeadLettered,
 }
 
