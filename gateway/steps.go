@@ -389,3 +389,39 @@ func ErrorClassOf(lastError string) string {
 	}
 	return "other"
 }
+
+// ReferralState is a referral as its university follows it: the referral,
+// its case's timeline and, until a message is out of the queue, the
+// progress of its delivery.
+type ReferralState struct {
+	Referral StoredReferral
+	Timeline []TimelineEntry
+	// Delivery has one entry per message of the referral (new or update,
+	// then any cancellation), oldest first.
+	Delivery []Delivery
+}
+
+// Follow returns the referral id of client c's institution with its
+// timeline and delivery progress; ENOTFOUND, with one message, when there
+// is no such referral or it is another institution's.
+func (in *Intake) Follow(ctx context.Context, c *Client, id string) (ReferralState, error) {
+	if c == nil || c.Institution == "" {
+		return ReferralState{}, Errorf(ENOTFOUND, "no such referral")
+	}
+	ref, err := in.Store.Referral(ctx, c.Institution, id)
+	if err != nil {
+		return ReferralState{}, err
+	}
+	st := ReferralState{Referral: ref}
+	if st.Timeline, err = in.Store.Steps(ctx, ref.Institution, ref.CaseID); err != nil {
+		return ReferralState{}, err
+	}
+	ms, err := in.Store.ReferralMessages(ctx, ref.ID)
+	if err != nil {
+		return ReferralState{}, err
+	}
+	for _, m := range ms {
+		st.Delivery = append(st.Delivery, DeliveryOf(m))
+	}
+	return st, nil
+}

@@ -81,6 +81,8 @@ type Receiver struct {
 	received  []Received
 	faults    []Fault
 	callbacks []Callback
+	pending   []pending          // by callback: the message until it is posted
+	journeys  map[string]*origin // by request Bundle id: what later steps need
 }
 
 // NewReceiver returns a receiver with options. Call Close to stop its
@@ -92,7 +94,7 @@ func NewReceiver(o Options) *Receiver {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	rc := &Receiver{opt: o, seen: map[string]int{}}
+	rc := &Receiver{opt: o, seen: map[string]int{}, journeys: map[string]*origin{}}
 	// Response messages are posted from a goroutine each; keeping 64 idle
 	// connections to the gateway, not 2, spares a dial per post in a drain.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -134,6 +136,7 @@ func (rc *Receiver) Handler() http.Handler {
 	mux.HandleFunc("GET /sandbox/callbacks", list("callbacks", func() any { return rc.Callbacks() }))
 	mux.HandleFunc("GET /sandbox/faults", list("faults", func() any { return rc.Faults() }))
 	mux.HandleFunc("POST /sandbox/faults", rc.postFaults)
+	rc.journeyRoutes(mux)
 	mux.HandleFunc("DELETE /sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
 		rc.mu.Lock()
 		rc.faults = nil

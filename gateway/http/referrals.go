@@ -1,7 +1,6 @@
 package http
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -11,8 +10,10 @@ import (
 	"github.com/student-mh-referrals/gateway/gateway"
 )
 
-// ReferralView is a referral as its university sees it: where it stands and
-// what the receiver said, without the clinical content.
+// ReferralView is a referral as its university sees it: where it stands,
+// each step the service reported (coded values only: what a receiver wrote
+// in free text is never shown) and how delivery is going, without the
+// clinical content.
 type ReferralView struct {
 	ID          string                 `json:"id"`
 	CaseID      string                 `json:"caseId"`
@@ -23,15 +24,22 @@ type ReferralView struct {
 	DecisionID  string                 `json:"decisionId"`
 	AcceptedAt  time.Time              `json:"acceptedAt"`
 	UpdatedAt   time.Time              `json:"updatedAt"`
-	Response    json.RawMessage        `json:"receiverResponse,omitempty"`
 	ContentHash string                 `json:"contentHash"`
+	// AcknowledgedAt and FirstAppointmentAt are the service's first
+	// acceptance and the first appointment (see gateway.StoredReferral).
+	AcknowledgedAt     time.Time `json:"acknowledgedAt,omitzero"`
+	FirstAppointmentAt time.Time `json:"firstAppointmentAt,omitzero"`
+	// Timeline is every step of the case (all its versions) by its time;
+	// Delivery is the progress of each message of this version.
+	Timeline []gateway.TimelineEntry `json:"timeline,omitempty"`
+	Delivery []gateway.Delivery      `json:"delivery,omitempty"`
 }
 
 func viewOf(r gateway.StoredReferral) ReferralView {
 	return ReferralView{
 		ID: r.ID, CaseID: r.CaseID, Version: r.Version, PreviousID: r.PreviousID, Service: r.ServiceID,
 		Status: r.Status, DecisionID: r.DecisionID, AcceptedAt: r.AcceptedAt, UpdatedAt: r.UpdatedAt,
-		Response: r.Response, ContentHash: r.ContentHash,
+		ContentHash: r.ContentHash, AcknowledgedAt: r.AcknowledgedAt, FirstAppointmentAt: r.FirstAppointmentAt,
 	}
 }
 
@@ -77,14 +85,17 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handleReferral is GET /v1/referrals/{id}: only the owning institution sees
-// it; any other gets 404, as for a referral that does not exist.
+// handleReferral is GET /v1/referrals/{id}: the status, the timeline and
+// the delivery progress. Only the owning institution sees it; any other gets
+// the same 404 as for a referral that does not exist.
 func (s *Server) handleReferral(w http.ResponseWriter, r *http.Request) error {
-	ref, err := s.Intake.Store.Referral(r.Context(), gateway.ClientFrom(r.Context()).Institution, mux.Vars(r)["id"])
+	st, err := s.Intake.Follow(r.Context(), gateway.ClientFrom(r.Context()), mux.Vars(r)["id"])
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, MediaJSON, viewOf(ref))
+	v := viewOf(st.Referral)
+	v.Timeline, v.Delivery = st.Timeline, st.Delivery
+	writeJSON(w, http.StatusOK, MediaJSON, v)
 	return nil
 }
 
@@ -99,22 +110,25 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handleInbound is POST /fhir/$process-message for receivers: BaRS response
-// messages move a referral to acknowledged or rejected.
+// handleInbound is POST /fhir/$process-message for receivers: a BaRS
+// response message reports a step of a referral the gateway delivered to
+// the receiver. A message refused for any reason changes nothing but the
+// audit trail, which records the refusal.
 func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readBody(w, r, MediaFHIRJSON, MediaJSON) // FHIR servers take plain JSON too
 	if err != nil {
 		return err
 	}
+	c := gateway.ClientFrom(r.Context())
 	resp, err := s.ParseResponse(body)
 	if err != nil {
-		return err
+		return s.Intake.RefuseMalformed(r.Context(), c, err)
 	}
-	ref, err := s.Intake.Respond(r.Context(), gateway.ClientFrom(r.Context()), resp)
+	ref, e, err := s.Intake.Respond(r.Context(), c, resp)
 	if err != nil {
 		return err
 	}
-	msg := "response recorded: referral " + ref.ID + " is " + string(ref.Status)
+	msg := "response recorded: step " + string(e.Step) + " of referral " + ref.ID + ", now " + string(ref.Status)
 	writeJSON(w, http.StatusOK, MediaFHIRJSON, map[string]any{
 		"resourceType": "OperationOutcome",
 		"issue":        []map[string]any{{"severity": "information", "code": "informational", "diagnostics": msg}},
