@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/config"
 	"github.com/student-mh-referrals/gateway/gateway/postgres/pgtest"
 )
@@ -33,10 +34,21 @@ func testStore(t *testing.T, driver string) config.Store {
 // driver, as `gateway serve` does with the example configuration.
 func apiServerOn(t *testing.T, driver string) *httptest.Server {
 	t.Helper()
+	srv, _ := apiServerWith(t, driver, nil)
+	return srv
+}
+
+// apiServerWith is apiServerOn with the app edited first (nil: as it is),
+// and the store, for tests that play the delivery worker.
+func apiServerWith(t *testing.T, driver string, edit func(*app)) (*httptest.Server, gateway.Store) {
+	t.Helper()
 	ctx := context.Background()
 	a, err := newApp(ctx, "", io.Discard, "error")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(a)
 	}
 	store, err := openStore(ctx, testStore(t, driver))
 	if err != nil {
@@ -50,7 +62,7 @@ func apiServerOn(t *testing.T, driver string) *httptest.Server {
 	api, _ := a.server(store, key)
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, store
 }
 
 type apiCall struct {
@@ -156,7 +168,7 @@ func testReferralLifecycle(t *testing.T, srv *httptest.Server) {
 	if id == "" || first.header.Get("Location") != "/v1/referrals/"+id || first.header.Get("X-Decision-Id") == "" {
 		t.Fatalf("submit answer %s, Location %q", first.body, first.header.Get("Location"))
 	}
-	if ans["status"] != "accepted" || ans["decision"].(map[string]any)["allow"] != true {
+	if ans["status"] != "queued" || ans["decision"].(map[string]any)["allow"] != true {
 		t.Fatalf("submit answer %s", first.body)
 	}
 
@@ -206,14 +218,14 @@ func testReferralLifecycle(t *testing.T, srv *httptest.Server) {
 		}
 	})
 
-	t.Run("the receiver's response acknowledges it", func(t *testing.T) {
+	t.Run("a response to a message never delivered is refused", func(t *testing.T) {
 		msg := responseMessage(t, "10006842", "UOL-SS-2026-04417", "ok", "active")
 		a := call(t, srv, apiCall{method: "POST", path: "/fhir/$process-message", token: receiver, ctype: "application/fhir+json", body: msg})
-		if a.status != http.StatusOK {
+		if a.status != http.StatusNotFound {
 			t.Fatalf("status %d: %s", a.status, a.body)
 		}
 		got := call(t, srv, apiCall{method: "GET", path: "/v1/referrals/" + v2, token: liverpool}).json(t)
-		if got["status"] != "acknowledged" {
+		if got["status"] != "queued" {
 			t.Fatalf("status %v", got["status"])
 		}
 	})
@@ -281,7 +293,7 @@ func testSubmitRefusals(t *testing.T, srv *httptest.Server) {
 func responseMessage(t *testing.T, ukprn, caseID, code, status string) []byte {
 	t.Helper()
 	m := map[string]any{
-		"resourceType": "Bundle", "id": "resp-1", "type": "message",
+		"resourceType": "Bundle", "id": "resp-1", "type": "message", "timestamp": "2026-03-02T10:00:00Z",
 		"entry": []any{
 			map[string]any{"fullUrl": "urn:uuid:0d1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d21", "resource": map[string]any{
 				"resourceType": "MessageHeader",
