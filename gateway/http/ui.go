@@ -723,6 +723,10 @@ func actionLabel(a string) string {
 		return "Policies reloaded"
 	case gateway.ActionRetentionPurge:
 		return "Content deleted (retention)"
+	case gateway.ActionResponseStep:
+		return "Service reported a step"
+	case gateway.ActionResponseRefused:
+		return "Service response refused"
 	}
 	return a
 }
