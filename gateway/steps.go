@@ -158,7 +158,12 @@ const (
 	RefusedOutsideAgreement = "outside-agreement" // the step is not in the service's returnSteps
 	RefusedSuperseded       = "superseded"        // acceptance or rejection of a version no longer current
 	RefusedDuplicate        = "duplicate"         // the response Bundle was recorded before
+	RefusedFutureTime       = "future-time"       // the step is dated in the future
 )
+
+// MaxClockSkew is how far in the future a step's time may lie: a receiver's
+// clock may run a little ahead, but a step is reported after it happened.
+const MaxClockSkew = 5 * time.Minute
 
 // Actions of the return path in the audit chains.
 const (
@@ -279,6 +284,13 @@ func (in *Intake) Respond(ctx context.Context, c *Client, r ReceiverResponse) (S
 		}}})
 	}
 	at := in.now()
+	if r.At.After(at.Add(MaxClockSkew)) {
+		return StoredReferral{}, TimelineEntry{}, in.refuse(ctx, c, m, RefusedFutureTime, &Error{Code: EINVALID, Message: "step dated in the future", Issues: []Issue{{
+			Severity: "error", Type: "value", Expression: "Bundle.timestamp",
+			Message:     "the step's time is in the future: report a step once it has happened (an appointment's start may be in the future, its booking not)",
+			DetailsCode: RefusedFutureTime, DetailsSystem: FHIRBase + "/CodeSystem/response-refusal",
+		}}})
+	}
 	ref, e, err := in.Store.RecordStep(ctx, StepRequest{Message: m, Response: r.Message, At: at, Entry: TimelineEntry{
 		Step: r.Step, At: r.At, ResponseID: r.ResponseID, RequestBundleID: r.RequestBundleID,
 		AppointmentID: r.AppointmentID, AppointmentStart: r.AppointmentStart, Codes: r.Codes,

@@ -207,8 +207,16 @@ func testReturnPath(t *testing.T, srv *httptest.Server, store gateway.Store) {
 	if a := post(receiver, accepted); a.status != http.StatusConflict {
 		t.Fatalf("duplicate: %d %s", a.status, a.body)
 	}
+	// A step dated in the future has not happened.
+	future := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+	if a := post(receiver, stepMessage(t, "r-future", bundle, "ok", "active", future)); a.status != http.StatusUnprocessableEntity {
+		t.Fatalf("a step in the future: %d %s", a.status, a.body)
+	}
+	if v := view(); v["status"] != "discharged" || len(v["timeline"].([]any)) != len(journey) {
+		t.Fatalf("refusals changed the referral: %v", v)
+	}
 	got := strings.Join(refusals(t, store, "10006842"), " ")
-	if got != "not-delivered wrong-receiver duplicate" {
+	if got != "not-delivered wrong-receiver duplicate future-time" {
 		t.Fatalf("refusals recorded: %q", got)
 	}
 	if gw := refusals(t, store, gateway.GatewayChain); len(gw) != 1 || gw[0] != gateway.RefusedUnknown {
