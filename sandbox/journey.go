@@ -55,6 +55,10 @@ func (s StepSpec) check() error {
 	return nil
 }
 
+// instant is how the sandbox writes a FHIR instant: to the millisecond, so
+// that a step is never placed before the referral was taken in.
+const instant = "2006-01-02T15:04:05.000Z07:00"
+
 // Discharge dispositions (FHIR R4's discharge-disposition code system): home
 // for a discharge, other-hcf (another healthcare facility) for a
 // redirection.
@@ -102,7 +106,7 @@ type outHospitalization struct {
 // stepResources sets the ServiceRequest's status for spec and returns the
 // Appointment or Encounter that tells the step, as the gateway reads them.
 func (o *origin) stepResources(spec StepSpec, sr *serviceRequest, at time.Time, bundleID string) ([]outEntry, error) {
-	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	stamp := func(t time.Time) string { return t.UTC().Format(instant) }
 	appt := func(status string, start time.Time) outEntry {
 		a := outAppointment{
 			head: newHead("Appointment", o.apptID), Status: status,
@@ -240,6 +244,12 @@ func (rc *Receiver) play(o *origin, steps []StepSpec, gap time.Duration) []StepS
 			}
 			if !sleep(rc.ctx, wait) {
 				return
+			}
+			if (s.Step == StepBooked || s.Step == StepRebooked) && s.AppointmentStart.IsZero() && i+1 < len(steps) {
+				// A journey runs in seconds: the appointment is due
+				// when the next step is reported, so that it can be
+				// missed or attended.
+				s.AppointmentStart = rc.opt.Now().Add(gap)
 			}
 			rc.deliver(rc.prepare(o, nil, s), 0)
 		}

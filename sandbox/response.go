@@ -296,7 +296,7 @@ func (o *origin) message(spec StepSpec, now time.Time) ([]byte, responseInfo, er
 	b := outBundle{
 		head:       newHead("Bundle", bundleID),
 		Identifier: fhir.Identifier{System: new("urn:ietf:rfc:3986"), Value: new("urn:uuid:" + bundleID)},
-		Type:       "message", Timestamp: stamp.UTC().Format(time.RFC3339),
+		Type:       "message", Timestamp: stamp.UTC().Format(instant),
 		Entry: []outEntry{
 			{"urn:uuid:" + headerID, outMessageHeader{
 				head:        newHead("MessageHeader", headerID),
