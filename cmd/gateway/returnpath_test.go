@@ -158,6 +158,9 @@ func testReturnPath(t *testing.T, srv *httptest.Server, store gateway.Store) {
 	if misrouted.status != http.StatusNotFound || string(misrouted.body) != string(forged.body) || string(notDelivered.body) != string(forged.body) {
 		t.Fatalf("refusals tell apart what exists:\n%s\n%s\n%s", forged.body, notDelivered.body, misrouted.body)
 	}
+	if codes := issueCodes(t, forged.body); len(codes) != 1 || codes[0] != "REC_NOT_FOUND" {
+		t.Fatalf("a refusal's BaRS codes %v, want REC_NOT_FOUND", codes)
+	}
 	if v := view(); v["status"] != "delivered" || v["timeline"] != nil {
 		t.Fatalf("refused responses changed the referral: %v", v)
 	}
@@ -204,7 +207,7 @@ func testReturnPath(t *testing.T, srv *httptest.Server, store gateway.Store) {
 	}
 
 	// A duplicate, and a rejection after the fact: refused, nothing changes.
-	if a := post(receiver, accepted); a.status != http.StatusConflict {
+	if a := post(receiver, accepted); a.status != http.StatusConflict || issueCodes(t, a.body)[0] != "REC_CONFLICT" {
 		t.Fatalf("duplicate: %d %s", a.status, a.body)
 	}
 	// A step dated in the future has not happened.

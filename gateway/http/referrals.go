@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -122,11 +123,11 @@ func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) error {
 	c := gateway.ClientFrom(r.Context())
 	resp, err := s.ParseResponse(body)
 	if err != nil {
-		return s.Intake.RefuseMalformed(r.Context(), c, err)
+		return barsRefusal(s.Intake.RefuseMalformed(r.Context(), c, err))
 	}
 	ref, e, err := s.Intake.Respond(r.Context(), c, resp)
 	if err != nil {
-		return err
+		return barsRefusal(err)
 	}
 	msg := "response recorded: step " + string(e.Step) + " of referral " + ref.ID + ", now " + string(ref.Status)
 	writeJSON(w, http.StatusOK, MediaFHIRJSON, map[string]any{
@@ -134,6 +135,39 @@ func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) error {
 		"issue":        []map[string]any{{"severity": "information", "code": "informational", "diagnostics": msg}},
 	})
 	return nil
+}
+
+// BARSErrorCodes is the BaRS code system of the error codes in an
+// OperationOutcome's issue details.
+const BARSErrorCodes = "https://fhir.nhs.uk/Codesystem/http-error-codes"
+
+// barsCodes are the BaRS error codes with which the gateway, as the
+// receiver of a response message, refuses it.
+var barsCodes = map[string]string{
+	gateway.EMALFORMED: "REC_BAD_REQUEST",
+	gateway.EINVALID:   "REC_UNPROCESSABLE_ENTITY",
+	gateway.EFORBIDDEN: "REC_FORBIDDEN",
+	gateway.ENOTFOUND:  "REC_NOT_FOUND",
+	gateway.ECONFLICT:  "REC_CONFLICT",
+}
+
+// barsRefusal gives each issue of a refused response message the BaRS
+// error code of its status in its details, as a BaRS receiver answers; the
+// gateway's own reason is in the audit trail and the issue's text.
+func barsRefusal(err error) error {
+	code, ok := barsCodes[gateway.ErrorCode(err)]
+	if !ok {
+		return err
+	}
+	e := *gateway.AsError(err)
+	e.Issues = slices.Clone(e.Issues)
+	if len(e.Issues) == 0 {
+		e.Issues = []gateway.Issue{{Severity: "error", Message: e.Message}}
+	}
+	for i := range e.Issues {
+		e.Issues[i].DetailsCode, e.Issues[i].DetailsSystem = code, BARSErrorCodes
+	}
+	return &e
 }
 
 // handleReady is /readyz: the store answers and the policies are loaded.
