@@ -178,6 +178,8 @@ func testReturnPath(t *testing.T, srv *httptest.Server, store gateway.Store) {
 			encounter("finished", "2026-03-16T14:05:00Z", "2026-03-16T14:55:00Z", "")), "seen"},
 		{"a late walk-in is recorded, the status stays", stepMessage(t, "r-walk-in", bundle, "ok", "active", "2026-03-20T09:00:00Z",
 			encounter("finished", "2026-03-05T11:00:00Z", "", "")), "seen"},
+		{"redirected", stepMessage(t, "r-redirect", bundle, "ok", "completed", "2026-03-25T12:00:00Z",
+			encounter("finished", "", "2026-03-25T11:00:00Z", "other-hcf")), "redirected"},
 		{"discharged", stepMessage(t, "r-discharge", bundle, "ok", "completed", "2026-04-01T12:00:00Z",
 			encounter("finished", "", "2026-04-01T11:00:00Z", "home")), "discharged"},
 	}
@@ -202,7 +204,7 @@ func testReturnPath(t *testing.T, srv *httptest.Server, store gateway.Store) {
 	for _, e := range v["timeline"].([]any) {
 		steps = append(steps, e.(map[string]any)["step"].(string))
 	}
-	if got := strings.Join(steps, " "); got != "accepted booked seen did-not-attend rebooked seen discharged" {
+	if got := strings.Join(steps, " "); got != "accepted booked seen did-not-attend rebooked seen redirected discharged" {
 		t.Fatalf("timeline by time: %s", got)
 	}
 
@@ -256,5 +258,12 @@ func TestReturnStepsAgreement(t *testing.T) {
 	}
 	if got := refusals(t, store, "10006842"); len(got) != 1 || got[0] != gateway.RefusedOutsideAgreement {
 		t.Fatalf("refusals %v", got)
+	}
+	// The service then declines it after all: the later step sets the status.
+	if s := post(stepMessage(t, "r-reject", bundle, "fatal-error", "revoked", "2026-03-04T10:00:00Z")); s != http.StatusOK {
+		t.Fatalf("a rejection: %d", s)
+	}
+	if v := call(t, srv, apiCall{method: "GET", path: "/v1/referrals/" + id, token: liverpool}).json(t); v["status"] != "rejected" {
+		t.Fatalf("status %v, want rejected", v["status"])
 	}
 }
