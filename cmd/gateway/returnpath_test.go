@@ -28,7 +28,7 @@ func withGMReceiver(a *app) {
 // stepMessage is a BaRS response message answering the request Bundle
 // bundleID about the Liverpool test case, with the resources that tell its
 // step.
-func stepMessage(t *testing.T, responseID, bundleID, code, srStatus, stamp string, extra ...map[string]any) []byte {
+func stepMessage(t testing.TB, responseID, bundleID, code, srStatus, stamp string, extra ...map[string]any) []byte {
 	t.Helper()
 	entries := []any{
 		map[string]any{"fullUrl": "urn:uuid:0d1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d21", "resource": map[string]any{
@@ -70,7 +70,7 @@ func encounter(status, start, end, disposition string) map[string]any {
 }
 
 // deliver plays the delivery worker: every due message is delivered.
-func deliver(t *testing.T, s gateway.Store) {
+func deliver(t testing.TB, s gateway.Store) {
 	t.Helper()
 	ctx := context.Background()
 	ms, err := s.Claim(ctx, "test-worker", 10, time.Now().Add(time.Hour), time.Minute)
@@ -85,7 +85,7 @@ func deliver(t *testing.T, s gateway.Store) {
 }
 
 // sentBundleID is the id of the Bundle the gateway queued for a referral.
-func sentBundleID(t *testing.T, s gateway.Store, id string) string {
+func sentBundleID(t testing.TB, s gateway.Store, id string) string {
 	t.Helper()
 	ref, err := s.Referral(context.Background(), "10006842", id)
 	if err != nil {
