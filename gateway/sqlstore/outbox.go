@@ -105,20 +105,8 @@ func (db *DB) Claim(ctx context.Context, owner string, max int, now time.Time, l
 	var out []gateway.OutboxMessage
 	err := db.write(ctx, nil, func(t tx) error {
 		out = nil
-		rows, err := t.query(sqlClaim, t.time(now.Add(lease)), owner, uuid.NewString(), t.time(now), t.time(now), t.time(now), max)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			m, err := scanMessage(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			out = append(out, m)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		var err error
+		if out, err = scanAll(scanMessage)(t.query(sqlClaim, t.time(now.Add(lease)), owner, uuid.NewString(), t.time(now), t.time(now), t.time(now), max)); err != nil {
 			return err
 		}
 		// The claimed referrals by id: a lookup by lease_id would scan the
@@ -241,20 +229,8 @@ func (db *DB) Messages(ctx context.Context, state gateway.MessageState, limit in
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := db.query(ctx, sqlMessages, string(state), limit)
-	if err != nil {
-		return nil, db.mapErr(err)
-	}
-	defer rows.Close()
-	var out []gateway.OutboxMessage
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, db.mapErr(err)
-		}
-		out = append(out, m)
-	}
-	return out, db.mapErr(rows.Err())
+	out, err := scanAll(scanMessage)(db.query(ctx, sqlMessages, string(state), limit))
+	return out, db.mapErr(err)
 }
 
 // Retry implements gateway.Outbox. The attempt count starts again, so the

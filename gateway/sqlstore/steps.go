@@ -61,36 +61,23 @@ func scanStep(s scanner) (gateway.TimelineEntry, error) {
 	return e, nil
 }
 
-func scanSteps(rows *sql.Rows, err error) ([]gateway.TimelineEntry, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []gateway.TimelineEntry{}
-	for rows.Next() {
-		e, err := scanStep(rows)
+// scanAll reads every row of a query with scan, and closes the rows.
+func scanAll[T any](scan func(scanner) (T, error)) func(*sql.Rows, error) ([]T, error) {
+	return func(rows *sql.Rows, err error) ([]T, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
-}
-
-func scanMessages(rows *sql.Rows, err error) ([]gateway.OutboxMessage, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []gateway.OutboxMessage
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, err
+		defer rows.Close()
+		out := []T{}
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
 		}
-		out = append(out, m)
+		return out, rows.Err()
 	}
-	return out, rows.Err()
 }
 
 // nullTime is a time parameter, NULL when zero.
@@ -112,13 +99,13 @@ func (db *DB) SentMessage(ctx context.Context, bundleID string) (gateway.OutboxM
 
 // ReferralMessages implements gateway.Timeline.
 func (db *DB) ReferralMessages(ctx context.Context, referralID string) ([]gateway.OutboxMessage, error) {
-	ms, err := scanMessages(db.query(ctx, sqlReferralMessages, referralID))
+	ms, err := scanAll(scanMessage)(db.query(ctx, sqlReferralMessages, referralID))
 	return ms, db.mapErr(err)
 }
 
 // Steps implements gateway.Timeline.
 func (db *DB) Steps(ctx context.Context, institution, caseID string) ([]gateway.TimelineEntry, error) {
-	es, err := scanSteps(db.query(ctx, sqlCaseSteps, institution, caseID))
+	es, err := scanAll(scanStep)(db.query(ctx, sqlCaseSteps, institution, caseID))
 	return es, db.mapErr(err)
 }
 
@@ -127,7 +114,7 @@ func (db *DB) StepsAfter(ctx context.Context, institution string, afterSeq int64
 	if limit <= 0 {
 		return nil, gateway.Errorf(gateway.EINVALID, "a limit must be positive")
 	}
-	es, err := scanSteps(db.query(ctx, sqlStepsAfter, institution, afterSeq, limit))
+	es, err := scanAll(scanStep)(db.query(ctx, sqlStepsAfter, institution, afterSeq, limit))
 	return es, db.mapErr(err)
 }
 
@@ -158,7 +145,7 @@ func (db *DB) RecordStep(ctx context.Context, req gateway.StepRequest) (gateway.
 		if n > 0 {
 			return gateway.Refusal(gateway.RefusedDuplicate, "Bundle.id", "this response message was recorded before")
 		}
-		earlier, err := scanSteps(t.query(sqlReferralSteps, ref.ID))
+		earlier, err := scanAll(scanStep)(t.query(sqlReferralSteps, ref.ID))
 		if err != nil {
 			return err
 		}
