@@ -116,11 +116,11 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) error {
 // the receiver. A message refused for any reason changes nothing but the
 // audit trail, which records the refusal.
 func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) error {
+	c := gateway.ClientFrom(r.Context())
 	body, err := s.readBody(w, r, MediaFHIRJSON, MediaJSON) // FHIR servers take plain JSON too
 	if err != nil {
-		return err
+		return barsRefusal(s.Intake.RefuseMalformed(r.Context(), c, err))
 	}
-	c := gateway.ClientFrom(r.Context())
 	resp, err := s.ParseResponse(body)
 	if err != nil {
 		return barsRefusal(s.Intake.RefuseMalformed(r.Context(), c, err))
