@@ -218,8 +218,8 @@ func testReferralLifecycle(t *testing.T, srv *httptest.Server) {
 		}
 	})
 
-	t.Run("a response to a message never delivered is refused", func(t *testing.T) {
-		msg := responseMessage(t, "10006842", "UOL-SS-2026-04417", "ok", "active")
+	t.Run("a response to a message the gateway did not deliver is refused", func(t *testing.T) {
+		msg := stepMessage(t, "resp-1", "6f1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d22", "ok", "active", "2026-03-02T10:00:00Z")
 		a := call(t, srv, apiCall{method: "POST", path: "/fhir/$process-message", token: receiver, ctype: "application/fhir+json", body: msg})
 		if a.status != http.StatusNotFound {
 			t.Fatalf("status %d: %s", a.status, a.body)
@@ -231,7 +231,7 @@ func testReferralLifecycle(t *testing.T, srv *httptest.Server) {
 	})
 
 	t.Run("a submitter cannot post a receiver's response", func(t *testing.T) {
-		msg := responseMessage(t, "10006842", "UOL-SS-2026-04417", "ok", "active")
+		msg := stepMessage(t, "resp-1", "6f1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d22", "ok", "active", "2026-03-02T10:00:00Z")
 		if a := call(t, srv, apiCall{method: "POST", path: "/fhir/$process-message", token: liverpool, ctype: "application/fhir+json", body: msg}); a.status != http.StatusForbidden {
 			t.Fatalf("status %d", a.status)
 		}
@@ -287,30 +287,4 @@ func testSubmitRefusals(t *testing.T, srv *httptest.Server) {
 			}
 		})
 	}
-}
-
-// responseMessage is a BaRS servicerequest-response about a case.
-func responseMessage(t *testing.T, ukprn, caseID, code, status string) []byte {
-	t.Helper()
-	m := map[string]any{
-		"resourceType": "Bundle", "id": "resp-1", "type": "message", "timestamp": "2026-03-02T10:00:00Z",
-		"entry": []any{
-			map[string]any{"fullUrl": "urn:uuid:0d1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d21", "resource": map[string]any{
-				"resourceType": "MessageHeader",
-				"eventCoding":  map[string]any{"system": "https://fhir.nhs.uk/CodeSystem/message-events-bars", "code": "servicerequest-response"},
-				"response":     map[string]any{"identifier": "6f1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d22", "code": code},
-				"focus":        []any{map[string]any{"reference": "urn:uuid:1d1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d21"}},
-			}},
-			map[string]any{"fullUrl": "urn:uuid:1d1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d21", "resource": map[string]any{
-				"resourceType": "ServiceRequest", "status": status, "intent": "order",
-				"identifier": []any{map[string]any{"system": "https://student-mh-referrals.github.io/gateway/fhir/Id/case-id/" + ukprn, "value": caseID}},
-				"subject":    map[string]any{"reference": "urn:uuid:2d1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d21"},
-			}},
-		},
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
