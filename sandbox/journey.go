@@ -173,6 +173,26 @@ func (rc *Receiver) journeyRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /sandbox/journeys", rc.postJourney)
 }
 
+// maxJourneys is how many referrals' journeys the sandbox keeps for steps
+// on command: the latest, so that a backlog of thousands does not grow the
+// process that serves it.
+const maxJourneys = 1024
+
+// keepJourney keeps what later steps about the referral of bundleID need,
+// forgetting the oldest journey beyond maxJourneys.
+func (rc *Receiver) keepJourney(bundleID string, o *origin) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if _, ok := rc.journeys[bundleID]; !ok {
+		rc.journeyOrder = append(rc.journeyOrder, bundleID)
+	}
+	rc.journeys[bundleID] = o
+	if len(rc.journeyOrder) > maxJourneys {
+		delete(rc.journeys, rc.journeyOrder[0])
+		rc.journeyOrder = rc.journeyOrder[1:]
+	}
+}
+
 // journeyOf is the journey of the referral whose Bundle id is bundleID.
 func (rc *Receiver) journeyOf(w http.ResponseWriter, bundleID string) *origin {
 	rc.mu.Lock()

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -164,4 +165,20 @@ func r4Validator(t *testing.T) *fhirvalidator.Validator {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestJourneysAreBounded: the sandbox keeps the latest maxJourneys
+// journeys, and forgets the oldest.
+func TestJourneysAreBounded(t *testing.T) {
+	rc := NewReceiver(Options{})
+	defer rc.Close()
+	for i := range maxJourneys + 2 {
+		rc.keepJourney(fmt.Sprint("b", i), &origin{})
+	}
+	rc.keepJourney("b5", &origin{}) // again: not a new journey
+	_, first := rc.journeys["b1"]
+	_, last := rc.journeys[fmt.Sprint("b", maxJourneys+1)]
+	if len(rc.journeys) != maxJourneys || len(rc.journeyOrder) != maxJourneys || first || !last {
+		t.Fatalf("%d journeys kept (%d in order), oldest kept %v, newest kept %v", len(rc.journeys), len(rc.journeyOrder), first, last)
+	}
 }

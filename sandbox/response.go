@@ -68,9 +68,7 @@ func (rc *Receiver) respond(req request, accept bool, reason string) {
 	}
 	o, err := originOf(req)
 	if err == nil {
-		rc.mu.Lock()
-		rc.journeys[req.bundleID] = o
-		rc.mu.Unlock()
+		rc.keepJourney(req.bundleID, o)
 	}
 	i := rc.prepare(o, err, spec)
 	rc.cbs.Go(func() { rc.deliver(i, rc.opt.CallbackDelay) })

@@ -83,6 +83,8 @@ type Receiver struct {
 	callbacks []Callback
 	pending   []pending          // by callback: the message until it is posted
 	journeys  map[string]*origin // by request Bundle id: what later steps need
+	// journeyOrder lists journeys' Bundle ids, oldest first (keepJourney).
+	journeyOrder []string
 }
 
 // NewReceiver returns a receiver with options. Call Close to stop its
