@@ -295,8 +295,8 @@ func (in *Intake) Respond(ctx context.Context, c *Client, r ReceiverResponse) (S
 		Step: r.Step, At: r.At, ResponseID: r.ResponseID, RequestBundleID: r.RequestBundleID,
 		AppointmentID: r.AppointmentID, AppointmentStart: r.AppointmentStart, Codes: r.Codes,
 	}})
-	if e := AsError(err); err != nil && e.Code == ECONFLICT && len(e.Issues) == 1 {
-		return StoredReferral{}, TimelineEntry{}, in.refuse(ctx, c, m, e.Issues[0].DetailsCode, err)
+	if ErrorCode(err) == ECONFLICT && len(AsError(err).Issues) == 1 { // a Refusal: superseded or duplicate
+		return StoredReferral{}, TimelineEntry{}, in.refuse(ctx, c, m, AsError(err).Issues[0].DetailsCode, err)
 	} else if err != nil {
 		return StoredReferral{}, TimelineEntry{}, err
 	}
