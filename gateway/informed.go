@@ -28,11 +28,19 @@ func (in *Intake) StudentNotice(ctx context.Context, c *Client, referralID strin
 	return NewStudentNotice(s, svc, inst, ReturnSteps(svc))
 }
 
-// ReturnSteps are the steps a service reports back to the university, which
-// the notice tells the student of. The registry does not list them yet:
-// until it does, the notice says the university hears whether the referral
-// was accepted.
-func ReturnSteps(*Service) []string { return nil }
+// ReturnSteps are the steps the notice tells the student the university
+// will hear of: those the service's data-sharing agreement lets it report
+// (ReturnStepsOf), as codes for HearBack.
+func ReturnSteps(svc *Service) []string {
+	if svc == nil {
+		return nil
+	}
+	var out []string
+	for _, st := range ReturnStepsOf(svc) {
+		out = append(out, string(st))
+	}
+	return out
+}
 
 // HeldBackError is the answer for a notice that may not yet be given.
 func HeldBackError(h *HeldBack) *Error {

@@ -343,35 +343,6 @@ func StudentPseudonym(key []byte, rec *CaseRecord) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// ReceiverResponse is what an NHS receiver's BaRS response message says
-// about a referral: which case, and whether the service took it on.
-type ReceiverResponse struct {
-	Institution string // UKPRN, from the case-id identifier system
-	CaseID      string
-	Accepted    bool
-	// Message is the receiver's message as posted (FHIR Bundle), kept on the
-	// referral so the university can read the receiver's reasons.
-	Message json.RawMessage
-}
-
-// Respond applies a receiver's response to the latest version of its case.
-// A receiver may answer only for the services it is registered for; any
-// other case is ENOTFOUND, so a receiver cannot probe for referrals.
-func (in *Intake) Respond(ctx context.Context, c *Client, r ReceiverResponse) (StoredReferral, error) {
-	ref, err := in.Store.LatestReferral(ctx, r.Institution, r.CaseID)
-	if err != nil {
-		return StoredReferral{}, err
-	}
-	if !c.Has(RoleReceiver) || !c.Serves(ref.ServiceID) {
-		return StoredReferral{}, Errorf(ENOTFOUND, "no referral of a service this client answers for matches the response")
-	}
-	status := StatusRejected
-	if r.Accepted {
-		status = StatusAcknowledged
-	}
-	return in.Store.RecordResponse(ctx, ref.ID, status, r.Message, in.now())
-}
-
 // DryRun evaluates body for client c as POST /v1/referrals/$evaluate does:
 // nothing is stored or sent, but the decision is recorded, marked as a dry
 // run, because an IG lead must see every decision the gateway made. Invalid

@@ -30,6 +30,10 @@ type Service struct {
 	DataCategories []string `json:"dataCategories"`
 	// Eligibility is the service's referral criteria, judged by P-01.
 	Eligibility Eligibility `json:"eligibility"`
+	// ReturnSteps are the steps the service may report back to the
+	// university under its data-sharing agreement; empty means
+	// DefaultReturnSteps. A response reporting any other step is refused.
+	ReturnSteps []Step `json:"returnSteps,omitempty"`
 }
 
 // Organization is an NHS organisation identified by its ODS code.

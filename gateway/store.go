@@ -16,14 +16,20 @@ import (
 )
 
 // ReferralStatus is where a stored referral stands. The delivery worker moves
-// it from accepted to delivered, failed or dead-lettered; a receiver's
-// response moves it to acknowledged or rejected; a university may cancel it.
+// it from queued to delivered, failed or dead-lettered; the receiving
+// service's reports (its return steps, see Step) move it on from accepted or
+// rejected to booked, seen, discharged and so on; a university may cancel it.
+// The gateway's own states and the service's steps never share a name: that
+// the gateway took a referral in (queued) says nothing of whether the
+// service accepted it.
 type ReferralStatus string
 
-// Referral statuses.
+// Referral statuses set by the gateway. The statuses a service's steps set
+// are Step.Status: accepted, rejected, booked, rebooked, seen,
+// did-not-attend, discharged, redirected.
 const (
-	// StatusAccepted: stored and queued; the caller was answered 202.
-	StatusAccepted ReferralStatus = "accepted"
+	// StatusQueued: stored and queued; the caller was answered 202.
+	StatusQueued ReferralStatus = "queued"
 	// StatusDelivering: a worker has claimed its message at least once.
 	StatusDelivering ReferralStatus = "delivering"
 	// StatusDelivered: the receiver answered 2xx.
@@ -34,13 +40,22 @@ const (
 	// StatusDeadLettered: the gateway gave up (retries exhausted, or an
 	// operator dropped the message before it was sent).
 	StatusDeadLettered ReferralStatus = "dead-lettered"
-	// StatusAcknowledged and StatusRejected come from the receiver's
-	// response message.
-	StatusAcknowledged ReferralStatus = "acknowledged"
-	StatusRejected     ReferralStatus = "rejected"
 	// StatusCancelled: the university withdrew it; a revoke message is
-	// queued.
+	// queued. Steps the service reports afterwards are kept in the
+	// timeline but do not change it.
 	StatusCancelled ReferralStatus = "cancelled"
+)
+
+// Referral statuses set by the receiving service's steps (Step.Status).
+const (
+	StatusServiceAccepted ReferralStatus = ReferralStatus(StepAccepted)
+	StatusRejected        ReferralStatus = ReferralStatus(StepRejected)
+	StatusBooked          ReferralStatus = ReferralStatus(StepBooked)
+	StatusRebooked        ReferralStatus = ReferralStatus(StepRebooked)
+	StatusSeen            ReferralStatus = ReferralStatus(StepSeen)
+	StatusDidNotAttend    ReferralStatus = ReferralStatus(StepDidNotAttend)
+	StatusDischarged      ReferralStatus = ReferralStatus(StepDischarged)
+	StatusRedirected      ReferralStatus = ReferralStatus(StepRedirected)
 )
 
 // StoredReferral is one version of a case as the gateway accepted it. A
@@ -59,8 +74,8 @@ type StoredReferral struct {
 	DecisionID  string `json:"decisionId"`
 	// Status is the latest status; UpdatedAt is when it was set.
 	Status ReferralStatus `json:"status"`
-	// Response is the receiver's response message that set acknowledged or
-	// rejected.
+	// Response is the receiver's latest response message (content: purged
+	// with the record; the timeline keeps its coded values).
 	Response json.RawMessage `json:"response,omitempty"`
 	// Record and Bundle are the clinical content (the case record as posted
 	// and the message sent); both are nil once PurgedAt is set.
@@ -69,6 +84,13 @@ type StoredReferral struct {
 	AcceptedAt time.Time       `json:"acceptedAt"`
 	UpdatedAt  time.Time       `json:"updatedAt"`
 	PurgedAt   time.Time       `json:"purgedAt,omitzero"`
+	// AcknowledgedAt is the time of the service's first acceptance of this
+	// version, and FirstAppointmentAt the earliest appointment it booked
+	// (its start) or the earliest time the student was seen, whichever is
+	// first: with AcceptedAt, the evaluation's time to acknowledgement and
+	// to first appointment. Zero until reported.
+	AcknowledgedAt     time.Time `json:"acknowledgedAt,omitzero"`
+	FirstAppointmentAt time.Time `json:"firstAppointmentAt,omitzero"`
 }
 
 // ReferralID is the id of the referral version with this idempotency key. It
@@ -375,10 +397,6 @@ type Referrals interface {
 	// LatestReferral returns the highest version of a case; ENOTFOUND when
 	// the case was never accepted.
 	LatestReferral(ctx context.Context, institution, caseID string) (StoredReferral, error)
-	// RecordResponse applies a receiver's response message to a referral
-	// (status StatusAcknowledged or StatusRejected). A cancelled or rejected
-	// referral is ECONFLICT.
-	RecordResponse(ctx context.Context, referralID string, status ReferralStatus, response json.RawMessage, at time.Time) (StoredReferral, error)
 	// Cancel marks the latest version cancelled and queues the revoke in one
 	// transaction. Cancelling twice returns the referral unchanged; an older
 	// version or a rejected referral is ECONFLICT.
@@ -445,6 +463,7 @@ type Store interface {
 	Outbox
 	AuditTrail
 	Notices
+	Timeline
 	// PurgeContent deletes the clinical content (record, bundle, message
 	// bodies, receiver responses) of referrals last updated before the given
 	// time whose messages are all out of the queue, keeping their status and

@@ -19,12 +19,13 @@ const (
 var WebhookEventTypes = []string{WebhookEventStatus, WebhookEventStep}
 
 // WebhookStatuses are the referral statuses a status event is sent for:
-// the changes a university's system would otherwise poll for. Accepted is
-// the answer to its own request and delivering is momentary, so neither is
-// sent.
+// the changes a university's system would otherwise poll for, the return
+// path's included. Queued is the answer to its own request and delivering
+// is momentary, so neither is sent.
 var WebhookStatuses = []ReferralStatus{
-	StatusDelivered, StatusFailed, StatusDeadLettered,
-	StatusAcknowledged, StatusRejected, StatusCancelled,
+	StatusDelivered, StatusFailed, StatusDeadLettered, StatusCancelled,
+	StatusServiceAccepted, StatusRejected, StatusBooked, StatusRebooked,
+	StatusSeen, StatusDidNotAttend, StatusDischarged, StatusRedirected,
 }
 
 // WebhookSubscriber is a client with a webhook as the store needs to know

@@ -3,6 +3,7 @@ package mappings
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -287,7 +288,7 @@ func actionEvent(ev *auditEvent, r gateway.AuditRecord, chain []auditDetail) {
 	ev.OutcomeDesc = a.Action + " by " + a.By
 	who := auditAgent{Who: identified(SystemOperator, a.By, a.By), Requestor: true,
 		Type: conceptRef(sysSecurityRole, "humanuser", "human user")}
-	if a.Action == gateway.ActionReferralCancel || a.Action == gateway.ActionStudentInformed {
+	if slices.Contains([]string{gateway.ActionReferralCancel, gateway.ActionStudentInformed, gateway.ActionResponseStep, gateway.ActionResponseRefused}, a.Action) {
 		who = auditAgent{Who: identified(SystemClientID, a.By, a.By), Requestor: true,
 			Type: conceptRef(sysDICOM, "110150", "Application")}
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -21,11 +22,17 @@ const responsesDir = "testdata/responses"
 // responseResult is what ParseResponse made of a body, as the golden file
 // records it.
 type responseResult struct {
-	Accepted    *bool           `json:"accepted,omitempty"`
-	Institution string          `json:"institution,omitempty"`
-	CaseID      string          `json:"caseId,omitempty"`
-	Code        string          `json:"code,omitempty"`
-	Issues      []gateway.Issue `json:"issues,omitempty"`
+	Step             gateway.Step       `json:"step,omitempty"`
+	At               time.Time          `json:"at,omitzero"`
+	ResponseID       string             `json:"responseId,omitempty"`
+	RequestBundleID  string             `json:"requestBundleId,omitempty"`
+	AppointmentID    string             `json:"appointmentId,omitempty"`
+	AppointmentStart time.Time          `json:"appointmentStart,omitzero"`
+	Codes            []gateway.StepCode `json:"codes,omitempty"`
+	Institution      string             `json:"institution,omitempty"`
+	CaseID           string             `json:"caseId,omitempty"`
+	Code             string             `json:"code,omitempty"`
+	Issues           []gateway.Issue    `json:"issues,omitempty"`
 }
 
 func parseResult(t testing.TB, body []byte) responseResult {
@@ -38,7 +45,11 @@ func parseResult(t testing.TB, body []byte) responseResult {
 		}
 		return responseResult{Code: e.Code, Issues: e.Issues}
 	}
-	return responseResult{Accepted: &resp.Accepted, Institution: resp.Institution, CaseID: resp.CaseID}
+	return responseResult{
+		Step: resp.Step, At: resp.At, ResponseID: resp.ResponseID, RequestBundleID: resp.RequestBundleID,
+		AppointmentID: resp.AppointmentID, AppointmentStart: resp.AppointmentStart, Codes: resp.Codes,
+		Institution: resp.Institution, CaseID: resp.CaseID,
+	}
 }
 
 func responseFiles(t testing.TB) []string {
@@ -114,12 +125,30 @@ func TestParseResponse(t *testing.T) {
 			t.Errorf("%s: code %q, want %q", name, got[name].Code, code)
 		}
 	}
+	// Every step reads as itself; a missed appointment is never a rejection.
+	for name, step := range map[string]gateway.Step{
+		"accept": gateway.StepAccepted, "reject-revoked": gateway.StepRejected, "reject-fatal-error": gateway.StepRejected,
+		"booked": gateway.StepBooked, "did-not-attend": gateway.StepDidNotAttend, "seen-appointment": gateway.StepSeen,
+		"seen-walk-in": gateway.StepSeen, "discharged": gateway.StepDischarged, "redirected": gateway.StepRedirected,
+	} {
+		if got[name].Step != step {
+			t.Errorf("%s: step %q, want %q", name, got[name].Step, step)
+		}
+	}
+	for _, name := range []string{"free-text-code", "transient-error", "appointment-cancelled", "bad-time", "no-timestamp",
+		"no-response-identifier", "no-bundle-id", "two-appointments", "booked-no-start"} {
+		if got[name].Code != gateway.EINVALID {
+			t.Errorf("%s: code %q, want invalid", name, got[name].Code)
+		}
+	}
 }
 
 // FuzzParseResponse holds ParseResponse to its promise on any body a
 // receiver could post: it never panics; it either refuses the body with an
 // EMALFORMED or EINVALID *gateway.Error that says why, or reads a case of a
-// valid UKPRN from a UTF-8 JSON body that it keeps byte for byte.
+// valid UKPRN from a UTF-8 JSON body that it keeps byte for byte, with a
+// known step at a time, the ids that tie it to a message, and codes that are
+// tokens (never text a university could be shown).
 //
 //	go test ./mappings -run '^$' -fuzz FuzzParseResponse -fuzztime 2m
 func FuzzParseResponse(f *testing.F) {
@@ -153,11 +182,19 @@ func FuzzParseResponse(f *testing.F) {
 		if !gateway.ValidUKPRN(resp.Institution) || resp.CaseID == "" {
 			t.Fatalf("accepted a response without a case: %+v", resp)
 		}
+		if !resp.Step.Valid() || resp.At.IsZero() || resp.ResponseID == "" || resp.RequestBundleID == "" {
+			t.Fatalf("a step without its kind, time or ids: %+v", resp)
+		}
+		for _, c := range resp.Codes {
+			if c.Code == "" || strings.ContainsAny(c.Code, " \t\n") || len(c.Code) > 64 {
+				t.Fatalf("a code that is not a token: %+v", c)
+			}
+		}
 		if !bytes.Equal(resp.Message, body) || !jsontext.Value(body).IsValid() {
 			t.Fatal("the kept message is not the body as posted, or not UTF-8 JSON with unique keys")
 		}
 		again, err := ParseResponse(body)
-		if err != nil || again.Accepted != resp.Accepted || again.CaseID != resp.CaseID {
+		if err != nil || again.Step != resp.Step || !again.At.Equal(resp.At) || again.CaseID != resp.CaseID {
 			t.Fatalf("a second read differs: %+v, %v", again, err)
 		}
 	})

@@ -149,7 +149,7 @@ func BenchmarkResponseTo(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		r := reqs[i%len(reqs)]
-		if _, _, err := responseTo(r, true, "", t0); err != nil {
+		if _, _, err := responseTo(r, StepSpec{Step: StepAccepted}, t0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -39,11 +39,22 @@ func canonical(t *testing.T, doc []byte) []byte {
 // fixture's target, and builds the response message to it.
 func responseMessage(t testing.TB, body []byte, accept bool, reason string) ([]byte, responseInfo, error) {
 	t.Helper()
+	spec := StepSpec{Step: StepAccepted}
+	if !accept {
+		spec = StepSpec{Step: StepRejected, Reason: reason}
+	}
+	return responseTo(readFixture(t, body), spec, t0)
+}
+
+// readFixture reads a referral as the receiver does, addressed to the
+// fixture's target.
+func readFixture(t testing.TB, body []byte) request {
+	t.Helper()
 	req := request{body: body, target: "https://fhir.nhs.uk/Id/dos-service-id|2000010003"}
 	if p := readMessage(&req); p != nil {
 		t.Fatalf("the receiver refuses the referral: %s", p.msg)
 	}
-	return responseTo(req, accept, reason, t0)
+	return req
 }
 
 // waitCallbacks waits until every response message rc has scheduled has
@@ -90,6 +101,10 @@ func TestResponseMessage(t *testing.T) {
 	if err := json.Unmarshal(req, &reqDoc); err != nil {
 		t.Fatal(err)
 	}
+	var reqBundle struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(req, &reqBundle)
 	var reqHeader struct {
 		ID     string `json:"id"`
 		Source struct{ Endpoint string }
@@ -157,8 +172,8 @@ func TestResponseMessage(t *testing.T) {
 				t.Errorf("first entry %s", mh.ResourceType)
 			case mh.EventCoding.System != EventSystem || mh.EventCoding.Code != "servicerequest-response":
 				t.Errorf("event %+v", mh.EventCoding)
-			case mh.Response.Identifier != reqHeader.ID || mh.Response.Code != "ok":
-				t.Errorf("response %+v, want the request's MessageHeader id %s and ok", mh.Response, reqHeader.ID)
+			case mh.Response.Identifier != reqBundle.ID || mh.Response.Code != "ok":
+				t.Errorf("response %+v, want the request's Bundle id %s and ok", mh.Response, reqBundle.ID)
 			case len(mh.Destination) != 1 || mh.Destination[0].Endpoint != reqHeader.Source.Endpoint:
 				t.Errorf("destination %+v, want the request's source %s", mh.Destination, reqHeader.Source.Endpoint)
 			case mh.Source.Endpoint != "https://fhir.nhs.uk/Id/dos-service-id|2000010003":
@@ -191,7 +206,8 @@ func TestResponseMessage(t *testing.T) {
 			if err != nil {
 				t.Fatalf("mappings.ParseResponse: %v", err)
 			}
-			if parsed.Accepted != tt.accept || parsed.Institution != "10007798" || parsed.CaseID == "" {
+			if (parsed.Step == "accepted") != tt.accept || parsed.Institution != "10007798" || parsed.CaseID == "" ||
+				parsed.RequestBundleID != reqBundle.ID || parsed.ResponseID != info.id {
 				t.Errorf("parsed %+v", parsed)
 			}
 		})
@@ -257,17 +273,17 @@ func TestCallback(t *testing.T) {
 		answers  []int
 		edit     func(b map[string]any)
 		posts    int // posts the gateway gets
-		accepted bool
+		step     string
 		attempts int
 		done     bool
 		status   int
 	}{
-		{"accepted", nil, nil, nil, 1, true, 1, true, 200},
-		{"retried after 503", nil, []int{503}, nil, 2, true, 2, true, 200},
-		{"a duplicate is taken", nil, []int{409}, nil, 1, true, 1, true, 409},
-		{"refused", nil, []int{403}, nil, 1, true, 1, true, 403},
-		{"rejected", []Fault{{Mode: ModeReject, Reason: "outside our catchment", Count: 1}}, nil, nil, 1, false, 1, true, 200},
-		{"no response to a cancellation", nil, nil, func(b map[string]any) { resource(b, 1)["status"] = "revoked" }, 0, false, 0, false, 0},
+		{"accepted", nil, nil, nil, 1, StepAccepted, 1, true, 200},
+		{"retried after 503", nil, []int{503}, nil, 2, StepAccepted, 2, true, 200},
+		{"a duplicate is taken", nil, []int{409}, nil, 1, StepAccepted, 1, true, 409},
+		{"refused", nil, []int{403}, nil, 1, StepAccepted, 1, true, 403},
+		{"rejected", []Fault{{Mode: ModeReject, Reason: "outside our catchment", Count: 1}}, nil, nil, 1, StepRejected, 1, true, 200},
+		{"no response to a cancellation", nil, nil, func(b map[string]any) { resource(b, 1)["status"] = "revoked" }, 0, "", 0, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,10 +325,10 @@ func TestCallback(t *testing.T) {
 				t.Fatalf("callbacks %+v, want one", cbs)
 			}
 			cb := cbs[0]
-			if cb.RequestID != reqID || cb.Accepted != tt.accepted || cb.Attempts != tt.attempts || cb.Done != tt.done || cb.Status != tt.status {
+			if cb.RequestID != reqID || cb.Step != tt.step || cb.Attempts != tt.attempts || cb.Done != tt.done || cb.Status != tt.status {
 				t.Errorf("callback %+v", cb)
 			}
-			want, _, _ := responseMessage(t, body, tt.accepted, "outside our catchment")
+			want, _, _ := responseMessage(t, body, tt.step == StepAccepted, "outside our catchment")
 			for i, p := range gw.posts {
 				switch {
 				case p.URL.Path != "/fhir/$process-message":

@@ -92,6 +92,10 @@ type Receiver struct {
 	callbacks []Callback
 	tokens    map[string]time.Time // access token → expiry
 	jtis      map[string]time.Time // assertion jti → its exp, against replay
+	pending   []pending            // by callback: the message until it is posted
+	journeys  map[string]*origin   // by request Bundle id: what later steps need
+	// journeyOrder lists journeys' Bundle ids, oldest first (keepJourney).
+	journeyOrder []string
 }
 
 // NewReceiver returns a receiver with options. Call Close to stop its
@@ -103,7 +107,7 @@ func NewReceiver(o Options) *Receiver {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	rc := &Receiver{opt: o, seen: map[string]int{}, tokens: map[string]time.Time{}, jtis: map[string]time.Time{}}
+	rc := &Receiver{opt: o, seen: map[string]int{}, tokens: map[string]time.Time{}, jtis: map[string]time.Time{}, journeys: map[string]*origin{}}
 	// Response messages are posted from a goroutine each; keeping 64 idle
 	// connections to the gateway, not 2, spares a dial per post in a drain.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -147,6 +151,7 @@ func (rc *Receiver) Handler() http.Handler {
 	mux.HandleFunc("GET /sandbox/callbacks", list("callbacks", func() any { return rc.Callbacks() }))
 	mux.HandleFunc("GET /sandbox/faults", list("faults", func() any { return rc.Faults() }))
 	mux.HandleFunc("POST /sandbox/faults", rc.postFaults)
+	rc.journeyRoutes(mux)
 	mux.HandleFunc("DELETE /sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
 		rc.mu.Lock()
 		rc.faults = nil

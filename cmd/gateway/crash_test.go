@@ -189,12 +189,12 @@ func eventually(timeout time.Duration, cond func() bool) bool {
 }
 
 // delivered reports whether every referral of ids is delivered (or
-// acknowledged), keeping in *pending those that are not yet.
+// accepted by the service), keeping in *pending those that are not yet.
 func delivered(t *testing.T, api string, pending *[]string) bool {
 	var still []string
 	for _, id := range *pending {
 		switch referralStatus(t, api, id) {
-		case "delivered", "acknowledged":
+		case "delivered", "accepted":
 		default:
 			still = append(still, id)
 		}

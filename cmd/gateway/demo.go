@@ -119,7 +119,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := s.run(ctx, *n, endAt); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "seeded %d cases from %s to %s: %d allowed, %d refused, %d dry runs; %d acknowledged, %d rejected, %d cancelled\n",
+	fmt.Fprintf(stdout, "seeded %d cases from %s to %s: %d allowed, %d refused, %d dry runs; %d accepted, %d rejected, %d cancelled\n",
 		*n, endAt.AddDate(-1, 0, 0).Format(time.DateOnly), endAt.Format(time.DateOnly), s.allowed, s.refused, s.dryRuns, s.acked, s.rejected, s.cancelled)
 	return nil
 }
@@ -232,33 +232,88 @@ func (s *demoSeeder) submit(ctx context.Context, c *gateway.Client, rec []byte, 
 	case r < 14:
 		*events = append(*events, demoEvent{at: at, kind: "reject", run: func(ctx context.Context) error {
 			s.rejected++
-			return s.respond(ctx, c.Institution, ref.CaseID, gateway.StatusRejected)
+			return s.respond(ctx, ref, gateway.StepRejected, time.Time{})
 		}})
 	default:
-		*events = append(*events, demoEvent{at: at, kind: "acknowledge", run: func(ctx context.Context) error {
+		*events = append(*events, demoEvent{at: at, kind: "accept", run: func(ctx context.Context) error {
 			s.acked++
-			return s.respond(ctx, c.Institution, ref.CaseID, gateway.StatusAcknowledged)
+			if err := s.respond(ctx, ref, gateway.StepAccepted, time.Time{}); err != nil {
+				return err
+			}
+			s.journey(ref, events)
+			return nil
 		}})
-		// The steps after acknowledgement (accepted, booked, seen,
-		// did-not-attend, discharged, redirected) are recorded here once
-		// the gateway stores the return path (referral_steps).
 	}
 	return nil
 }
 
-// respond records a service's response to the latest version of a case,
-// as the inbound $process-message does; a case already withdrawn keeps
-// its status.
-func (s *demoSeeder) respond(ctx context.Context, inst, caseID string, status gateway.ReferralStatus) error {
-	ref, err := s.store.LatestReferral(ctx, inst, caseID)
+// journey schedules what happens after the service accepts: mostly a
+// booking a week or two later and an appointment days after it, sometimes
+// missed and rebooked, then seen and, weeks later, discharged; a few are
+// redirected to another service instead.
+func (s *demoSeeder) journey(ref gateway.StoredReferral, events *[]demoEvent) {
+	step := func(at time.Time, st gateway.Step, appt time.Time, next func(time.Time)) {
+		*events = append(*events, demoEvent{at: at, kind: string(st), run: func(ctx context.Context) error {
+			if err := s.respond(ctx, ref, st, appt); err != nil {
+				return err
+			}
+			if next != nil {
+				next(at)
+			}
+			return nil
+		}})
+	}
+	days := func(lo, spread int) time.Duration {
+		return time.Duration(lo*24+s.rng.IntN(spread*24+1)) * time.Hour
+	}
+	if s.rng.IntN(100) < 6 {
+		step(s.now.Add(days(2, 10)), gateway.StepRedirected, time.Time{}, nil)
+		return
+	}
+	var seen func(time.Time)
+	seen = func(at time.Time) {
+		step(at.Add(days(1, 0)), gateway.StepSeen, time.Time{}, func(at time.Time) {
+			step(at.Add(days(21, 60)), gateway.StepDischarged, time.Time{}, nil)
+		})
+	}
+	booked := s.now.Add(days(3, 14))
+	appt := booked.Add(days(3, 10))
+	step(booked, gateway.StepBooked, appt, func(time.Time) {
+		if s.rng.IntN(100) < 15 {
+			step(appt, gateway.StepDidNotAttend, time.Time{}, func(at time.Time) {
+				again := at.Add(days(2, 5))
+				step(again, gateway.StepRebooked, again.Add(days(3, 7)), func(at time.Time) { seen(at.Add(days(3, 7))) })
+			})
+			return
+		}
+		seen(appt.Add(-24 * time.Hour))
+	})
+}
+
+// respond records a step the service reports about the message delivered
+// for ref (its appointment's start with a booking), as the inbound
+// $process-message does after checking it; a case withdrawn or superseded
+// meanwhile keeps its status.
+func (s *demoSeeder) respond(ctx context.Context, ref gateway.StoredReferral, step gateway.Step, appt time.Time) error {
+	latest, err := s.store.LatestReferral(ctx, ref.Institution, ref.CaseID)
+	if err != nil || latest.Status == gateway.StatusCancelled || latest.ID != ref.ID {
+		return err
+	}
+	var bundle struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(latest.Bundle, &bundle); err != nil {
+		return err
+	}
+	m, err := s.store.SentMessage(ctx, bundle.ID)
 	if err != nil {
 		return err
 	}
-	if ref.Status == gateway.StatusCancelled {
-		return nil
+	e := gateway.TimelineEntry{Step: step, At: s.now, ResponseID: gateway.DeriveID("demo-response", ref.ID, string(step), s.now.String()), RequestBundleID: bundle.ID}
+	if !appt.IsZero() {
+		e.AppointmentID, e.AppointmentStart = "demo-"+e.ResponseID, appt
 	}
-	body := json.RawMessage(`{"resourceType":"Bundle","type":"message","meta":{"tag":[{"code":"demo-seed"}]}}`)
-	_, err = s.store.RecordResponse(ctx, ref.ID, status, body, s.now)
+	_, _, err = s.store.RecordStep(ctx, gateway.StepRequest{Message: m, Entry: e, At: s.now})
 	return err
 }
 

@@ -41,6 +41,9 @@ type hostileAPI struct {
 	addr    string
 	handler http.Handler
 	ref     string
+	// bundle is the id of the referral's Bundle, delivered: what a
+	// well-formed response answers.
+	bundle string
 }
 
 func newHostileAPI(t testing.TB, lim serverLimits) *hostileAPI {
@@ -86,6 +89,8 @@ func newHostileAPI(t testing.TB, lim serverLimits) *hostileAPI {
 		t.Fatalf("setup: submit gave %d: %s", rr.Code, rr.Body)
 	}
 	out.ref = sub.ID
+	deliverDue(t, store)
+	out.bundle = sentBundleID(t, store, sub.ID)
 	return out
 }
 
@@ -844,8 +849,8 @@ func isReset(err error) bool {
 }
 
 // FuzzInbound posts arbitrary bodies to POST /fhir/$process-message of the
-// wired API, as the sandbox receiver, with a referral on file that a
-// well-formed response acknowledges: whatever the body, the answer is an
+// wired API, as the sandbox receiver, with a delivered referral on file that
+// the seeded responses report steps of: whatever the body, the answer is an
 // OperationOutcome and never a 5xx.
 //
 //	go test ./cmd/gateway -run '^$' -fuzz FuzzInbound -fuzztime 2m
@@ -858,6 +863,10 @@ func FuzzInbound(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(b)
+	}
+	for i, step := range [][]map[string]any{nil, {appointment("A1", "booked", "2026-03-09T14:00:00Z")},
+		{appointment("A1", "noshow", "2026-03-09T14:00:00Z")}, {encounter("finished", "2026-03-05T11:00:00Z", "", "")}} {
+		f.Add(stepMessage(f, fmt.Sprint("r", i), api.bundle, "ok", "active", "2026-03-02T10:00:00Z", step...))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest("POST", "/fhir/$process-message", bytes.NewReader(body))

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/config"
 	"github.com/student-mh-referrals/gateway/gateway/postgres/pgtest"
 )
@@ -33,10 +34,21 @@ func testStore(t *testing.T, driver string) config.Store {
 // driver, as `gateway serve` does with the example configuration.
 func apiServerOn(t *testing.T, driver string) *httptest.Server {
 	t.Helper()
+	srv, _ := apiServerWith(t, driver, nil)
+	return srv
+}
+
+// apiServerWith is apiServerOn with the app edited first (nil: as it is),
+// and the store, for tests that play the delivery worker.
+func apiServerWith(t *testing.T, driver string, edit func(*app)) (*httptest.Server, gateway.Store) {
+	t.Helper()
 	ctx := context.Background()
 	a, err := newApp(ctx, "", io.Discard, "error")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(a)
 	}
 	store, err := openStore(ctx, testStore(t, driver))
 	if err != nil {
@@ -50,7 +62,7 @@ func apiServerOn(t *testing.T, driver string) *httptest.Server {
 	api, _ := a.server(store, key)
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, store
 }
 
 type apiCall struct {
@@ -161,7 +173,7 @@ func testReferralLifecycle(t *testing.T, srv *httptest.Server) {
 	if id == "" || first.header.Get("Location") != "/v1/referrals/"+id || first.header.Get("X-Decision-Id") == "" {
 		t.Fatalf("submit answer %s, Location %q", first.body, first.header.Get("Location"))
 	}
-	if ans["status"] != "accepted" || ans["decision"].(map[string]any)["allow"] != true {
+	if ans["status"] != "queued" || ans["decision"].(map[string]any)["allow"] != true {
 		t.Fatalf("submit answer %s", first.body)
 	}
 
@@ -211,20 +223,20 @@ func testReferralLifecycle(t *testing.T, srv *httptest.Server) {
 		}
 	})
 
-	t.Run("the receiver's response acknowledges it", func(t *testing.T) {
-		msg := responseMessage(t, "10006842", "UOL-SS-2026-04417", "ok", "active")
+	t.Run("a response to a message the gateway did not deliver is refused", func(t *testing.T) {
+		msg := stepMessage(t, "resp-1", "6f1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d22", "ok", "active", "2026-03-02T10:00:00Z")
 		a := call(t, srv, apiCall{method: "POST", path: "/fhir/$process-message", token: receiver, ctype: "application/fhir+json", body: msg})
-		if a.status != http.StatusOK {
+		if a.status != http.StatusNotFound {
 			t.Fatalf("status %d: %s", a.status, a.body)
 		}
 		got := call(t, srv, apiCall{method: "GET", path: "/v1/referrals/" + v2, token: liverpool}).json(t)
-		if got["status"] != "acknowledged" {
+		if got["status"] != "queued" {
 			t.Fatalf("status %v", got["status"])
 		}
 	})
 
 	t.Run("a submitter cannot post a receiver's response", func(t *testing.T) {
-		msg := responseMessage(t, "10006842", "UOL-SS-2026-04417", "ok", "active")
+		msg := stepMessage(t, "resp-1", "6f1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d22", "ok", "active", "2026-03-02T10:00:00Z")
 		if a := call(t, srv, apiCall{method: "POST", path: "/fhir/$process-message", token: liverpool, ctype: "application/fhir+json", body: msg}); a.status != http.StatusForbidden {
 			t.Fatalf("status %d", a.status)
 		}
@@ -280,30 +292,4 @@ func testSubmitRefusals(t *testing.T, srv *httptest.Server) {
 			}
 		})
 	}
-}
-
-// responseMessage is a BaRS servicerequest-response about a case.
-func responseMessage(t *testing.T, ukprn, caseID, code, status string) []byte {
-	t.Helper()
-	m := map[string]any{
-		"resourceType": "Bundle", "id": "resp-1", "type": "message",
-		"entry": []any{
-			map[string]any{"fullUrl": "urn:uuid:0d1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d21", "resource": map[string]any{
-				"resourceType": "MessageHeader",
-				"eventCoding":  map[string]any{"system": "https://fhir.nhs.uk/CodeSystem/message-events-bars", "code": "servicerequest-response"},
-				"response":     map[string]any{"identifier": "6f1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d22", "code": code},
-				"focus":        []any{map[string]any{"reference": "urn:uuid:1d1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d21"}},
-			}},
-			map[string]any{"fullUrl": "urn:uuid:1d1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d21", "resource": map[string]any{
-				"resourceType": "ServiceRequest", "status": status, "intent": "order",
-				"identifier": []any{map[string]any{"system": "https://student-mh-referrals.github.io/gateway/fhir/Id/case-id/" + ukprn, "value": caseID}},
-				"subject":    map[string]any{"reference": "urn:uuid:2d1c3a52-2d0e-4b7a-9c44-8a1e0f3b7d21"},
-			}},
-		},
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -26,7 +26,8 @@ type Scenario struct {
 
 // DrainResult is how fast a backlog posted while the receiver was down
 // drained once it was back, and how many accepted referrals were lost: not
-// delivered (nor acknowledged) once the outbox was empty.
+// delivered (nor further along: accepted by the service, …) once the outbox
+// was empty.
 type DrainResult struct {
 	Queued  int     `json:"queued"` // gateway_outbox_depth when the receiver came back
 	Seconds float64 `json:"seconds"`
@@ -182,7 +183,7 @@ func drain(ctx context.Context, env *Env, sc *Scenario) error {
 		}
 		if err != nil {
 			return fmt.Errorf("reading accepted referral %s back: %w", id, err)
-		} else if v.Status != "delivered" && v.Status != "acknowledged" {
+		} else if slices.Contains([]string{"queued", "delivering", "failed", "dead-lettered"}, v.Status) {
 			d.Lost++
 		}
 	}

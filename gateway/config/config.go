@@ -249,6 +249,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s.organization.odsCode %q: not an ODS code", at, s.Organization.ODSCode)
 		case s.Target.System == "" || s.Target.Value == "":
 			return fmt.Errorf("%s.target: system and value are required", at)
+		case slices.ContainsFunc(s.ReturnSteps, func(st gateway.Step) bool { return !st.Valid() }):
+			return fmt.Errorf("%s.returnSteps: unknown step; use %v", at, gateway.Steps)
 		case len(s.DataCategories) == 0:
 			return fmt.Errorf("%s.dataCategories: list the categories the service needs", at)
 		}

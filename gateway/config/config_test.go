@@ -71,6 +71,7 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate service", "id: liverpool-liaison", "id: u-cope", "duplicate"},
 		{"unknown route", "routes: [consent]\n\n  - id: liverpool-liaison", "routes: [asked-nicely]\n\n  - id: liverpool-liaison", "unknown route"},
 		{"no intake slots", "maxInFlight: 64", "maxInFlight: -1", "limits.maxInFlight"},
+		{"unknown return step", "returnSteps: [accepted, rejected, booked,", "returnSteps: [accepted, rejected, gossiped,", "returnSteps"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,8 +1,8 @@
 package http
 
 import (
-	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -11,8 +11,10 @@ import (
 	"github.com/student-mh-referrals/gateway/gateway"
 )
 
-// ReferralView is a referral as its university sees it: where it stands and
-// what the receiver said, without the clinical content.
+// ReferralView is a referral as its university sees it: where it stands,
+// each step the service reported (coded values only: what a receiver wrote
+// in free text is never shown) and how delivery is going, without the
+// clinical content.
 type ReferralView struct {
 	ID          string                 `json:"id"`
 	CaseID      string                 `json:"caseId"`
@@ -23,7 +25,6 @@ type ReferralView struct {
 	DecisionID  string                 `json:"decisionId"`
 	AcceptedAt  time.Time              `json:"acceptedAt"`
 	UpdatedAt   time.Time              `json:"updatedAt"`
-	Response    json.RawMessage        `json:"receiverResponse,omitempty"`
 	ContentHash string                 `json:"contentHash"`
 	// StudentInformed is when and how the university told the student of
 	// the share (T-01); absent until it has.
@@ -32,13 +33,21 @@ type ReferralView struct {
 	// "held-back" while the override says the student is not yet to be
 	// told; absent before delivery.
 	StudentNotice string `json:"studentNotice,omitempty"`
+	// AcknowledgedAt and FirstAppointmentAt are the service's first
+	// acceptance and the first appointment (see gateway.StoredReferral).
+	AcknowledgedAt     time.Time `json:"acknowledgedAt,omitzero"`
+	FirstAppointmentAt time.Time `json:"firstAppointmentAt,omitzero"`
+	// Timeline is every step of the case (all its versions) by its time;
+	// Delivery is the progress of each message of this version.
+	Timeline []gateway.TimelineEntry `json:"timeline,omitempty"`
+	Delivery []gateway.Delivery      `json:"delivery,omitempty"`
 }
 
 func viewOf(r gateway.StoredReferral) ReferralView {
 	return ReferralView{
 		ID: r.ID, CaseID: r.CaseID, Version: r.Version, PreviousID: r.PreviousID, Service: r.ServiceID,
 		Status: r.Status, DecisionID: r.DecisionID, AcceptedAt: r.AcceptedAt, UpdatedAt: r.UpdatedAt,
-		Response: r.Response, ContentHash: r.ContentHash,
+		ContentHash: r.ContentHash, AcknowledgedAt: r.AcknowledgedAt, FirstAppointmentAt: r.FirstAppointmentAt,
 	}
 }
 
@@ -84,20 +93,22 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handleReferral is GET /v1/referrals/{id}: only the owning institution sees
-// it; any other gets 404, as for a referral that does not exist.
+// handleReferral is GET /v1/referrals/{id}: the status, the timeline and
+// the delivery progress. Only the owning institution sees it; any other gets
+// the same 404 as for a referral that does not exist.
 func (s *Server) handleReferral(w http.ResponseWriter, r *http.Request) error {
-	inst, id := gateway.ClientFrom(r.Context()).Institution, mux.Vars(r)["id"]
-	ref, err := s.Intake.Store.Referral(r.Context(), inst, id)
+	st, err := s.Intake.Follow(r.Context(), gateway.ClientFrom(r.Context()), mux.Vars(r)["id"])
 	if err != nil {
 		return err
 	}
-	sh, err := s.Intake.Store.Share(r.Context(), inst, id)
+	sh, err := s.Intake.Store.Share(r.Context(), st.Referral.Institution, st.Referral.ID)
 	if err != nil {
 		return err
 	}
-	sh.Referral = ref
-	writeJSON(w, http.StatusOK, MediaJSON, shareView(sh))
+	sh.Referral = st.Referral
+	v := shareView(sh)
+	v.Timeline, v.Delivery = st.Timeline, st.Delivery
+	writeJSON(w, http.StatusOK, MediaJSON, v)
 	return nil
 }
 
@@ -112,27 +123,63 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handleInbound is POST /fhir/$process-message for receivers: BaRS response
-// messages move a referral to acknowledged or rejected.
+// handleInbound is POST /fhir/$process-message for receivers: a BaRS
+// response message reports a step of a referral the gateway delivered to
+// the receiver. A message refused for any reason changes nothing but the
+// audit trail, which records the refusal.
 func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) error {
+	c := gateway.ClientFrom(r.Context())
 	body, err := s.readBody(w, r, MediaFHIRJSON, MediaJSON) // FHIR servers take plain JSON too
 	if err != nil {
-		return err
+		return barsRefusal(s.Intake.RefuseMalformed(r.Context(), c, err))
 	}
 	resp, err := s.ParseResponse(body)
 	if err != nil {
-		return err
+		return barsRefusal(s.Intake.RefuseMalformed(r.Context(), c, err))
 	}
-	ref, err := s.Intake.Respond(r.Context(), gateway.ClientFrom(r.Context()), resp)
+	ref, e, err := s.Intake.Respond(r.Context(), c, resp)
 	if err != nil {
-		return err
+		return barsRefusal(err)
 	}
-	msg := "response recorded: referral " + ref.ID + " is " + string(ref.Status)
+	msg := "response recorded: step " + string(e.Step) + " of referral " + ref.ID + ", now " + string(ref.Status)
 	writeJSON(w, http.StatusOK, MediaFHIRJSON, map[string]any{
 		"resourceType": "OperationOutcome",
 		"issue":        []map[string]any{{"severity": "information", "code": "informational", "diagnostics": msg}},
 	})
 	return nil
+}
+
+// BARSErrorCodes is the BaRS code system of the error codes in an
+// OperationOutcome's issue details.
+const BARSErrorCodes = "https://fhir.nhs.uk/Codesystem/http-error-codes"
+
+// barsCodes are the BaRS error codes with which the gateway, as the
+// receiver of a response message, refuses it.
+var barsCodes = map[string]string{
+	gateway.EMALFORMED: "REC_BAD_REQUEST",
+	gateway.EINVALID:   "REC_UNPROCESSABLE_ENTITY",
+	gateway.EFORBIDDEN: "REC_FORBIDDEN",
+	gateway.ENOTFOUND:  "REC_NOT_FOUND",
+	gateway.ECONFLICT:  "REC_CONFLICT",
+}
+
+// barsRefusal gives each issue of a refused response message the BaRS
+// error code of its status in its details, as a BaRS receiver answers; the
+// gateway's own reason is in the audit trail and the issue's text.
+func barsRefusal(err error) error {
+	code, ok := barsCodes[gateway.ErrorCode(err)]
+	if !ok {
+		return err
+	}
+	e := *gateway.AsError(err)
+	e.Issues = slices.Clone(e.Issues)
+	if len(e.Issues) == 0 {
+		e.Issues = []gateway.Issue{{Severity: "error", Message: e.Message}}
+	}
+	for i := range e.Issues {
+		e.Issues[i].DetailsCode, e.Issues[i].DetailsSystem = code, BARSErrorCodes
+	}
+	return &e
 }
 
 // handleReady is /readyz: the store answers and the policies are loaded.

@@ -812,6 +812,10 @@ func actionLabel(a string) string {
 		return "Content deleted (retention)"
 	case gateway.ActionStudentInformed:
 		return "Student told"
+	case gateway.ActionResponseStep:
+		return "Service reported a step"
+	case gateway.ActionResponseRefused:
+		return "Service response refused"
 	}
 	return a
 }

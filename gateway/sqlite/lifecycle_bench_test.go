@@ -81,7 +81,8 @@ func benchLifecycle(b *testing.B, opt Options) {
 						if err := db.RecordAttempt(ctx, m.ID, m.LeaseID, gateway.Attempt{Result: gateway.AttemptDelivered, At: now}); err != nil {
 							b.Error(err)
 						}
-						if _, err := db.RecordResponse(ctx, m.ReferralID, gateway.StatusAcknowledged, resp, now); err != nil {
+						if _, _, err := db.RecordStep(ctx, gateway.StepRequest{Message: m, Response: resp, At: now,
+							Entry: gateway.TimelineEntry{Step: gateway.StepAccepted, At: now, ResponseID: m.ID}}); err != nil {
 							b.Error(err)
 						}
 					})

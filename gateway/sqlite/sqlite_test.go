@@ -149,7 +149,7 @@ func TestCrashDurability(t *testing.T) {
 		if err != nil {
 			t.Fatalf("acknowledged referral %d lost: %v", i, err)
 		}
-		if ref.Status != gateway.StatusAccepted || ref.Bundle == nil {
+		if ref.Status != gateway.StatusQueued || ref.Bundle == nil {
 			t.Fatalf("referral %d: %+v", i, ref)
 		}
 	}

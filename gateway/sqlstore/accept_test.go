@@ -117,7 +117,7 @@ func checkCreated(t *testing.T, s gateway.Store, req gateway.AcceptRequest, res 
 		t.Fatalf("id %s is not ReferralID of the key", ref.ID)
 	}
 	got := must[gateway.StoredReferral](t)(s.Referral(ctx, req.Institution, ref.ID))
-	if got.Status != gateway.StatusAccepted || !got.AcceptedAt.Equal(at) || got.Version != ref.Version ||
+	if got.Status != gateway.StatusQueued || !got.AcceptedAt.Equal(at) || got.Version != ref.Version ||
 		got.PreviousID != ref.PreviousID || got.DecisionID != req.Decision.DecisionID || got.ServiceID != req.ServiceID ||
 		!jsonEqual(got.Record, req.Record) || !jsonEqual(got.Bundle, req.Bundle) || !got.PurgedAt.IsZero() {
 		t.Fatalf("stored referral %+v does not match the request", got)
@@ -304,7 +304,7 @@ func testTenancy(t *testing.T, open func(testing.TB) *store) {
 		t.Run(tt.name, func(t *testing.T) { wantCode(t, tt.call(), gateway.ENOTFOUND) })
 	}
 	// The failed cancel changed nothing.
-	if got := must[gateway.StoredReferral](t)(s.Referral(ctx, instA, res.Referral.ID)); got.Status != gateway.StatusAccepted {
+	if got := must[gateway.StoredReferral](t)(s.Referral(ctx, instA, res.Referral.ID)); got.Status != gateway.StatusQueued {
 		t.Fatalf("status %s after another institution's cancel", got.Status)
 	}
 }

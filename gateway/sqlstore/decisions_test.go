@@ -199,7 +199,9 @@ func testPurge(t *testing.T, open func(testing.TB) *store) {
 	}
 	attempt(t, s, ms[0], gateway.Attempt{Result: gateway.AttemptDelivered, At: t0.Add(time.Minute)})
 	attempt(t, s, ms[1], gateway.Attempt{Result: gateway.AttemptFailed, At: t0.Add(time.Minute), Response: []byte(`{"resourceType":"OperationOutcome"}`)})
-	must[gateway.StoredReferral](t)(s.RecordResponse(ctx, old.Referral.ID, gateway.StatusAcknowledged, []byte(`{"note":"seen"}`), t0.Add(2*time.Minute)))
+	if _, _, err := recordStep(s, ms[0], gateway.StepAccepted, t0.Add(2*time.Minute), "r-old"); err != nil {
+		t.Fatal(err)
+	}
 	recent := accept(t, s, newAcceptRequest(instA, "C-recent", "a", "", t0.Add(48*time.Hour)))
 	for _, m := range claim(t, s, "w", 10, t0.Add(48*time.Hour)) {
 		if m.ID == recent.Message.ID {
@@ -214,7 +216,7 @@ func testPurge(t *testing.T, open func(testing.TB) *store) {
 	}
 	got := must[gateway.StoredReferral](t)(s.Referral(ctx, instA, old.Referral.ID))
 	if got.Record != nil || got.Bundle != nil || got.Response != nil || !got.PurgedAt.Equal(now) ||
-		got.Status != gateway.StatusAcknowledged || got.DecisionID != old.Referral.DecisionID || got.ContentHash != old.Referral.ContentHash {
+		got.Status != gateway.StatusServiceAccepted || !got.AcknowledgedAt.Equal(t0.Add(2*time.Minute)) || got.DecisionID != old.Referral.DecisionID || got.ContentHash != old.Referral.ContentHash {
 		t.Fatalf("purged referral %+v", got)
 	}
 	if msg := message(t, s, old.Message.ID); msg.Body != nil || msg.State != gateway.MessageDelivered || msg.RequestID != old.Message.RequestID {
@@ -236,6 +238,18 @@ func testPurge(t *testing.T, open func(testing.TB) *store) {
 	}
 	if n := must[int](t)(s.PurgeContent(ctx, before, now)); n != 0 {
 		t.Fatalf("second purge purged %d", n)
+	}
+	// The timeline is status, not content: it outlives the purge, and a
+	// step reported after it is recorded without storing the message again.
+	if _, _, err := recordStep(s, ms[0], gateway.StepSeen, now.Add(time.Hour), "r-after-purge"); err != nil {
+		t.Fatal(err)
+	}
+	steps := must[[]gateway.TimelineEntry](t)(s.Steps(ctx, instA, "C-old"))
+	if len(steps) != 2 || steps[0].Step != gateway.StepAccepted || steps[1].Step != gateway.StepSeen {
+		t.Fatalf("timeline after purge %+v", steps)
+	}
+	if got := must[gateway.StoredReferral](t)(s.Referral(ctx, instA, old.Referral.ID)); got.Response != nil || got.Status != gateway.StatusSeen {
+		t.Fatalf("a step after purge stored %+v", got)
 	}
 	// The idempotency key outlives the content: a replay is still the same referral.
 	res := accept(t, s, newAcceptRequest(instA, "C-old", "a", "", t0.Add(96*time.Hour)))

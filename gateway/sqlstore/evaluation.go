@@ -14,14 +14,16 @@ import (
 
 // The facts behind the evaluation figures, read from what outlives the
 // retention of clinical content: the decision records (each case's latest
-// decision, never a dry run) and the referrals' statuses. This file is the
-// one place that reads them; the post-delivery timeline joins here too.
+// decision, never a dry run), the referrals' statuses and the return path's
+// timeline (referral_steps). This file is the one place that reads them.
 
 var (
 	sqlEvalDecisions = read(`SELECT at, body FROM decision_records WHERE institution = ? AND at < ? ORDER BY seq`)
 	// Every version of every case, in version order: the last row of a
 	// case is its latest version.
-	sqlEvalReferrals = read(`SELECT case_id, status, updated_at FROM referrals WHERE institution = ? ORDER BY case_id, version`)
+	sqlEvalReferrals = read(`SELECT case_id, status, first_appointment_at FROM referrals WHERE institution = ? ORDER BY case_id, version`)
+	// The return path of every case, each step by its own time.
+	sqlEvalSteps = read(`SELECT case_id, step, at FROM referral_steps WHERE institution = ? ORDER BY case_id, at, seq`)
 )
 
 var _ gateway.EvaluationSource = (*DB)(nil)
@@ -58,7 +60,7 @@ type evalCase struct {
 // cases of institutions referred in [from, to), as their latest decision
 // before to and their referral's status today leave them.
 func (db *DB) EvaluationFacts(ctx context.Context, institutions []string, from, to time.Time) (gateway.EvaluationFacts, error) {
-	var out gateway.EvaluationFacts
+	out := gateway.EvaluationFacts{ReturnPath: true}
 	for _, inst := range institutions {
 		cases, order, err := db.evalDecisions(ctx, inst, to)
 		if err != nil {
@@ -84,17 +86,8 @@ func (db *DB) EvaluationFacts(ctx context.Context, institutions []string, from, 
 				f.Categories = c.latest.DataCategories
 				s := status[id]
 				f.Outcome = outcomeOf(s.status)
-				// Today the status says how far the referral went and
-				// updated_at when it got there. The post-delivery
-				// timeline (referral_steps: acknowledged_at, accepted,
-				// first appointment, did-not-attend, discharge) replaces
-				// these two lines and sets out.ReturnPath.
-				switch s.status {
-				case gateway.StatusAcknowledged:
-					f.AcknowledgedAt = s.at
-				case gateway.StatusRejected:
-					f.RejectedAt = s.at
-				}
+				f.FirstAppointmentAt = s.firstAppointment
+				s.steps.facts(&f)
 			} else {
 				for _, r := range c.latest.Rules {
 					if r.Effect == gateway.EffectDeny {
@@ -146,44 +139,99 @@ func (db *DB) evalDecisions(ctx context.Context, inst string, to time.Time) (map
 	return cases, order, db.mapErr(rows.Err())
 }
 
-// evalStatus is the status of a case's latest version and when it was set.
+// evalStatus is the status of a case's latest version, its first
+// appointment, and the steps of the case.
 type evalStatus struct {
-	status gateway.ReferralStatus
-	at     time.Time
+	status           gateway.ReferralStatus
+	firstAppointment time.Time
+	steps            evalSteps
 }
 
-func (db *DB) evalStatuses(ctx context.Context, inst string) (map[string]evalStatus, error) {
+// evalSteps are the first time of each step of a case's timeline.
+type evalSteps map[gateway.Step]time.Time
+
+// facts sets what the timeline says of a case: acknowledged at the service's
+// first answer of any kind, accepted and rejected at their first report, and
+// whether the student ever missed an appointment.
+func (st evalSteps) facts(f *gateway.CaseFacts) {
+	for step, at := range st {
+		if f.AcknowledgedAt.IsZero() || at.Before(f.AcknowledgedAt) {
+			f.AcknowledgedAt = at
+		}
+		switch step {
+		case gateway.StepAccepted:
+			f.AcceptedAt = at
+		case gateway.StepRejected:
+			f.RejectedAt = at
+		case gateway.StepDidNotAttend:
+			f.DNA = true
+		}
+	}
+}
+
+func (db *DB) evalStatuses(ctx context.Context, inst string) (map[string]*evalStatus, error) {
 	rows, err := db.query(ctx, sqlEvalReferrals, inst)
 	if err != nil {
 		return nil, db.mapErr(err)
 	}
 	defer rows.Close()
-	out := map[string]evalStatus{}
+	out := map[string]*evalStatus{}
 	for rows.Next() {
 		var id string
-		var s evalStatus
-		if err := rows.Scan(&id, &s.status, timeOf{&s.at}); err != nil {
+		s := &evalStatus{steps: evalSteps{}}
+		if err := rows.Scan(&id, &s.status, timeOf{&s.firstAppointment}); err != nil {
 			return nil, db.mapErr(err)
 		}
 		out[id] = s // the later version overwrites the earlier
 	}
-	return out, db.mapErr(rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, db.mapErr(err)
+	}
+	steps, err := db.query(ctx, sqlEvalSteps, inst)
+	if err != nil {
+		return nil, db.mapErr(err)
+	}
+	defer steps.Close()
+	for steps.Next() {
+		var id string
+		var step gateway.Step
+		var at time.Time
+		if err := steps.Scan(&id, &step, timeOf{&at}); err != nil {
+			return nil, db.mapErr(err)
+		}
+		if s := out[id]; s != nil {
+			if _, seen := s.steps[step]; !seen {
+				s.steps[step] = at
+			}
+		}
+	}
+	return out, db.mapErr(steps.Err())
 }
 
 // outcomeOf is the outcome of an allowed case whose latest version has
-// status s.
+// status s: the furthest it has gone.
 func outcomeOf(s gateway.ReferralStatus) string {
 	switch s {
 	case gateway.StatusDelivered:
 		return gateway.OutcomeAwaitingResponse
 	case gateway.StatusFailed, gateway.StatusDeadLettered:
 		return gateway.OutcomeUndelivered
-	case gateway.StatusAcknowledged:
-		return gateway.OutcomeAcknowledged
+	case gateway.StatusServiceAccepted:
+		return gateway.OutcomeAccepted
 	case gateway.StatusRejected:
 		return gateway.OutcomeRejected
 	case gateway.StatusCancelled:
 		return gateway.OutcomeCancelled
+	case gateway.StatusBooked, gateway.StatusRebooked:
+		return gateway.OutcomeBooked
+	case gateway.StatusSeen:
+		return gateway.OutcomeSeen
+	case gateway.StatusDidNotAttend:
+		return gateway.OutcomeDidNotAttend
+	case gateway.StatusDischarged:
+		return gateway.OutcomeDischarged
+	case gateway.StatusRedirected:
+		return gateway.OutcomeRedirected
 	}
-	return gateway.OutcomeAwaitingDelivery // taken in, queued or being delivered
+	return gateway.OutcomeAwaitingDelivery // queued or being delivered
 }

@@ -54,11 +54,15 @@ func TestEvaluationFacts(t *testing.T) {
 		// C1: refused, then allowed and acknowledged.
 		deny(t, s, instA, "C1", "p1", false, day(0), "C-01")
 		c1 := allowVersion(t, s, instA, "C1", "a", "", "p1", day(1))
-		must[gateway.StoredReferral](t)(s.RecordResponse(ctx, c1.Referral.ID, gateway.StatusAcknowledged, json.RawMessage(`{}`), day(3)))
+		if _, _, err := recordStep(s, c1.Message, gateway.StepAccepted, day(3), "r1"); err != nil {
+			t.Fatal(err)
+		}
 		// C2: two versions, the second rejected.
 		v1 := allowVersion(t, s, instA, "C2", "a", "", "p2", day(2))
 		v2 := allowVersion(t, s, instA, "C2", "b", v1.Referral.ID, "p2", day(5))
-		must[gateway.StoredReferral](t)(s.RecordResponse(ctx, v2.Referral.ID, gateway.StatusRejected, json.RawMessage(`{}`), day(6)))
+		if _, _, err := recordStep(s, v2.Message, gateway.StepRejected, day(6), "r2"); err != nil {
+			t.Fatal(err)
+		}
 		// C3: refused only; C4: a dry run only; an action record.
 		deny(t, s, instA, "C3", "p1", false, day(4), "C-02", "E-01")
 		deny(t, s, instA, "C4", "p4", true, day(4), "C-02")
@@ -75,16 +79,16 @@ func TestEvaluationFacts(t *testing.T) {
 		got := must[gateway.EvaluationFacts](t)(src.EvaluationFacts(ctx, []string{instA}, day(0), day(30)))
 		cats := []string{"demographics", "risk-formulation"}
 		want := []gateway.CaseFacts{
-			{Institution: instA, Service: "u-cope", Student: "p1", ReferredAt: day(1), Allowed: true, Route: "consent", Categories: cats, AcknowledgedAt: day(3), Outcome: gateway.OutcomeAcknowledged},
-			{Institution: instA, Service: "u-cope", Student: "p2", ReferredAt: day(2), Allowed: true, Route: "consent", Categories: cats, RejectedAt: day(6), Outcome: gateway.OutcomeRejected},
+			{Institution: instA, Service: "u-cope", Student: "p1", ReferredAt: day(1), Allowed: true, Route: "consent", Categories: cats, AcknowledgedAt: day(3), AcceptedAt: day(3), Outcome: gateway.OutcomeAccepted},
+			{Institution: instA, Service: "u-cope", Student: "p2", ReferredAt: day(2), Allowed: true, Route: "consent", Categories: cats, AcknowledgedAt: day(6), RejectedAt: day(6), Outcome: gateway.OutcomeRejected},
 			{Institution: instA, Service: "u-cope", Student: "p1", ReferredAt: day(4), Route: "consent", RefusedBy: []string{"C-02", "E-01"}, Outcome: gateway.OutcomeRefused},
 			{Institution: instA, Service: "u-cope", Student: "p5", ReferredAt: day(7), Allowed: true, Route: "consent", Categories: cats, Outcome: gateway.OutcomeCancelled},
 		}
 		if fmt.Sprintf("%+v", got.Cases) != fmt.Sprintf("%+v", want) {
 			t.Errorf("facts\n got %+v\nwant %+v", got.Cases, want)
 		}
-		if got.ReturnPath {
-			t.Error("ReturnPath set without a timeline")
+		if !got.ReturnPath {
+			t.Error("ReturnPath not set: the store keeps the timeline")
 		}
 		both := must[gateway.EvaluationFacts](t)(src.EvaluationFacts(ctx, []string{instA, instB}, day(0), day(30)))
 		if len(both.Cases) != 5 || both.Cases[4].Institution != instB {

@@ -47,7 +47,7 @@ func testNotices(t *testing.T, s *store) {
 	other := accept(t, s, shareRequest(t, instB, "case-1", t0.Add(3*time.Minute), "")).Referral
 
 	sh := must[gateway.Share](t)(s.Share(ctx, instA, first.ID))
-	if !sh.DeliveredAt.IsZero() || sh.Informed != nil || sh.Decision.Route != "consent" || sh.Referral.Status != gateway.StatusAccepted {
+	if !sh.DeliveredAt.IsZero() || sh.Informed != nil || sh.Decision.Route != "consent" || sh.Referral.Status != gateway.StatusQueued {
 		t.Fatalf("a share not yet sent: %+v", sh)
 	}
 	if got := must[[]gateway.Share](t)(s.Untold(ctx, instA, 10)); len(got) != 0 {

@@ -71,7 +71,7 @@ var (
 			ORDER BY o.due_at, o.seq LIMIT ? {FOR UPDATE SKIP LOCKED})
 		RETURNING ` + messageColsBody)
 	sqlMarkDelivering = query(`UPDATE referrals SET status = 'delivering', updated_at = ?
-		WHERE id = ? AND status = 'accepted'`)
+		WHERE id = ? AND status = 'queued'`)
 	sqlRecordAttempt = query(`UPDATE outbox_messages SET state = ?, due_at = ?, last_error = ?,
 			response = COALESCE(?, response), updated_at = ?
 		WHERE id = ? AND state = 'leased' AND lease_id = ?
@@ -106,20 +106,8 @@ func (db *DB) Claim(ctx context.Context, owner string, max int, now time.Time, l
 	var out []gateway.OutboxMessage
 	err := db.write(ctx, nil, func(t tx) error {
 		out = nil
-		rows, err := t.query(sqlClaim, t.time(now.Add(lease)), owner, uuid.NewString(), t.time(now), t.time(now), t.time(now), max)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			m, err := scanMessage(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			out = append(out, m)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		var err error
+		if out, err = scanAll(scanMessage)(t.query(sqlClaim, t.time(now.Add(lease)), owner, uuid.NewString(), t.time(now), t.time(now), t.time(now), max)); err != nil {
 			return err
 		}
 		// The claimed referrals by id: a lookup by lease_id would scan the
@@ -195,7 +183,7 @@ func outcomeState(a gateway.Attempt, at time.Time) (gateway.MessageState, time.T
 // deliveryStatuses are the referral statuses that delivery may change; a
 // receiver's response or a cancellation is never overwritten by it.
 var deliveryStatuses = []gateway.ReferralStatus{
-	gateway.StatusAccepted, gateway.StatusDelivering, gateway.StatusDelivered,
+	gateway.StatusQueued, gateway.StatusDelivering, gateway.StatusDelivered,
 	gateway.StatusFailed, gateway.StatusDeadLettered,
 }
 
@@ -258,20 +246,8 @@ func (db *DB) Messages(ctx context.Context, state gateway.MessageState, limit in
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := db.query(ctx, sqlMessages, string(state), limit)
-	if err != nil {
-		return nil, db.mapErr(err)
-	}
-	defer rows.Close()
-	var out []gateway.OutboxMessage
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, db.mapErr(err)
-		}
-		out = append(out, m)
-	}
-	return out, db.mapErr(rows.Err())
+	out, err := scanAll(scanMessage)(db.query(ctx, sqlMessages, string(state), limit))
+	return out, db.mapErr(err)
 }
 
 // Retry implements gateway.Outbox. The attempt count starts again, so the

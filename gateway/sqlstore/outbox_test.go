@@ -385,51 +385,6 @@ func testConcurrentClaimers(t *testing.T, open func(testing.TB) *store) {
 	}
 }
 
-func testResponses(t *testing.T, open func(testing.TB) *store) {
-	ctx := context.Background()
-	ack := json.RawMessage(`{"resourceType":"Bundle","type":"message","note":"accepted"}`)
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s gateway.Store, res gateway.AcceptResult)
-	}{
-		{"delivered then acknowledged then rejected", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			m := claimOne(t, s, t0)
-			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: t0})
-			got := must[gateway.StoredReferral](t)(s.RecordResponse(ctx, res.Referral.ID, gateway.StatusAcknowledged, ack, t0.Add(time.Hour)))
-			if got.Status != gateway.StatusAcknowledged || !jsonEqual(got.Response, ack) || !got.UpdatedAt.Equal(t0.Add(time.Hour)) {
-				t.Fatalf("after acknowledgement %+v", got)
-			}
-			stored := must[gateway.StoredReferral](t)(s.Referral(ctx, instA, res.Referral.ID))
-			if stored.Status != gateway.StatusAcknowledged || !jsonEqual(stored.Response, ack) {
-				t.Fatalf("stored %+v", stored)
-			}
-			must[gateway.StoredReferral](t)(s.RecordResponse(ctx, res.Referral.ID, gateway.StatusRejected, ack, t0.Add(2*time.Hour)))
-			_, err := s.RecordResponse(ctx, res.Referral.ID, gateway.StatusAcknowledged, ack, t0.Add(3*time.Hour))
-			wantCode(t, err, gateway.ECONFLICT)
-		}},
-		{"a response that overtakes the worker is not overwritten", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			m := claimOne(t, s, t0)
-			must[gateway.StoredReferral](t)(s.RecordResponse(ctx, res.Referral.ID, gateway.StatusAcknowledged, ack, t0))
-			attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: t0.Add(time.Second)})
-			if st := status(t, s, instA, res.Referral.ID); st != gateway.StatusAcknowledged {
-				t.Fatalf("status %s, want acknowledged", st)
-			}
-		}},
-		{"bad responses", func(t *testing.T, s gateway.Store, res gateway.AcceptResult) {
-			_, err := s.RecordResponse(ctx, res.Referral.ID, gateway.StatusDelivered, ack, t0)
-			wantCode(t, err, gateway.EINVALID)
-			_, err = s.RecordResponse(ctx, "no-such-referral", gateway.StatusAcknowledged, ack, t0)
-			wantCode(t, err, gateway.ENOTFOUND)
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
-			tt.run(t, s, accept(t, s, newAcceptRequest(instA, "C1", "a", "", t0)))
-		})
-	}
-}
-
 func testCancel(t *testing.T, open func(testing.TB) *store) {
 	ctx := context.Background()
 	s := open(t)
@@ -471,6 +426,13 @@ func testCancel(t *testing.T, open func(testing.TB) *store) {
 	if st := status(t, s, instA, v2.Referral.ID); st != gateway.StatusCancelled {
 		t.Fatalf("delivery changed a cancelled referral to %s", st)
 	}
-	_, err = s.RecordResponse(ctx, v2.Referral.ID, gateway.StatusAcknowledged, revoke, t0.Add(3*time.Hour))
-	wantCode(t, err, gateway.ECONFLICT)
+	// The service's acceptance of the withdrawal is not an acceptance of
+	// the referral; a later step is kept, and the referral stays cancelled.
+	_, _, err = recordStep(s, must[gateway.OutboxMessage](t)(s.SentMessage(ctx, bundleID(v2.Referral.ID))), gateway.StepAccepted, t0.Add(3*time.Hour), "r-late")
+	if err != nil {
+		t.Fatalf("an acceptance of the version the university withdrew, reported late: %v", err)
+	}
+	if st := status(t, s, instA, v2.Referral.ID); st != gateway.StatusCancelled {
+		t.Fatalf("a step changed a cancelled referral to %s", st)
+	}
 }

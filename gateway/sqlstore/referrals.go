@@ -15,7 +15,7 @@ import (
 const referralCols = `r.id, r.institution, r.case_id, r.content_hash, r.version, r.previous_id,
 	r.service_id, r.decision_id, r.status, r.response, r.record,
 	(SELECT o.body FROM outbox_messages o WHERE o.referral_id = r.id AND o.kind <> 'cancel'),
-	r.accepted_at, r.updated_at, r.purged_at`
+	r.accepted_at, r.updated_at, r.purged_at, r.acknowledged_at, r.first_appointment_at`
 
 func scanReferral(s scanner) (gateway.StoredReferral, error) {
 	var (
@@ -25,7 +25,7 @@ func scanReferral(s scanner) (gateway.StoredReferral, error) {
 	)
 	err := s.Scan(&ref.ID, &ref.Institution, &ref.CaseID, &ref.ContentHash, &ref.Version, &prev,
 		&ref.ServiceID, &ref.DecisionID, &status, &resp, &rec, &bndl,
-		timeOf{&ref.AcceptedAt}, timeOf{&ref.UpdatedAt}, timeOf{&ref.PurgedAt})
+		timeOf{&ref.AcceptedAt}, timeOf{&ref.UpdatedAt}, timeOf{&ref.PurgedAt}, timeOf{&ref.AcknowledgedAt}, timeOf{&ref.FirstAppointmentAt})
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return ref, gateway.Errorf(gateway.ENOTFOUND, "no such referral")
@@ -51,11 +51,10 @@ var (
 		service_id, decision_id, status, record, accepted_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	sqlInsertMessage = query(`INSERT INTO outbox_messages (id, referral_id, institution, case_id, kind, service_id,
-		request_id, correlation_id, sender, body, state, due_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	sqlSetResponse = query(`UPDATE referrals SET status = ?, response = ?, updated_at = ? WHERE id = ?`)
-	sqlMaxVersion  = query(`SELECT MAX(version) FROM referrals WHERE institution = ? AND case_id = ?`)
-	sqlSetStatus   = query(`UPDATE referrals SET status = ?, updated_at = ? WHERE id = ?`)
+		request_id, correlation_id, sender, body, state, due_at, created_at, updated_at, bundle_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	sqlMaxVersion = query(`SELECT MAX(version) FROM referrals WHERE institution = ? AND case_id = ?`)
+	sqlSetStatus  = query(`UPDATE referrals SET status = ?, updated_at = ? WHERE id = ?`)
 	// A referral is purged when its content is older than the cut-off and
 	// nothing of its is still queued; then its messages that are out of
 	// the queue lose their content too.
@@ -106,7 +105,7 @@ func (db *DB) Accept(ctx context.Context, req gateway.AcceptRequest) (gateway.Ac
 		}
 		if _, err := t.exec(sqlInsertReferral,
 			id, req.Institution, req.CaseID, req.ContentHash, latestVersion+1, nullString(latestID),
-			req.ServiceID, req.Decision.DecisionID, string(gateway.StatusAccepted), string(req.Record), t.time(at), t.time(at)); err != nil {
+			req.ServiceID, req.Decision.DecisionID, string(gateway.StatusQueued), string(req.Record), t.time(at), t.time(at)); err != nil {
 			return err
 		}
 		dec := req.Decision
@@ -121,7 +120,7 @@ func (db *DB) Accept(ctx context.Context, req gateway.AcceptRequest) (gateway.Ac
 		res.Referral = gateway.StoredReferral{
 			ID: id, Institution: req.Institution, CaseID: req.CaseID, ContentHash: req.ContentHash,
 			Version: latestVersion + 1, PreviousID: latestID, ServiceID: req.ServiceID,
-			DecisionID: req.Decision.DecisionID, Status: gateway.StatusAccepted,
+			DecisionID: req.Decision.DecisionID, Status: gateway.StatusQueued,
 			Record: req.Record, Bundle: req.Bundle, AcceptedAt: at, UpdatedAt: at,
 		}
 		res.Created = true
@@ -152,7 +151,8 @@ func newMessage(referralID, institution, caseID, serviceID string, kind gateway.
 func insertMessage(t tx, m gateway.OutboxMessage) error {
 	_, err := t.exec(sqlInsertMessage,
 		m.ID, m.ReferralID, m.Institution, m.CaseID, string(m.Kind), m.ServiceID, m.RequestID, m.CorrelationID,
-		senderJSON(m.Sender), string(m.Body), string(m.State), t.time(m.CreatedAt), t.time(m.CreatedAt), t.time(m.CreatedAt))
+		senderJSON(m.Sender), string(m.Body), string(m.State), t.time(m.CreatedAt), t.time(m.CreatedAt), t.time(m.CreatedAt),
+		bundleIDOf(m.Body))
 	return err
 }
 
@@ -175,40 +175,6 @@ func (db *DB) Referral(ctx context.Context, institution, id string) (gateway.Sto
 func (db *DB) LatestReferral(ctx context.Context, institution, caseID string) (gateway.StoredReferral, error) {
 	ref, err := scanReferral(db.queryRow(ctx, sqlReadLatest, institution, caseID))
 	return ref, db.mapErr(err)
-}
-
-// RecordResponse implements gateway.Referrals.
-func (db *DB) RecordResponse(ctx context.Context, referralID string, status gateway.ReferralStatus, response json.RawMessage, at time.Time) (gateway.StoredReferral, error) {
-	if status != gateway.StatusAcknowledged && status != gateway.StatusRejected {
-		return gateway.StoredReferral{}, gateway.Errorf(gateway.EINVALID, "a response sets acknowledged or rejected, not %q", status)
-	}
-	if (response != nil && !json.Valid(response)) || at.IsZero() {
-		return gateway.StoredReferral{}, gateway.Errorf(gateway.EINVALID, "a response needs a time and a JSON message")
-	}
-	at = utc(at)
-	var ref gateway.StoredReferral
-	err := db.write(ctx, nil, func(t tx) error {
-		var err error
-		if ref, err = scanReferral(t.queryRow(sqlLockReferralByID, referralID)); err != nil {
-			return err
-		}
-		if ref.Status == gateway.StatusCancelled || ref.Status == gateway.StatusRejected {
-			return gateway.Errorf(gateway.ECONFLICT, "the referral is %s", ref.Status)
-		}
-		if _, err := t.exec(sqlSetResponse, string(status), nullJSON(response), t.time(at), referralID); err != nil {
-			return err
-		}
-		changed := ref.Status != status
-		ref.Status, ref.Response, ref.UpdatedAt = status, response, at
-		if !changed {
-			return nil
-		}
-		return db.enqueueWebhooksTx(t, statusEvent(ref.Institution, ref.ID, ref.CaseID, status, at))
-	})
-	if err != nil {
-		return gateway.StoredReferral{}, err
-	}
-	return ref, nil
 }
 
 // Cancel implements gateway.Referrals. It takes the institution's chain lock

@@ -30,7 +30,8 @@ func TestStore(t *testing.T) {
 		t.Run("Tenancy", func(t *testing.T) { testTenancy(t, open) })
 		t.Run("Outbox", func(t *testing.T) { testOutbox(t, open) })
 		t.Run("ConcurrentClaimers", func(t *testing.T) { testConcurrentClaimers(t, open) })
-		t.Run("Responses", func(t *testing.T) { testResponses(t, open) })
+		t.Run("Steps", func(t *testing.T) { testSteps(t, open) })
+		t.Run("StepsOfVersions", func(t *testing.T) { testStepsOfVersions(t, open) })
 		t.Run("Cancel", func(t *testing.T) { testCancel(t, open) })
 		t.Run("DecisionChain", func(t *testing.T) { testDecisionChain(t, open) })
 		t.Run("ConcurrentAppends", func(t *testing.T) { testConcurrentAppends(t, open) })
@@ -164,7 +165,7 @@ func paddedAcceptRequest(institution, caseID, content, previousID string, at tim
 	hash := hex.EncodeToString(sum[:])
 	id := gateway.ReferralID(institution, caseID, hash)
 	record, _ := json.Marshal(map[string]any{"caseId": caseID, "content": content})
-	bundle, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "message", "referral": id, "content": content, "padding": padding})
+	bundle, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "id": bundleID(id), "type": "message", "referral": id, "content": content, "padding": padding})
 	decisionID := gateway.DeriveID("decision", hash, at.Format(time.RFC3339Nano))
 	return gateway.AcceptRequest{
 		Institution: institution, CaseID: caseID, ContentHash: hash, ServiceID: "u-cope",

@@ -50,9 +50,12 @@ func testWebhookEnqueue(t *testing.T, open func(testing.TB) *store) {
 			t.Fatal(err)
 		}
 	}
-	// The receiver acknowledges twice: one change, one call.
-	for range 2 {
-		must[gateway.StoredReferral](t)(s.RecordResponse(ctx, a.Referral.ID, gateway.StatusAcknowledged, json.RawMessage(`{}`), now.Add(time.Minute)))
+	// The service accepts: a step and a change of status. The same response
+	// again is refused as a duplicate and calls nothing.
+	for i := range 2 {
+		if _, _, err := recordStep(s, a.Message, gateway.StepAccepted, now.Add(time.Minute), "resp-1"); (err != nil) != (i == 1) {
+			t.Fatalf("response %d: %v", i, err)
+		}
 	}
 	must[gateway.StoredReferral](t)(s.Cancel(ctx, gateway.CancelRequest{Institution: instA, ReferralID: a.Referral.ID,
 		Bundle: json.RawMessage(`{}`), At: now.Add(2 * time.Minute)}))
@@ -75,7 +78,9 @@ func testWebhookEnqueue(t *testing.T, open func(testing.TB) *store) {
 	}
 	want := []call{
 		{"uni-a", gateway.WebhookEventStatus, "delivered"},
-		{"uni-a", gateway.WebhookEventStatus, "acknowledged"},
+		{"uni-a", gateway.WebhookEventStep, "accepted"},
+		{"uni-a-steps", gateway.WebhookEventStep, "accepted"},
+		{"uni-a", gateway.WebhookEventStatus, "accepted"},
 		{"uni-a", gateway.WebhookEventStatus, "cancelled"},
 		{"uni-a", gateway.WebhookEventStep, "triaged"},
 		{"uni-a-steps", gateway.WebhookEventStep, "triaged"},
