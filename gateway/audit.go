@@ -45,6 +45,7 @@ const (
 	ActionPolicyReload   = "policy-reload"   // the policy set in force changed (gateway chain)
 	ActionRetentionPurge = "retention-purge" // clinical content was deleted under the retention policy (gateway chain)
 	ActionChainKey       = "chain-key"       // the chain's keyed segment starts (Reason: the key id)
+	ActionPolicyReplay   = "policy-replay"   // a candidate policy set was replayed against the retained decisions (gateway chain)
 )
 
 // Reasons of a referral-cancel action.
@@ -79,6 +80,9 @@ type ActionEntry struct {
 	PreviousRevision string `json:"previousRevision,omitempty"`
 	// Count is how many referrals a retention run purged.
 	Count int `json:"count,omitempty"`
+	// Replay holds the counts of a policy replay (PolicyRevision is the
+	// candidate's revision, PreviousRevision the one in force).
+	Replay *ReplayTotals `json:"replay,omitempty"`
 }
 
 // AppendAction appends an action to its institution's chain (a.Institution,

@@ -276,6 +276,12 @@ type DecisionRecord struct {
 	// empty for a record of the plain SHA-256 scheme (DecisionHash), which
 	// chains written before the key was configured keep.
 	KeyID string `json:"keyId,omitempty"`
+	// Input is what the decision was made on, kept for policy replay: the
+	// store writes it with the record, in the same transaction, and purges
+	// it with content. It is never part of the chain (nor of its hash or
+	// an export); nil on an action record, and on a decision read back
+	// whose input is past retention.
+	Input *RetainedInput `json:"-"`
 }
 
 // GenesisHash is the PrevHash of an institution's first decision record.
@@ -447,7 +453,10 @@ type Store interface {
 	// PurgeContent deletes the clinical content (record, bundle, message
 	// bodies, receiver responses) of referrals last updated before the given
 	// time whose messages are all out of the queue, keeping their status and
-	// decision records. It returns how many referrals it purged.
+	// decision records. The retained decision inputs go with it: a refused
+	// share's or a dry run's once decided before that time, an allowed
+	// share's with its referral's content. It returns how many referrals it
+	// purged.
 	PurgeContent(ctx context.Context, before, now time.Time) (int, error)
 	// Ping reports whether the database answers (readiness).
 	Ping(ctx context.Context) error

@@ -111,6 +111,11 @@ func (db *DB) Accept(ctx context.Context, req gateway.AcceptRequest) (gateway.Ac
 		}
 		dec := req.Decision
 		dec.Institution = req.Institution
+		if dec.Input != nil {
+			in := *dec.Input
+			in.ReferralID = id
+			dec.Input = &in
+		}
 		if res.Decision, err = appendDecision(t, dec, seq, head); err != nil {
 			return err
 		}
@@ -253,7 +258,8 @@ func (db *DB) Cancel(ctx context.Context, req gateway.CancelRequest) (gateway.St
 }
 
 // PurgeContent implements gateway.Store: the referrals chosen, then the
-// messages of just those referrals, in one transaction. (A message put back
+// messages of just those referrals, then the decision inputs past retention
+// (purgeInputs), in one transaction. (A message put back
 // in the queue by an operator meanwhile keeps its body.)
 func (db *DB) PurgeContent(ctx context.Context, before, now time.Time) (int, error) {
 	var n int
@@ -281,7 +287,7 @@ func (db *DB) PurgeContent(ctx context.Context, before, now time.Time) (int, err
 			}
 		}
 		n = len(ids)
-		return nil
+		return purgeInputs(t, before)
 	})
 	return n, err
 }
