@@ -96,6 +96,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !q.To.IsZero() && !q.From.Before(q.To) {
 		return fmt.Errorf("--to must be after --from")
 	}
+	tuneGC(os.Getenv) // a replay allocates as serving does: hundreds of KB per decision that die at once
 	a, err := newApp(ctx, *cfgPath, stderr, "warn")
 	if err != nil {
 		return err
