@@ -372,6 +372,7 @@ func (a *app) server(store gateway.Store, key []byte) (*gwhttp.Server, *promethe
 		Rules:               a.rules,
 		CapabilityStatement: mappings.CapabilityStatement(version),
 		Ready:               store.Ping,
+		Replayer:            a.replayer(store),
 	}, metrics
 }
 

@@ -177,6 +177,7 @@ func (s *Server) uiRoutes(r *mux.Router) {
 	r.HandleFunc("/ui/rules", h(u.signedIn(u.handleRules))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/verify", h(u.signedIn(u.handleVerify))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/checkpoint", h(u.signedIn(u.handleCheckpoint))).Methods(http.MethodGet)
+	u.replayRoutes(r)
 	r.HandleFunc("/ui/static/{file}", h(handleStatic)).Methods(http.MethodGet)
 }
 
