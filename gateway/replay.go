@@ -97,6 +97,8 @@ type PolicyComparison interface {
 	Tests() int
 	// DecideBoth decides in under both sets.
 	DecideBoth(ctx context.Context, in ReplayInput) (inForce, candidate *Decision, err error)
+	// DecideCandidate decides in under the candidate only.
+	DecideCandidate(ctx context.Context, in ReplayInput) (*Decision, error)
 }
 
 // ReplayChanges counts the decisions that a candidate decides otherwise:
@@ -114,6 +116,11 @@ type ReplayChanges struct {
 type ReplayTotals struct {
 	Replayed         int `json:"replayed"`
 	OutsideRetention int `json:"outsideRetention"`
+	// InForceAsRecorded is how many of the replayed decisions were made
+	// under the revision in force: the set in force decided that very
+	// input then, so its decision record is its decision and only the
+	// candidate decides again.
+	InForceAsRecorded int `json:"inForceAsRecorded"`
 	ReplayChanges
 }
 
@@ -252,8 +259,8 @@ type replayItem struct {
 
 // replayed is one worker's share of a report.
 type replayed struct {
-	n       int
-	changed []ReplayChange
+	n, asRecorded int
+	changed       []ReplayChange
 }
 
 // Replay decides every selected decision that still has its input under
@@ -284,12 +291,15 @@ func (r *Replayer) Replay(ctx context.Context, cmp PolicyComparison, q ReplayQue
 	for w := range workers {
 		wg.Go(func() {
 			for it := range items {
-				ch, err := replayOne(ctx, cmp, it)
+				ch, asRecorded, err := replayOne(ctx, cmp, inForce, it)
 				if err != nil {
 					cancel(err)
 					continue
 				}
 				results[w].n++
+				if asRecorded {
+					results[w].asRecorded++
+				}
 				if ch != nil {
 					results[w].changed = append(results[w].changed, *ch)
 				}
@@ -325,6 +335,7 @@ func (r *Replayer) Replay(ctx context.Context, cmp PolicyComparison, q ReplayQue
 	}
 	for _, res := range results {
 		rep.Replayed += res.n
+		rep.InForceAsRecorded += res.asRecorded
 		rep.Changed = append(rep.Changed, res.changed...)
 	}
 	sort.Slice(rep.Changed, func(i, j int) bool {
@@ -376,19 +387,29 @@ func (r *Replayer) record(ctx context.Context, rep *ReplayReport, by string) err
 	return err
 }
 
-// replayOne decides one retained input under both sets; nil when the two
-// agree.
-func replayOne(ctx context.Context, cmp PolicyComparison, it replayItem) (*ReplayChange, error) {
+// replayOne decides one retained input under both sets; the change is nil
+// when the two agree. A decision recorded under the revision in force
+// (inForce) is that set's decision on this very input, so only the
+// candidate decides it again (asRecorded): the policies are a function of
+// their input, and the revision hashes every policy and data file.
+func replayOne(ctx context.Context, cmp PolicyComparison, inForce string, it replayItem) (_ *ReplayChange, asRecorded bool, err error) {
 	in := it.rec.Input
 	var svc struct {
 		ID string `json:"id"`
 	}
 	if err := json.Unmarshal(in.Service.JSON, &svc); err != nil {
-		return nil, Internal(fmt.Errorf("decision %s: registry snapshot: %w", it.rec.DecisionID, err))
+		return nil, false, Internal(fmt.Errorf("decision %s: registry snapshot: %w", it.rec.DecisionID, err))
 	}
-	a, b, err := cmp.DecideBoth(ctx, ReplayInput{Record: in.Record, Service: in.Service.JSON, ServiceID: svc.ID, At: in.DecidedAt})
+	ri := ReplayInput{Record: in.Record, Service: in.Service.JSON, ServiceID: svc.ID, At: in.DecidedAt}
+	var a, b *Decision
+	if asRecorded = it.entry.PolicyRevision == inForce; asRecorded {
+		a = it.entry.Decision()
+		b, err = cmp.DecideCandidate(ctx, ri)
+	} else {
+		a, b, err = cmp.DecideBoth(ctx, ri)
+	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	change := ""
 	switch {
@@ -399,7 +420,7 @@ func replayOne(ctx context.Context, cmp PolicyComparison, it replayItem) (*Repla
 	case a.Allow && !sameSet(a.DataCategories, b.DataCategories):
 		change = ChangeCategories
 	default:
-		return nil, nil
+		return nil, asRecorded, nil
 	}
 	e := it.entry
 	oa, ob := outcomeOf(a.Allow, a.Rules, a.DataCategories, ""), outcomeOf(b.Allow, b.Rules, b.DataCategories, "")
@@ -407,7 +428,7 @@ func replayOne(ctx context.Context, cmp PolicyComparison, it replayItem) (*Repla
 		DecisionID: it.rec.DecisionID, Institution: it.rec.Institution, DecidedAt: in.DecidedAt, DryRun: e.DryRun,
 		Route: a.Route, Service: svc.ID, Change: change, Rules: changedRules(change, oa, ob, a.Rules, b.Rules),
 		InForce: oa, Candidate: ob, Historical: outcomeOf(e.Allow, e.Rules, e.DataCategories, e.PolicyRevision),
-	}, nil
+	}, asRecorded, nil
 }
 
 func outcomeOf(allow bool, rules []RuleResult, categories []string, revision string) ReplayOutcome {

@@ -221,7 +221,8 @@ func TestReplayOneRuleChange(t *testing.T) {
 		if got := changedIDs(rep); !slices.Equal(got, ids) {
 			t.Fatalf("changed %d decisions, want %d:\n got %v\nwant %v", len(got), len(ids), got, ids)
 		}
-		if rep.Replayed != n || rep.OutsideRetention != 0 || rep.AllowToDeny != len(ids) || rep.DenyToAllow != 0 || rep.CategoriesChanged != 0 {
+		if rep.Replayed != n || rep.OutsideRetention != 0 || rep.AllowToDeny != len(ids) || rep.DenyToAllow != 0 || rep.CategoriesChanged != 0 ||
+			rep.InForceAsRecorded != n {
 			t.Fatalf("counts %+v, want %d replayed and %d allow to deny", rep.ReplayTotals, n, len(ids))
 		}
 		if len(rep.ByRule) != 1 || rep.ByRule["E-01"].AllowToDeny != len(ids) {
@@ -243,6 +244,34 @@ func TestReplayOneRuleChange(t *testing.T) {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
 		golden(t, filepath.Join("testdata", "replay", "report.json"), placeholders(t, out))
+	})
+
+	t.Run("the sets are compared, not the candidate with history", func(t *testing.T) {
+		// The edited set is now in force (policies.dir): the seeded
+		// decisions were made under another revision. Replaying the
+		// unedited set reports what going back would change, whatever
+		// history says.
+		cfg, err := os.ReadFile(env.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := filepath.Join(t.TempDir(), "gateway.yaml")
+		cfg = bytes.Replace(cfg, []byte("policies:\n  dir: \"\""), []byte("policies:\n  dir: "+one), 1)
+		if err := os.WriteFile(changed, cfg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ids, n := want(false)
+		rep := replayJSON(t, &replayEnv{cfg: changed}, "--policies", same)
+		if got := changedIDs(rep); !slices.Equal(got, ids) || rep.DenyToAllow != len(ids) || rep.AllowToDeny != 0 ||
+			rep.Replayed != n || rep.InForceAsRecorded != 0 {
+			t.Fatalf("%+v: changed %d decisions, want %d", rep.ReplayTotals, len(got), len(ids))
+		}
+		for _, c := range rep.Changed {
+			if c.InForce.Outcome != "deny" || c.Candidate.Outcome != "allow" || c.Historical.Outcome != "allow" ||
+				!slices.Equal(c.Rules, []string{"E-01"}) || c.Historical.PolicyRevision == rep.InForceRevision {
+				t.Fatalf("change %+v", c)
+			}
+		}
 	})
 
 	t.Run("dry runs only when asked", func(t *testing.T) {
@@ -326,7 +355,7 @@ func TestReplayOneRuleChange(t *testing.T) {
 				replays = append(replays, *ar.Action)
 			}
 		}
-		if len(replays) != 5 { // the refused candidate is not replayed
+		if len(replays) != 6 { // the refused candidate is not replayed
 			t.Fatalf("%d replays recorded: %+v", len(replays), replays)
 		}
 		first := replays[0]

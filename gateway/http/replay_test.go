@@ -43,6 +43,10 @@ type tighter struct{}
 
 func (tighter) Revisions() (string, string) { return "sha256:in-force", "sha256:candidate" }
 func (tighter) Tests() int                  { return 3 }
+func (c tighter) DecideCandidate(ctx context.Context, in gateway.ReplayInput) (*gateway.Decision, error) {
+	_, d, err := c.DecideBoth(ctx, in)
+	return d, err
+}
 func (tighter) DecideBoth(_ context.Context, in gateway.ReplayInput) (*gateway.Decision, *gateway.Decision, error) {
 	allow := &gateway.Decision{Allow: true, Route: "consent", DataCategories: []string{"needs"}}
 	if in.ServiceID != "bristol-awp" {

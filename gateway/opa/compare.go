@@ -55,23 +55,11 @@ func (c *Comparison) Revisions() (inForce, candidate string) {
 // Tests implements gateway.PolicyComparison.
 func (c *Comparison) Tests() int { return c.tests }
 
-// DecideBoth implements gateway.PolicyComparison. The input document is
-// built once, from the stored JSON as it is (the canonical record and the
-// registry entry are exactly what Decide marshals), and evaluated by both
-// sets.
+// DecideBoth implements gateway.PolicyComparison.
 func (c *Comparison) DecideBoth(ctx context.Context, in gateway.ReplayInput) (*gateway.Decision, *gateway.Decision, error) {
-	var b bytes.Buffer
-	b.Grow(len(in.Record) + len(in.Service) + 64)
-	b.WriteString(`{"record":`)
-	b.Write(in.Record)
-	b.WriteString(`,"service":`)
-	b.Write(in.Service)
-	b.WriteString(`,"at":"`)
-	b.WriteString(in.At.UTC().Format(time.RFC3339Nano))
-	b.WriteString(`"}`)
-	input, err := ast.ValueFromReader(&b)
+	input, err := replayInput(in)
 	if err != nil {
-		return nil, nil, gateway.Internal(fmt.Errorf("opa: retained input: %w", err))
+		return nil, nil, err
 	}
 	a, err := decideOn(ctx, c.inForce, input, in.ServiceID)
 	if err != nil {
@@ -82,4 +70,33 @@ func (c *Comparison) DecideBoth(ctx context.Context, in gateway.ReplayInput) (*g
 		return nil, nil, err
 	}
 	return a, cand, nil
+}
+
+// DecideCandidate implements gateway.PolicyComparison.
+func (c *Comparison) DecideCandidate(ctx context.Context, in gateway.ReplayInput) (*gateway.Decision, error) {
+	input, err := replayInput(in)
+	if err != nil {
+		return nil, err
+	}
+	return decideOn(ctx, c.candidate, input, in.ServiceID)
+}
+
+// replayInput is the input document of a retained input, built from the
+// stored JSON as it is: the canonical record and the registry entry are
+// exactly what Decide marshals.
+func replayInput(in gateway.ReplayInput) (ast.Value, error) {
+	var b bytes.Buffer
+	b.Grow(len(in.Record) + len(in.Service) + 64)
+	b.WriteString(`{"record":`)
+	b.Write(in.Record)
+	b.WriteString(`,"service":`)
+	b.Write(in.Service)
+	b.WriteString(`,"at":"`)
+	b.WriteString(in.At.UTC().Format(time.RFC3339Nano))
+	b.WriteString(`"}`)
+	v, err := ast.ValueFromReader(&b)
+	if err != nil {
+		return nil, gateway.Internal(fmt.Errorf("opa: retained input: %w", err))
+	}
+	return v, nil
 }

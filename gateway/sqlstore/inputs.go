@@ -28,24 +28,33 @@ var (
 	sqlPurgeSnapshots = query(`DELETE FROM registry_snapshots
 		WHERE hash NOT IN (SELECT registry_snapshot_hash FROM decision_inputs)`)
 	// sqlReplay is every record of the institutions' chains in a window
-	// of recording time, with its input when it is retained.
+	// of recording time, with its input when it is retained (an allowed
+	// share's record is its referral's, until that is purged).
 	sqlReplay = read(`SELECT d.institution, d.seq, d.decision_id, d.at, d.body,
-		i.decided_at, i.dry_run, i.referral_id, i.record, s.hash, s.snapshot
+		i.decided_at, i.dry_run, i.referral_id, COALESCE(i.record, r.record), s.hash, s.snapshot
 		FROM decision_records d
 		LEFT JOIN decision_inputs i ON i.institution = d.institution AND i.decision_id = d.decision_id
+		LEFT JOIN referrals r ON r.id = i.referral_id
 		LEFT JOIN registry_snapshots s ON s.hash = i.registry_snapshot_hash
 		WHERE d.institution <> ? AND d.at >= ? AND d.at < ? AND (? = '' OR d.institution = ?)
 		ORDER BY d.institution, d.seq`)
 )
 
-// insertInput writes the input of a decision record being appended.
+// insertInput writes the input of a decision record being appended. An
+// allowed share's record is not written twice: it is its referral's
+// (referrals.record holds the same canonical JSON), which keeps the accept
+// path's write small.
 func insertInput(t tx, rec gateway.DecisionRecord) error {
 	in := rec.Input
 	if _, err := t.exec(sqlInsertSnapshot, in.Service.Hash, string(in.Service.JSON)); err != nil {
 		return err
 	}
+	record := nullJSON(in.Record)
+	if in.ReferralID != "" {
+		record = sql.NullString{}
+	}
 	_, err := t.exec(sqlInsertInput, rec.Institution, rec.DecisionID, t.time(in.DecidedAt), in.DryRun,
-		nullString(in.ReferralID), string(in.Record), in.Service.Hash)
+		nullString(in.ReferralID), record, in.Service.Hash)
 	return err
 }
 

@@ -61,6 +61,7 @@ func testDecisionInputs(t *testing.T, open func(testing.TB) *store) {
 	}
 	req := newAcceptRequest(instA, "C-allowed", "a", "", t0)
 	req.Decision.Input = retained(t0, false, "u-cope")
+	req.Decision.Input.Record = req.Record // as the intake does: the referral's record is the input's
 	allowed := accept(t, s, req)
 	decision(instA, "refused", t0.Add(time.Second), retained(t0.Add(time.Second), false, "u-cope"))
 	decision(instA, "dry-run", t0.Add(2*time.Second), retained(t0.Add(2*time.Second), true, "bristol-awp"))

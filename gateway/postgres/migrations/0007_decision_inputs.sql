@@ -18,7 +18,8 @@ CREATE TABLE decision_inputs (
     decided_at             timestamptz NOT NULL,  -- the decision time the policies saw
     dry_run                boolean NOT NULL,      -- true for POST /v1/referrals/$evaluate
     referral_id            text,                  -- the accepted referral, if any
-    record                 text NOT NULL,         -- the validated case record (content)
+    record                 text,                  -- the validated case record (content); NULL for an
+                                                  -- allowed share, whose record is its referral's
     registry_snapshot_hash text NOT NULL REFERENCES registry_snapshots (hash),
     PRIMARY KEY (institution, decision_id)
 );

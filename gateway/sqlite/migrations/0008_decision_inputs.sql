@@ -18,7 +18,8 @@ CREATE TABLE decision_inputs (
     decided_at             INTEGER NOT NULL,      -- the decision time the policies saw
     dry_run                INTEGER NOT NULL,      -- 1 for POST /v1/referrals/$evaluate
     referral_id            TEXT,                  -- the accepted referral, if any
-    record                 TEXT NOT NULL,         -- the validated case record (content)
+    record                 TEXT,                  -- the validated case record (content); NULL for an
+                                                  -- allowed share, whose record is its referral's
     registry_snapshot_hash TEXT NOT NULL REFERENCES registry_snapshots (hash),
     PRIMARY KEY (institution, decision_id)
 ) WITHOUT ROWID;
