@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"runtime/debug"
 	"syscall"
 	"testing"
@@ -48,7 +49,8 @@ func (nopLog) AppendDecision(_ context.Context, r gateway.DecisionRecord) (gatew
 // BenchmarkReplay replays b.N retained decisions, a mix of every example
 // case, under the embedded policy set and a candidate (the same set loaded
 // again), on GOMAXPROCS workers, as `gateway policy replay` does once the
-// rows are read. s/100k is the time 100,000 decisions take; the budget is
+// rows are read: decisions made under the revision in force (in-force), and
+// under another revision (other, where both sets decide). s/100k is the time 100,000 decisions take; the budget is
 // 60 s on 2 cores; on a shared machine, cpu-s/100k (the CPU time of
 // 100,000 decisions, to share among the cores) says more than the wall time:
 //
@@ -97,17 +99,37 @@ func BenchmarkReplay(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := &gateway.Replayer{Source: src, Log: nopLog{}}
-	b.ReportAllocs()
-	src.n = b.N
-	start, cpu0 := time.Now(), cpuTime()
-	rep, err := r.Replay(ctx, cmp, gateway.ReplayQuery{}, "bench")
-	elapsed, cpu := time.Since(start), cpuTime()-cpu0
-	if err != nil || rep.Replayed != b.N || len(rep.Changed) != 0 {
-		b.Fatalf("%v: %+v", err, rep.ReplayTotals)
+	// in-force: decisions made under the revision in force (the set in
+	// force's decision is on record; the candidate decides). other: made
+	// under another revision, so both sets decide.
+	older := &benchSource{protos: slices.Clone(src.protos)}
+	for i, p := range older.protos {
+		var e map[string]any
+		if err := json.Unmarshal(p.Body, &e); err != nil {
+			b.Fatal(err)
+		}
+		e["policyRevision"] = "sha256:older"
+		older.protos[i].Body, _ = json.Marshal(e)
 	}
-	b.ReportMetric(elapsed.Seconds()/float64(b.N)*1e5, "s/100k")
-	b.ReportMetric(cpu.Seconds()/float64(b.N)*1e5, "cpu-s/100k")
+	for _, c := range []struct {
+		name       string
+		src        *benchSource
+		asRecorded bool
+	}{{"in-force", src, true}, {"other", older, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := &gateway.Replayer{Source: c.src, Log: nopLog{}}
+			b.ReportAllocs()
+			c.src.n = b.N
+			start, cpu0 := time.Now(), cpuTime()
+			rep, err := r.Replay(ctx, cmp, gateway.ReplayQuery{}, "bench")
+			elapsed, cpu := time.Since(start), cpuTime()-cpu0
+			if err != nil || rep.Replayed != b.N || len(rep.Changed) != 0 || (rep.InForceAsRecorded == b.N) != c.asRecorded {
+				b.Fatalf("%v: %+v", err, rep.ReplayTotals)
+			}
+			b.ReportMetric(elapsed.Seconds()/float64(b.N)*1e5, "s/100k")
+			b.ReportMetric(cpu.Seconds()/float64(b.N)*1e5, "cpu-s/100k")
+		})
+	}
 }
 
 // cpuTime is the user and system CPU time of the process so far: on a

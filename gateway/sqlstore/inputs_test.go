@@ -3,7 +3,9 @@ package sqlstore_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,4 +125,41 @@ func testDecisionInputs(t *testing.T, open func(testing.TB) *store) {
 	if n := count(t, s, "decision_inputs"); n != 1 {
 		t.Fatalf("%d inputs left, want B's", n)
 	}
+}
+
+// benchInputs is how many refusals BenchmarkReplayDecisions reads.
+const benchInputs = 2000
+
+// BenchmarkReplayDecisions is the store's part of a replay: reading
+// decision records with their retained inputs (a 4 KB record each), as
+// `gateway policy replay` streams them. It reports s/100k, the time
+// 100,000 such rows take to read.
+func BenchmarkReplayDecisions(b *testing.B) {
+	forEachDialect(b, func(b *testing.B, open func(testing.TB) *store) {
+		s := open(b)
+		ctx := context.Background()
+		record := json.RawMessage(`{"padding":"` + strings.Repeat("x", 4<<10) + `"}`)
+		for i := range benchInputs {
+			in := retained(t0.Add(time.Duration(i)*time.Second), false, "u-cope")
+			in.Record = record
+			if _, err := s.AppendDecision(ctx, gateway.DecisionRecord{Institution: instA, DecisionID: fmt.Sprintf("d-%d", i),
+				At: in.DecidedAt, Body: json.RawMessage(`{"outcome":"deny"}`), Input: in}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			n := 0
+			if err := s.db.ReplayDecisions(ctx, gateway.ReplayFilter{}, func(r gateway.DecisionRecord) error {
+				if r.Input != nil {
+					n++
+				}
+				return nil
+			}); err != nil || n != benchInputs {
+				b.Fatalf("%v: read %d inputs", err, n)
+			}
+		}
+		b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)/benchInputs*1e5, "s/100k")
+	})
 }
