@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -279,6 +278,7 @@ func (r *Replayer) Replay(ctx context.Context, cmp PolicyComparison, q ReplayQue
 		From: q.From, To: q.To, Institution: q.Institution, IncludeDryRuns: q.IncludeDryRuns,
 		ByRule: map[string]ReplayChanges{}, ByRoute: map[string]ReplayChanges{}, Changed: []ReplayChange{},
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	items := make(chan replayItem, 256)
@@ -327,10 +327,13 @@ func (r *Replayer) Replay(ctx context.Context, cmp PolicyComparison, q ReplayQue
 	})
 	close(items)
 	wg.Wait()
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		err = cause
+	if err == nil {
+		err = context.Cause(ctx) // a worker's error, or the caller gave up
 	}
 	if err != nil {
+		if serr := stopped(parent); serr != nil {
+			return nil, serr
+		}
 		return nil, err
 	}
 	for _, res := range results {
