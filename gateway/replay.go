@@ -42,6 +42,12 @@ type RetainedInput struct {
 	Service ServiceSnapshot
 }
 
+// valid reports whether the input is complete: a decision time, a JSON
+// record and a hashed JSON registry entry.
+func (in *RetainedInput) valid() bool {
+	return !in.DecidedAt.IsZero() && json.Valid(in.Record) && in.Service.Hash != "" && json.Valid(in.Service.JSON)
+}
+
 // NewRetainedInput is the input of an evaluation to keep with its decision
 // record. canonical is the record's canonical JSON when the caller has it
 // (nil marshals it).

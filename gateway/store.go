@@ -480,6 +480,7 @@ func (r AcceptRequest) Validate() error {
 	need(json.Valid(r.Bundle), "bundle")
 	need(r.Decision.DecisionID != "", "decision.decisionId")
 	need(json.Valid(r.Decision.Body), "decision.body")
+	need(r.Decision.Input == nil || r.Decision.Input.valid(), "decision.input")
 	need(r.Decision.Institution == "" || r.Decision.Institution == r.Institution, "decision.institution")
 	need(!r.At.IsZero(), "at")
 	if len(issues) > 0 {
@@ -488,10 +489,14 @@ func (r AcceptRequest) Validate() error {
 	return nil
 }
 
-// Validate checks a decision record about to be appended.
+// Validate checks a decision record about to be appended, and its input if
+// it has one.
 func (r DecisionRecord) Validate() error {
 	if r.Institution == "" || r.DecisionID == "" || r.At.IsZero() || !json.Valid(r.Body) {
 		return Errorf(EINVALID, "a decision record needs an institution, a decision id, a time and a JSON body")
+	}
+	if r.Input != nil && !r.Input.valid() {
+		return Errorf(EINVALID, "a decision input needs a decision time, a JSON record and a hashed JSON registry entry")
 	}
 	return nil
 }

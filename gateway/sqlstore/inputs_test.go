@@ -71,6 +71,10 @@ func testDecisionInputs(t *testing.T, open func(testing.TB) *store) {
 	decision(instA, "no-input", t0.Add(3*time.Second), nil)
 	must[gateway.DecisionRecord](t)(gateway.AppendAction(ctx, s, gateway.ActionEntry{Action: gateway.ActionPolicyReload, By: "op", Institution: gateway.GatewayChain}, t0))
 
+	if _, err := s.AppendDecision(ctx, gateway.DecisionRecord{Institution: instA, DecisionID: "bad", At: t0, Body: json.RawMessage(`{}`),
+		Input: &gateway.RetainedInput{DecidedAt: t0, Record: json.RawMessage(`{`), Service: gateway.ServiceSnapshot{Hash: "h", JSON: json.RawMessage(`{}`)}}}); gateway.ErrorCode(err) != gateway.EINVALID {
+		t.Fatalf("an input whose record is not JSON: %v", err)
+	}
 	if n := count(t, s, "registry_snapshots"); n != 2 {
 		t.Fatalf("%d registry snapshots, want 2 (one per distinct entry)", n)
 	}
