@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -246,6 +247,30 @@ func TestReplayOneRuleChange(t *testing.T) {
 		golden(t, filepath.Join("testdata", "replay", "report.json"), placeholders(t, out))
 	})
 
+	t.Run("the text report", func(t *testing.T) {
+		ids, n := want(false)
+		code, out, errOut := (&auditEnv{}).cli(t, "policy", "replay", "--config", env.cfg, "--policies", one)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		for _, want := range []string{
+			fmt.Sprintf("replayed %d decisions; 0 outside retention could not be replayed\n", n),
+			fmt.Sprintf("allow to deny %d, deny to allow 0, data categories changed 0\n", len(ids)),
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the report lacks %q:\n%s", want, out)
+			}
+		}
+		if !regexp.MustCompile(fmt.Sprintf(`\nE-01\s+%d\s+0\s+0\n`, len(ids))).MatchString(out) {
+			t.Errorf("no row for E-01:\n%s", out)
+		}
+		for _, id := range ids {
+			if !regexp.MustCompile(id + `\s+\S+\s+\S+\s+E-01\s+allow \S+\s+deny E-01\s+allow \S+\n`).MatchString(out) {
+				t.Fatalf("no line for %s:\n%s", id, out)
+			}
+		}
+	})
+
 	t.Run("the sets are compared, not the candidate with history", func(t *testing.T) {
 		// The edited set is now in force (policies.dir): the seeded
 		// decisions were made under another revision. Replaying the
@@ -355,7 +380,7 @@ func TestReplayOneRuleChange(t *testing.T) {
 				replays = append(replays, *ar.Action)
 			}
 		}
-		if len(replays) != 6 { // the refused candidate is not replayed
+		if len(replays) != 7 { // the refused candidate is not replayed
 			t.Fatalf("%d replays recorded: %+v", len(replays), replays)
 		}
 		first := replays[0]
