@@ -35,7 +35,7 @@ type replayEnv struct {
 // seededDecision is what the test knows about a seeded decision without
 // asking the replay: its record's fields and what was decided at the time.
 type seededDecision struct {
-	id                string
+	id, institution   string
 	at                time.Time
 	allow, dryRun     bool
 	priority, service string
@@ -109,7 +109,7 @@ func newReplayEnv(t *testing.T) *replayEnv {
 				t.Fatalf("%s: %v", name, err)
 			}
 			at, _ := time.Parse(time.RFC3339, ev.Decision.Time)
-			env.seeded = append(env.seeded, seededDecision{id: ev.Decision.ID, at: at, allow: ev.Decision.Allow, dryRun: dry,
+			env.seeded = append(env.seeded, seededDecision{id: ev.Decision.ID, institution: rec.Institution.UKPRN, at: at, allow: ev.Decision.Allow, dryRun: dry,
 				priority: rec.Referral.Priority, service: rec.Referral.Service})
 		}
 	}
@@ -307,6 +307,24 @@ func TestReplayOneRuleChange(t *testing.T) {
 		}
 	})
 
+	t.Run("one institution", func(t *testing.T) {
+		var ids []string
+		n := 0
+		for _, d := range env.seeded {
+			if d.institution == uweUKPRN && !d.dryRun {
+				n++
+				if d.allow && d.priority == "urgent" && d.service == "bristol-awp" {
+					ids = append(ids, d.id)
+				}
+			}
+		}
+		slices.Sort(ids)
+		rep := replayJSON(t, env, "--policies", one, "--institution", uweUKPRN)
+		if rep.Replayed != n || !slices.Equal(changedIDs(rep), ids) || n == len(env.seeded) {
+			t.Fatalf("replayed %d (want %d of %d), changed %v, want %v", rep.Replayed, n, len(env.seeded), changedIDs(rep), ids)
+		}
+	})
+
 	t.Run("an identical candidate changes nothing", func(t *testing.T) {
 		rep := replayJSON(t, env, "--policies", same, "--include-dry-runs")
 		_, n := want(true)
@@ -380,7 +398,7 @@ func TestReplayOneRuleChange(t *testing.T) {
 				replays = append(replays, *ar.Action)
 			}
 		}
-		if len(replays) != 7 { // the refused candidate is not replayed
+		if len(replays) != 8 { // the refused candidate is not replayed
 			t.Fatalf("%d replays recorded: %+v", len(replays), replays)
 		}
 		first := replays[0]
