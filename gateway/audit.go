@@ -48,6 +48,7 @@ const (
 	// ActionStudentInformed: the university told the student of a
 	// delivered share (T-01); Reason is the method, InformedAt the time.
 	ActionStudentInformed = "student-informed"
+	ActionPolicyReplay    = "policy-replay" // a candidate policy set was replayed against the retained decisions (gateway chain)
 )
 
 // Reasons of a referral-cancel action.
@@ -84,6 +85,9 @@ type ActionEntry struct {
 	Count int `json:"count,omitempty"`
 	// InformedAt is when the student was told (student-informed), RFC 3339.
 	InformedAt string `json:"informedAt,omitempty"`
+	// Replay holds the counts of a policy replay (PolicyRevision is the
+	// candidate's revision, PreviousRevision the one in force).
+	Replay *ReplayTotals `json:"replay,omitempty"`
 }
 
 // AppendAction appends an action to its institution's chain (a.Institution,

@@ -90,8 +90,12 @@ func (in *Intake) Submit(ctx context.Context, c *Client, body []byte) (*Submissi
 			return nil, ev.Err
 		}
 		entry := NewDecisionEntry(ev, c, in.PseudonymKey, false)
+		input, err := NewRetainedInput(ev, in.Evaluator.Registry, canonical, false)
+		if err != nil {
+			return nil, err
+		}
 		if ev.Outcome == OutcomeDeny {
-			return in.deny(ctx, rec, ev, entry, latest, found)
+			return in.deny(ctx, rec, ev, entry, input, latest, found)
 		}
 		entry.ReferralID = ReferralID(rec.Institution.UKPRN, rec.CaseID, hash)
 		entryJSON, err := json.Marshal(entry)
@@ -102,7 +106,7 @@ func (in *Intake) Submit(ctx context.Context, c *Client, body []byte) (*Submissi
 			Institution: rec.Institution.UKPRN, CaseID: rec.CaseID, ContentHash: hash,
 			ServiceID: ev.Service.ID, PreviousID: latest.ID,
 			Record: canonical, Bundle: ev.Bundle, Sender: SenderOf(rec.Institution),
-			Decision: DecisionRecord{DecisionID: ev.Decision.ID, At: at, Body: entryJSON},
+			Decision: DecisionRecord{DecisionID: ev.Decision.ID, At: at, Body: entryJSON, Input: input},
 			At:       at,
 		})
 		if ErrorCode(err) == ECONFLICT && try < 3 {
@@ -121,8 +125,8 @@ func (in *Intake) Submit(ctx context.Context, c *Client, body []byte) (*Submissi
 // deny records a refused share. When the student withdrew consent in this
 // later version of a case, the earlier referral is cancelled as well, so the
 // NHS service is told to stop acting on data it may no longer hold.
-func (in *Intake) deny(ctx context.Context, rec *CaseRecord, ev *Evaluation, entry DecisionEntry, latest StoredReferral, found bool) (*Submission, error) {
-	if err := in.record(ctx, ev, entry); err != nil {
+func (in *Intake) deny(ctx context.Context, rec *CaseRecord, ev *Evaluation, entry DecisionEntry, input *RetainedInput, latest StoredReferral, found bool) (*Submission, error) {
+	if err := in.record(ctx, ev, entry, input); err != nil {
 		return nil, err
 	}
 	sub := &Submission{Evaluation: ev}
@@ -359,19 +363,23 @@ func (in *Intake) DryRun(ctx context.Context, c *Client, body []byte, at time.Ti
 	if ev.Decision == nil || in.Store == nil {
 		return ev, nil
 	}
-	if err := in.record(ctx, ev, NewDecisionEntry(ev, c, in.PseudonymKey, true)); err != nil {
+	input, err := NewRetainedInput(ev, in.Evaluator.Registry, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.record(ctx, ev, NewDecisionEntry(ev, c, in.PseudonymKey, true), input); err != nil {
 		return nil, err
 	}
 	return ev, nil
 }
 
 // record appends a decision that stores no referral (a deny or a dry run)
-// to its institution's chain.
-func (in *Intake) record(ctx context.Context, ev *Evaluation, entry DecisionEntry) error {
+// to its institution's chain, with the input it was made on.
+func (in *Intake) record(ctx context.Context, ev *Evaluation, entry DecisionEntry, input *RetainedInput) error {
 	b, err := json.Marshal(entry)
 	if err != nil {
 		return Internal(err)
 	}
-	_, err = in.Store.AppendDecision(ctx, DecisionRecord{Institution: ev.Record.Institution.UKPRN, DecisionID: ev.Decision.ID, At: in.now(), Body: b})
+	_, err = in.Store.AppendDecision(ctx, DecisionRecord{Institution: ev.Record.Institution.UKPRN, DecisionID: ev.Decision.ID, At: in.now(), Body: b, Input: input})
 	return err
 }

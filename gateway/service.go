@@ -1,5 +1,7 @@
 package gateway
 
+import "encoding/json"
+
 // Service is one NHS receiving service in the registry. The registry is data in
 // the configuration: adding a pathway is a configuration change, not a code or
 // policy change (P-01).
@@ -70,14 +72,24 @@ type Eligibility struct {
 
 // Registry is the set of receiving services, keyed by id.
 type Registry struct {
-	services map[string]*Service
-	order    []string
+	services  map[string]*Service
+	order     []string
+	snapshots map[string]ServiceSnapshot
+}
+
+// ServiceSnapshot is a registry entry as the policies see it (its JSON) and
+// the hex SHA-256 of that JSON, taken once when the registry is built, so
+// that every decision can keep the entry it was made on at the cost of a
+// lookup.
+type ServiceSnapshot struct {
+	Hash string
+	JSON json.RawMessage
 }
 
 // NewRegistry builds a registry; a duplicate id is an error because a case
 // record must name exactly one service.
 func NewRegistry(services []Service) (*Registry, error) {
-	r := &Registry{services: make(map[string]*Service, len(services))}
+	r := &Registry{services: make(map[string]*Service, len(services)), snapshots: make(map[string]ServiceSnapshot, len(services))}
 	for i := range services {
 		s := services[i]
 		if _, dup := r.services[s.ID]; dup {
@@ -85,6 +97,11 @@ func NewRegistry(services []Service) (*Registry, error) {
 		}
 		r.services[s.ID] = &s
 		r.order = append(r.order, s.ID)
+		b, err := json.Marshal(&s)
+		if err != nil {
+			return nil, Internal(err)
+		}
+		r.snapshots[s.ID] = ServiceSnapshot{Hash: hashCanonical(b), JSON: b}
 	}
 	return r, nil
 }
@@ -92,6 +109,12 @@ func NewRegistry(services []Service) (*Registry, error) {
 // Lookup returns the service with the given id.
 func (r *Registry) Lookup(id string) (*Service, bool) {
 	s, ok := r.services[id]
+	return s, ok
+}
+
+// Snapshot returns the entry of service id as a decision keeps it.
+func (r *Registry) Snapshot(id string) (ServiceSnapshot, bool) {
+	s, ok := r.snapshots[id]
 	return s, ok
 }
 

@@ -298,6 +298,12 @@ type DecisionRecord struct {
 	// empty for a record of the plain SHA-256 scheme (DecisionHash), which
 	// chains written before the key was configured keep.
 	KeyID string `json:"keyId,omitempty"`
+	// Input is what the decision was made on, kept for policy replay: the
+	// store writes it with the record, in the same transaction, and purges
+	// it with content. It is never part of the chain (nor of its hash or
+	// an export); nil on an action record, and on a decision read back
+	// whose input is past retention.
+	Input *RetainedInput `json:"-"`
 }
 
 // GenesisHash is the PrevHash of an institution's first decision record.
@@ -467,7 +473,10 @@ type Store interface {
 	// PurgeContent deletes the clinical content (record, bundle, message
 	// bodies, receiver responses) of referrals last updated before the given
 	// time whose messages are all out of the queue, keeping their status and
-	// decision records. It returns how many referrals it purged.
+	// decision records. The retained decision inputs go with it: a refused
+	// share's or a dry run's once decided before that time, an allowed
+	// share's with its referral's content. It returns how many referrals it
+	// purged.
 	PurgeContent(ctx context.Context, before, now time.Time) (int, error)
 	// Ping reports whether the database answers (readiness).
 	Ping(ctx context.Context) error
@@ -491,6 +500,7 @@ func (r AcceptRequest) Validate() error {
 	need(json.Valid(r.Bundle), "bundle")
 	need(r.Decision.DecisionID != "", "decision.decisionId")
 	need(json.Valid(r.Decision.Body), "decision.body")
+	need(r.Decision.Input == nil || r.Decision.Input.valid(), "decision.input")
 	need(r.Decision.Institution == "" || r.Decision.Institution == r.Institution, "decision.institution")
 	need(!r.At.IsZero(), "at")
 	if len(issues) > 0 {
@@ -499,10 +509,14 @@ func (r AcceptRequest) Validate() error {
 	return nil
 }
 
-// Validate checks a decision record about to be appended.
+// Validate checks a decision record about to be appended, and its input if
+// it has one.
 func (r DecisionRecord) Validate() error {
 	if r.Institution == "" || r.DecisionID == "" || r.At.IsZero() || !json.Valid(r.Body) {
 		return Errorf(EINVALID, "a decision record needs an institution, a decision id, a time and a JSON body")
+	}
+	if r.Input != nil && !r.Input.valid() {
+		return Errorf(EINVALID, "a decision input needs a decision time, a JSON record and a hashed JSON registry entry")
 	}
 	return nil
 }

@@ -17,6 +17,9 @@ Usage:
   gateway evaluate [--config FILE] [--at RFC3339] FILE|-
                                                        decide on a case record and print the message
   gateway policy rules [--config FILE] [--json]        list the sharing rules in force
+  gateway policy replay --policies DIR [--config FILE] [--from T] [--to T] [--institution UKPRN]
+                       [--include-dry-runs] [--json]   decide the retained decisions again under a candidate
+                                                       set and report what changes; exit 2 when it is refused
   gateway validate [--definitions DIR|RULES] FILE...   check FHIR resources; one OperationOutcome per file
   gateway outbox list [--state S] | retry ID --reason T | drop ID --reason T
                                                        inspect and steer the delivery queue

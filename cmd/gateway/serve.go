@@ -417,6 +417,7 @@ func (a *app) server(store gateway.Store, key []byte) (*gwhttp.Server, *promethe
 		CapabilityStatement: mappings.CapabilityStatement(version),
 		Ready:               store.Ping,
 		Evaluations:         evaluations(a.cfg, store),
+		Replayer:            a.replayer(store),
 	}, metrics
 }
 

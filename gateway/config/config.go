@@ -136,6 +136,10 @@ type Policies struct {
 	// Dir, when set, loads policies from that directory instead of the
 	// embedded set.
 	Dir string `json:"dir"`
+	// CandidatesDir, when set, holds candidate policy sets, one per
+	// subdirectory, that an operator placed there for an IG lead to replay
+	// against the retained decisions from the web page (/ui/replay).
+	CandidatesDir string `json:"candidatesDir,omitempty"`
 	// Engine is accepted and ignored: decisions run on OPA's own evaluator.
 	// A configuration that sets it still loads, and Warnings names it.
 	Engine string `json:"engine,omitempty"`

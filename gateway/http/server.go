@@ -53,6 +53,9 @@ type Server struct {
 	Ready func(ctx context.Context) error
 	// CapabilityStatement is served at /fhir/metadata.
 	CapabilityStatement []byte
+	// Replayer replays candidate policy sets for the web page's replay
+	// page; without it the page says replay is unavailable.
+	Replayer *gateway.Replayer
 	// Auth authenticates clients; routes that need a client refuse all
 	// requests without it.
 	Auth *Authenticator

@@ -180,6 +180,7 @@ func (s *Server) uiRoutes(r *mux.Router) {
 	r.HandleFunc("/ui/verify", h(u.signedIn(u.handleVerify))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/checkpoint", h(u.signedIn(u.handleCheckpoint))).Methods(http.MethodGet)
 	r.HandleFunc("/ui/evaluation", h(u.signedIn(u.handleEvaluation))).Methods(http.MethodGet)
+	u.replayRoutes(r)
 	r.HandleFunc("/ui/static/{file}", h(handleStatic)).Methods(http.MethodGet)
 }
 
@@ -816,6 +817,8 @@ func actionLabel(a string) string {
 		return "Service reported a step"
 	case gateway.ActionResponseRefused:
 		return "Service response refused"
+	case gateway.ActionPolicyReplay:
+		return "Policy change replayed"
 	}
 	return a
 }

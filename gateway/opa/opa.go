@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"go.uber.org/zap"
 
 	// The policies take ages and dates in Europe/London; the embedded zone
@@ -128,11 +129,16 @@ func (d *Decider) Decide(ctx context.Context, in gateway.DecisionInput) (*gatewa
 	if in.Record == nil || in.Service == nil || in.At.IsZero() {
 		return nil, gateway.Internal(fmt.Errorf("opa: decision input needs a record, a service and a time"))
 	}
-	set := d.cur.Load()
 	input, err := inputValue(in)
 	if err != nil {
 		return nil, gateway.Internal(fmt.Errorf("opa: build input: %w", err))
 	}
+	return decideOn(ctx, d.cur.Load(), input, in.Service.ID)
+}
+
+// decideOn evaluates set for one input document about service; the
+// decision names the set's revision.
+func decideOn(ctx context.Context, set *policySet, input ast.Value, service string) (*gateway.Decision, error) {
 	doc, err := set.decide(ctx, input)
 	if err != nil {
 		return nil, gateway.Internal(fmt.Errorf("opa: evaluate %s: %w", Query, err))
@@ -141,7 +147,7 @@ func (d *Decider) Decide(ctx context.Context, in gateway.DecisionInput) (*gatewa
 	if err != nil {
 		return nil, gateway.Internal(fmt.Errorf("opa: malformed result of %s: %w", Query, err))
 	}
-	if dec.Recipient.Service != in.Service.ID {
+	if dec.Recipient.Service != service {
 		return nil, gateway.Internal(fmt.Errorf("opa: malformed result of %s: recipient %q is not the service in the input", Query, dec.Recipient.Service))
 	}
 	dec.PolicyRevision = set.revision

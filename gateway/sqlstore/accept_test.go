@@ -161,6 +161,9 @@ func testAcceptInvalid(t *testing.T, open func(testing.TB) *store) {
 		{"decision body not JSON", func(r *gateway.AcceptRequest) { r.Decision.Body = []byte("allow") }},
 		{"decision of another institution", func(r *gateway.AcceptRequest) { r.Decision.Institution = instB }},
 		{"no time", func(r *gateway.AcceptRequest) { r.At = time.Time{} }},
+		{"decision input without a registry entry", func(r *gateway.AcceptRequest) {
+			r.Decision.Input = &gateway.RetainedInput{DecidedAt: t0, Record: r.Record}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -101,7 +101,7 @@ func lockChain(t tx, institution string) (seq int64, hash string, err error) {
 }
 
 // appendDecision links rec after the locked head (seq, head) and moves the
-// head.
+// head; rec's input, if any, is written with it.
 func appendDecision(t tx, rec gateway.DecisionRecord, seq int64, head string) (gateway.DecisionRecord, error) {
 	rec.Seq, rec.PrevHash = seq+1, head
 	rec.At = utc(rec.At)
@@ -109,6 +109,11 @@ func appendDecision(t tx, rec gateway.DecisionRecord, seq int64, head string) (g
 	if _, err := t.exec(sqlInsertDecision,
 		rec.Institution, rec.Seq, rec.DecisionID, t.time(rec.At), string(rec.Body), rec.PrevHash, rec.Hash, rec.KeyID); err != nil {
 		return rec, err
+	}
+	if rec.Input != nil {
+		if err := insertInput(t, rec); err != nil {
+			return rec, err
+		}
 	}
 	_, err := t.exec(sqlMoveChainHead, rec.Seq, rec.Hash, rec.Institution)
 	return rec, err

@@ -110,6 +110,11 @@ func (db *DB) Accept(ctx context.Context, req gateway.AcceptRequest) (gateway.Ac
 		}
 		dec := req.Decision
 		dec.Institution = req.Institution
+		if dec.Input != nil {
+			in := *dec.Input
+			in.ReferralID = id
+			dec.Input = &in
+		}
 		if res.Decision, err = appendDecision(t, dec, seq, head); err != nil {
 			return err
 		}
@@ -223,10 +228,11 @@ func (db *DB) Cancel(ctx context.Context, req gateway.CancelRequest) (gateway.St
 }
 
 // PurgeContent implements gateway.Store: the referrals chosen, then the
-// messages of just those referrals, in one transaction. (A message put back
-// in the queue by an operator meanwhile keeps its body.) Webhook calls
-// delivered before the cut-off go too: they hold no content, but would
-// otherwise pile up forever; dead ones stay for an operator.
+// messages of just those referrals, then the decision inputs past retention
+// (purgeInputs), in one transaction. (A message put back in the queue by an
+// operator meanwhile keeps its body.) Webhook calls delivered before the
+// cut-off go too: they hold no content, but would otherwise pile up forever;
+// dead ones stay for an operator.
 func (db *DB) PurgeContent(ctx context.Context, before, now time.Time) (int, error) {
 	var n int
 	err := db.write(ctx, nil, func(t tx) error {
@@ -253,8 +259,10 @@ func (db *DB) PurgeContent(ctx context.Context, before, now time.Time) (int, err
 			}
 		}
 		n = len(ids)
-		_, err = t.exec(sqlPurgeWebhooks, t.time(before))
-		return err
+		if _, err = t.exec(sqlPurgeWebhooks, t.time(before)); err != nil {
+			return err
+		}
+		return purgeInputs(t, before)
 	})
 	return n, err
 }

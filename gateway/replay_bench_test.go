@@ -1,0 +1,143 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/config"
+	"github.com/student-mh-referrals/gateway/gateway/opa"
+	"github.com/student-mh-referrals/gateway/mappings"
+)
+
+// benchSource serves n retained decisions, cycling through the example
+// cases (each decided once, at the time, for the historical column), with
+// their own ids and decision times, without holding n of them in memory.
+type benchSource struct {
+	protos []gateway.DecisionRecord
+	n      int
+}
+
+func (s *benchSource) ReplayDecisions(ctx context.Context, _ gateway.ReplayFilter, fn func(gateway.DecisionRecord) error) error {
+	for i := range s.n {
+		r := s.protos[i%len(s.protos)]
+		in := *r.Input
+		in.DecidedAt = in.DecidedAt.Add(time.Duration(i/len(s.protos)) * time.Minute)
+		r.DecisionID, r.Seq, r.Input = fmt.Sprintf("bench-%d", i), int64(i+1), &in
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nopLog takes the replay's action record and keeps nothing.
+type nopLog struct{ gateway.AuditTrail }
+
+func (nopLog) AppendDecision(_ context.Context, r gateway.DecisionRecord) (gateway.DecisionRecord, error) {
+	return r, nil
+}
+
+// BenchmarkReplay replays b.N retained decisions, a mix of every example
+// case, under the embedded policy set and a candidate (the same set loaded
+// again), on GOMAXPROCS workers, as `gateway policy replay` does once the
+// rows are read: decisions made under the revision in force (in-force), and
+// under another revision (other, where both sets decide). s/100k is the time 100,000 decisions take; the budget is
+// 60 s on 2 cores; on a shared machine, cpu-s/100k (the CPU time of
+// 100,000 decisions, to share among the cores) says more than the wall time:
+//
+//	go test ./gateway -run '^$' -bench Replay -benchtime 100000x -cpu 2
+//
+// Like `gateway policy replay`, it runs the garbage collector at GOGC 400
+// unless GOGC is set in the environment.
+func BenchmarkReplay(b *testing.B) {
+	if os.Getenv("GOGC") == "" {
+		old := debug.SetGCPercent(400)
+		b.Cleanup(func() { debug.SetGCPercent(old) })
+	}
+	ctx := context.Background()
+	cfg, err := config.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, err := cfg.Registry()
+	if err != nil {
+		b.Fatal(err)
+	}
+	dec, err := opa.New(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := &gateway.Evaluator{Registry: reg, Decider: dec, Mapper: mappings.New(), Source: cfg.Source}
+	names, _ := filepath.Glob(filepath.Join("..", "testdata", "cases", "*.json"))
+	src := &benchSource{}
+	for _, name := range names {
+		body, err := os.ReadFile(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := ev.Evaluate(ctx, body, time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+		if err != nil || e.Decision == nil {
+			b.Fatalf("%s: %v", name, err)
+		}
+		in, err := gateway.NewRetainedInput(e, reg, nil, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		entry, _ := json.Marshal(gateway.NewDecisionEntry(e, nil, []byte("k"), false))
+		src.protos = append(src.protos, gateway.DecisionRecord{Institution: e.Record.Institution.UKPRN, Body: entry, Input: in})
+	}
+	cmp, err := dec.Compare(ctx, os.DirFS(filepath.Join("..", "policies")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// in-force: decisions made under the revision in force (the set in
+	// force's decision is on record; the candidate decides). other: made
+	// under another revision, so both sets decide.
+	older := &benchSource{protos: slices.Clone(src.protos)}
+	for i, p := range older.protos {
+		var e map[string]any
+		if err := json.Unmarshal(p.Body, &e); err != nil {
+			b.Fatal(err)
+		}
+		e["policyRevision"] = "sha256:older"
+		older.protos[i].Body, _ = json.Marshal(e)
+	}
+	for _, c := range []struct {
+		name       string
+		src        *benchSource
+		asRecorded bool
+	}{{"in-force", src, true}, {"other", older, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := &gateway.Replayer{Source: c.src, Log: nopLog{}}
+			b.ReportAllocs()
+			c.src.n = b.N
+			start, cpu0 := time.Now(), cpuTime()
+			rep, err := r.Replay(ctx, cmp, gateway.ReplayQuery{}, "bench")
+			elapsed, cpu := time.Since(start), cpuTime()-cpu0
+			if err != nil || rep.Replayed != b.N || len(rep.Changed) != 0 || (rep.InForceAsRecorded == b.N) != c.asRecorded {
+				b.Fatalf("%v: %+v", err, rep.ReplayTotals)
+			}
+			b.ReportMetric(elapsed.Seconds()/float64(b.N)*1e5, "s/100k")
+			b.ReportMetric(cpu.Seconds()/float64(b.N)*1e5, "cpu-s/100k")
+		})
+	}
+}
+
+// cpuTime is the user and system CPU time of the process so far: on a
+// shared machine, CPU time per decision says more than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
