@@ -37,7 +37,7 @@ func TestConformanceReceiverResponses(t *testing.T) {
 			srv := httptest.NewServer(rc.Handler())
 			defer srv.Close()
 			out, errOut, code := runCLI(t, "conformance", "receiver", "--endpoint", srv.URL+"/fhir", "--service", "gm-student-mhs",
-				"--callback-listen", addr, "--callback-wait", "2s")
+				"--token", "t", "--callback-listen", addr, "--callback-wait", "2s")
 			if code != tt.want || !strings.Contains(out, "listening on http://"+addr+"/fhir/$process-message") {
 				t.Fatalf("exit %d, want %d\n%s\n%s", code, tt.want, out, errOut)
 			}

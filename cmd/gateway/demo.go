@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/student-mh-referrals/gateway/conformance"
 	"github.com/student-mh-referrals/gateway/gateway"
+	"github.com/student-mh-referrals/gateway/gateway/config"
 )
 
 // `gateway demo seed` fills an empty demo store with a year of invented
@@ -83,12 +85,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *n < 1 || *n > 100000 {
 		return &exitStatus{code: exitFailure, err: fmt.Errorf("demo seed --referrals %d: between 1 and 100000", *n)}
 	}
+	if demo, err := config.DemoMode(*cfgPath); err != nil || !demo {
+		return &exitStatus{code: exitFailure, err: cmp.Or(err, fmt.Errorf("demo seed writes invented referrals: it runs only on a demo configuration (demo: true)"))}
+	}
 	a, err := newApp(ctx, *cfgPath, io.Discard, "error")
 	if err != nil {
 		return err
-	}
-	if !a.cfg.Demo {
-		return &exitStatus{code: exitFailure, err: fmt.Errorf("demo seed writes invented referrals: it runs only on a demo configuration (demo: true)")}
 	}
 	key, err := a.cfg.PseudonymKey()
 	if err != nil {

@@ -177,6 +177,27 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
+// DemoMode says whether the configuration at path (the embedded example
+// when empty) sets demo: true, without checking the rest: commands that
+// write invented data refuse a live configuration before anything else.
+func DemoMode(path string) (bool, error) {
+	data := Example
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false, fmt.Errorf("read configuration: %w", err)
+		}
+		data = b
+	}
+	var c struct {
+		Demo bool `json:"demo" yaml:"demo"`
+	}
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return false, fmt.Errorf("decode configuration: %w", err)
+	}
+	return c.Demo, nil
+}
+
 // Parse decodes and checks a configuration.
 func Parse(data []byte) (*Config, error) {
 	c := &Config{}
