@@ -31,10 +31,14 @@ func TestWebhookRules(t *testing.T) {
 		{"an auditor", "  - id: uwe-cms\n    institution: \"10007164\"\n    roles: [ig-auditor]\n", "{url: 'https://uni.example.ac.uk/hook', secretFile: s.hex}", false, "only a submitter"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			y := strings.Replace(string(Example), uwe, tt.client+"    webhook: "+tt.webhook+"\n", 1)
+			y := string(Example)
 			if !tt.demo {
 				y = strings.Replace(y, "demo: true", "demo: false", 1)
+				// Outside demo mode the receivers are reached over TLS.
+				y = strings.ReplaceAll(y, "http://127.0.0.1:8081/", "https://receiver.example.nhs.uk/")
+				y = strings.ReplaceAll(y, "keyId: demo-1 }", "keyId: demo-1, privateKeyFile: jwt.pem }")
 			}
+			y = strings.Replace(y, uwe, tt.client+"    webhook: "+tt.webhook+"\n", 1)
 			c, err := Parse([]byte(y))
 			if tt.want == "" {
 				if err != nil {

@@ -184,7 +184,7 @@ func (db *DB) RecordStep(ctx context.Context, req gateway.StepRequest) (gateway.
 		if err := db.enqueueWebhooksTx(t, step); err != nil || ref.Status == before {
 			return err
 		}
-		return db.enqueueWebhooksTx(t, statusEvent(ref.Institution, ref.ID, ref.CaseID, ref.Status, ref.UpdatedAt))
+		return db.enqueueWebhooksTx(t, statusEvent(ref.Institution, ref.ID, ref.CaseID, ref.Status, e.At))
 	})
 	if err != nil {
 		var ge *gateway.Error

@@ -127,7 +127,7 @@ func newFixture(t *testing.T, url string, maxAttempts int) *fixture {
 	db.SetWebhookClients(map[string][]gateway.WebhookSubscriber{"10000001": {{ClientID: "uni-a"}}})
 	f := &fixture{store: db, now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), metrics: &counter{n: map[string]int{}}}
 	if err := db.EnqueueWebhooks(ctx, gateway.WebhookEvent{Institution: "10000001", ReferralID: "ref-1", CaseID: "case-1",
-		Event: gateway.WebhookEventStatus, Status: "acknowledged", At: f.now}); err != nil {
+		Event: gateway.WebhookEventStatus, Status: "accepted", At: f.now}); err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.DebugLevel)
@@ -200,7 +200,7 @@ func TestRetriedUntilDelivered(t *testing.T) {
 		if !slices.Equal(keys, allowed) {
 			t.Fatalf("payload keys %v, want exactly %v", keys, allowed)
 		}
-		if p["attempt"] != float64(i+1) || p["status"] != "acknowledged" || p["referralId"] != "ref-1" || p["id"] != req.Header.Get(webhook.HeaderID) {
+		if p["attempt"] != float64(i+1) || p["status"] != "accepted" || p["referralId"] != "ref-1" || p["id"] != req.Header.Get(webhook.HeaderID) {
 			t.Fatalf("attempt %d payload %v", i+1, p)
 		}
 		if req.Header.Get(webhook.HeaderID) != rc.got[0].Header.Get(webhook.HeaderID) {
