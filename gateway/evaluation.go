@@ -50,35 +50,32 @@ var ukTime = func() *time.Location {
 	return l
 }()
 
-// Outcomes of a case: the furthest it has gone. The first group comes from
-// the referral's status today; the return-path group needs the post-delivery
-// timeline (acceptance, appointments, attendance, discharge).
+// Outcomes of a case: the furthest it has gone, as its referral's status
+// today leaves it (the service's steps come back on the return path).
 const (
 	OutcomeRefused          = "refused"           // the latest decision refused the share
 	OutcomeCancelled        = "cancelled"         // the university withdrew it
 	OutcomeUndelivered      = "undelivered"       // the receiver refused the message, or delivery gave up
 	OutcomeAwaitingDelivery = "awaiting-delivery" // queued or being delivered
-	OutcomeAwaitingResponse = "awaiting-response" // delivered, no response yet
-	OutcomeAcknowledged     = "acknowledged"      // the service acknowledged it
-	OutcomeRejected         = "rejected"          // the service rejected it
-
-	OutcomeAccepted     = "accepted"       // the service took it on
-	OutcomeBooked       = "booked"         // a first appointment is booked
-	OutcomeSeen         = "seen"           // the student was seen
-	OutcomeDidNotAttend = "did-not-attend" // the student missed the appointment
-	OutcomeDischarged   = "discharged"     // care ended
-	OutcomeRedirected   = "redirected"     // the service sent the student elsewhere
+	OutcomeAwaitingResponse = "awaiting-response" // delivered, no answer from the service yet
+	OutcomeRejected         = "rejected"          // the service turned it down
+	OutcomeRedirected       = "redirected"        // the service sent the student elsewhere
+	OutcomeAccepted         = "accepted"          // the service took it on; nothing booked yet
+	OutcomeBooked           = "booked"            // a first appointment (or a new one) is booked
+	OutcomeDidNotAttend     = "did-not-attend"    // the student missed the appointment, not yet rebooked
+	OutcomeSeen             = "seen"              // the student was seen
+	OutcomeDischarged       = "discharged"        // care ended
 )
 
-// CaseOutcomes are the outcomes every store gives; ReturnPathOutcomes those
-// a store with the post-delivery timeline adds.
-var (
-	CaseOutcomes       = []string{OutcomeRefused, OutcomeCancelled, OutcomeUndelivered, OutcomeAwaitingDelivery, OutcomeAwaitingResponse, OutcomeAcknowledged, OutcomeRejected}
-	ReturnPathOutcomes = []string{OutcomeAccepted, OutcomeBooked, OutcomeSeen, OutcomeDidNotAttend, OutcomeDischarged, OutcomeRedirected}
-)
+// CaseOutcomes are the outcomes in the order of a journey, so that a
+// stacked chart and its table read from "went nowhere" to "discharged".
+var CaseOutcomes = []string{
+	OutcomeRefused, OutcomeCancelled, OutcomeUndelivered, OutcomeAwaitingDelivery, OutcomeAwaitingResponse,
+	OutcomeRejected, OutcomeRedirected, OutcomeAccepted, OutcomeBooked, OutcomeDidNotAttend, OutcomeSeen, OutcomeDischarged,
+}
 
-// Figures that need the return path; a report over a store without it
-// names them in Unavailable.
+// Figures that need the timeline of the service's steps (when each was
+// reported); a report over a source without it names them in Unavailable.
 const (
 	FigureAcceptanceRate         = "acceptanceRate"
 	FigureTimeToFirstAppointment = "timeToFirstAppointment"
@@ -104,17 +101,17 @@ type CaseFacts struct {
 	// The steps after delivery; zero when the case has not reached them.
 	AcknowledgedAt, AcceptedAt, RejectedAt, FirstAppointmentAt time.Time
 	DNA                                                        bool
-	// Outcome is the furthest the case has gone (one of CaseOutcomes or
-	// ReturnPathOutcomes).
+	// Outcome is the furthest the case has gone (one of CaseOutcomes).
 	Outcome string
 }
 
 // EvaluationFacts is what a store gives the figures.
 type EvaluationFacts struct {
 	Cases []CaseFacts
-	// ReturnPath says the store records the steps after acknowledgement
-	// (acceptance, appointments, attendance); without it those figures are
-	// reported unavailable, not 0.
+	// ReturnPath says the source has the timeline of the service's steps
+	// (acceptance, appointments, attendance), as the SQL store always
+	// does; any other source without it has those figures reported
+	// unavailable rather than 0.
 	ReturnPath bool
 }
 
@@ -467,7 +464,7 @@ func BuildReport(facts EvaluationFacts, scope EvaluationScope, q EvaluationQuery
 		}
 		outcomes[c.Outcome] = true
 	}
-	keys := ledgerKeys(rules, outcomes, facts.ReturnPath)
+	keys := ledgerKeys(rules, outcomes)
 	cells := publish(groups, keys, len(rows), len(periods))
 	for g, grp := range groups {
 		r.Groups = append(r.Groups, FigureGroup{Period: grp.period, Institution: grp.institution, Service: grp.service, Figures: grp.figures(cells[g], keys, facts.ReturnPath)})
@@ -529,12 +526,9 @@ type ledger struct {
 	routes, outcomes, rules, categories, all []string
 }
 
-func ledgerKeys(rules, outcomes map[string]bool, returnPath bool) ledger {
+func ledgerKeys(rules, outcomes map[string]bool) ledger {
 	l := ledger{routes: append(append([]string{"consent"}, OverrideGrounds...), RouteUnstated), categories: DataCategories}
 	l.outcomes = slices.Clone(CaseOutcomes)
-	if returnPath {
-		l.outcomes = append(l.outcomes, ReturnPathOutcomes...)
-	}
 	for o := range outcomes {
 		if !slices.Contains(l.outcomes, o) {
 			l.outcomes = append(l.outcomes, o)

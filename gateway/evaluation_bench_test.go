@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,16 +17,16 @@ func BenchmarkBuildReport(b *testing.B) {
 	services := []string{"u-cope", "liverpool-liaison", "gm-student-mhs", "icope-camden", "bristol-awp", "sheffield-shsc"}
 	insts := []string{"10007164", "10006842"}
 	start := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC)
-	outcomes := append(gateway.CaseOutcomes[1:], gateway.OutcomeAcknowledged, gateway.OutcomeAcknowledged)
-	facts := gateway.EvaluationFacts{Cases: make([]gateway.CaseFacts, n)}
+	outcomes := gateway.CaseOutcomes[1:] // every outcome of an allowed case
+	facts := gateway.EvaluationFacts{Cases: make([]gateway.CaseFacts, n), ReturnPath: true}
 	for i := range facts.Cases {
 		at := start.Add(time.Duration(i) * 315 * time.Second)
 		c := gateway.CaseFacts{Institution: insts[i%2], Service: services[i%6], Student: fmt.Sprint("s", i%70000), ReferredAt: at,
 			Allowed: i%5 != 0, Route: "consent", Categories: []string{"demographics", "needs"}, Outcome: outcomes[i%len(outcomes)]}
 		if !c.Allowed {
 			c.RefusedBy, c.Outcome, c.Categories = []string{"C-02"}, gateway.OutcomeRefused, nil
-		} else if c.Outcome == gateway.OutcomeAcknowledged {
-			c.AcknowledgedAt = at.Add(time.Duration(i%97) * time.Hour)
+		} else {
+			timeline(&c, i)
 		}
 		facts.Cases[i] = c
 	}
@@ -38,5 +39,25 @@ func BenchmarkBuildReport(b *testing.B) {
 		if r := gateway.BuildReport(facts, scope, q); len(r.Groups) != 13*9 {
 			b.Fatalf("%d groups", len(r.Groups))
 		}
+	}
+}
+
+// timeline gives an allowed case the steps its outcome implies, at times
+// that vary with i.
+func timeline(c *gateway.CaseFacts, i int) {
+	stage := slices.Index(gateway.CaseOutcomes, c.Outcome)
+	after := func(h int) time.Time { return c.ReferredAt.Add(time.Duration(h) * time.Hour) }
+	if stage >= slices.Index(gateway.CaseOutcomes, gateway.OutcomeRejected) {
+		c.AcknowledgedAt = after(i % 97)
+	}
+	switch {
+	case c.Outcome == gateway.OutcomeRejected:
+		c.RejectedAt = c.AcknowledgedAt
+	case stage >= slices.Index(gateway.CaseOutcomes, gateway.OutcomeAccepted):
+		c.AcceptedAt = c.AcknowledgedAt
+	}
+	if stage >= slices.Index(gateway.CaseOutcomes, gateway.OutcomeBooked) {
+		c.FirstAppointmentAt = after(i%97 + 24*(3+i%20))
+		c.DNA = c.Outcome == gateway.OutcomeDidNotAttend || i%7 == 0
 	}
 }

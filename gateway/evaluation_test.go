@@ -75,23 +75,25 @@ func TestPublishRateAndWait(t *testing.T) {
 // reportFixture is testdata/evaluation/report.json: cases as data, each
 // repeated n times with its own student unless it names one.
 type reportFixture struct {
-	Scope gateway.EvaluationScope
-	Query struct{ From, To, GroupBy, Service string }
-	Cases []struct {
+	ReturnPath bool
+	Scope      gateway.EvaluationScope
+	Query      struct{ From, To, GroupBy, Service string }
+	Cases      []struct {
 		N                             int
 		Student, Institution, Service string
 		At                            time.Time
 		Allowed                       bool
 		Route                         string
 		RefusedBy, Categories         []string
-		AckDays                       float64
+		AckDays, AccDays, ApptDays    float64 // days from the referral; 0 for never
+		DNA                           bool
 		Outcome                       string
 	}
 	Want map[string]map[string]string
 }
 
 func (f reportFixture) facts() gateway.EvaluationFacts {
-	var out gateway.EvaluationFacts
+	out := gateway.EvaluationFacts{ReturnPath: f.ReturnPath}
 	for i, c := range f.Cases {
 		for k := range c.N {
 			student := c.Student
@@ -100,15 +102,21 @@ func (f reportFixture) facts() gateway.EvaluationFacts {
 			}
 			fc := gateway.CaseFacts{
 				Institution: c.Institution, Service: c.Service, Student: student, ReferredAt: c.At,
-				Allowed: c.Allowed, Route: c.Route, RefusedBy: c.RefusedBy, Categories: c.Categories, Outcome: c.Outcome,
-			}
-			if c.AckDays > 0 {
-				fc.AcknowledgedAt = c.At.Add(time.Duration(c.AckDays * 24 * float64(time.Hour)))
+				Allowed: c.Allowed, Route: c.Route, RefusedBy: c.RefusedBy, Categories: c.Categories, Outcome: c.Outcome, DNA: c.DNA,
+				AcknowledgedAt: after(c.At, c.AckDays), AcceptedAt: after(c.At, c.AccDays), FirstAppointmentAt: after(c.At, c.ApptDays),
 			}
 			out.Cases = append(out.Cases, fc)
 		}
 	}
 	return out
+}
+
+// after is days after t, or the zero time for 0 days (never).
+func after(t time.Time, days float64) time.Time {
+	if days == 0 {
+		return time.Time{}
+	}
+	return t.Add(time.Duration(days * 24 * float64(time.Hour)))
 }
 
 // flatten names every figure of a group as the fixture does.
@@ -165,8 +173,19 @@ func TestBuildReport(t *testing.T) {
 			}
 		}
 	}
-	if strings.Join(r.Unavailable, ",") != "acceptanceRate,timeToFirstAppointment,didNotAttendRate" {
-		t.Errorf("unavailable %v", r.Unavailable)
+	if len(r.Unavailable) != 0 {
+		t.Errorf("unavailable %v with the timeline", r.Unavailable)
+	}
+	// A source without the timeline says so rather than report 0.
+	facts := f.facts()
+	facts.ReturnPath = false
+	q, _ := gateway.ParseEvaluationQuery(f.Query.From, f.Query.To, f.Query.GroupBy, f.Query.Service, time.Now())
+	noTimeline := gateway.BuildReport(facts, f.Scope, q)
+	if strings.Join(noTimeline.Unavailable, ",") != "acceptanceRate,timeToFirstAppointment,didNotAttendRate" {
+		t.Errorf("unavailable %v without the timeline", noTimeline.Unavailable)
+	}
+	if tot := noTimeline.Groups[len(noTimeline.Groups)-1].Figures; tot.DidNotAttendRate.Display != gateway.DisplayUnavailable || tot.AcknowledgementRate.Display != "84.0%" {
+		t.Errorf("without the timeline: DNA rate %q, acknowledgement rate %q", tot.DidNotAttendRate.Display, tot.AcknowledgementRate.Display)
 	}
 	// Nothing of a record leaves: no pseudonym, no case facts.
 	b, _ := json.Marshal(r)
@@ -206,7 +225,10 @@ func TestReportCSV(t *testing.T) {
 		{"2026-01", "refused", "", "", "<8"},
 		{"2026-02", "acknowledgementRate", "percent", "66.7", "66.7%"},
 		{"total", "timeToAcknowledgement", "p90Days", "4", "2.0 / 4.0 days"},
-		{"total", "acceptanceRate", "percent", "", "unavailable"},
+		{"total", "acceptanceRate", "percent", "84", "84.0%"},
+		{"2026-01", "didNotAttendRate", "percent", "61.5", "61.5%"},
+		{"2026-02", "timeToFirstAppointment", "medianDays", "6", "6.0 / 8.0 days"},
+		{"total", "outcomes", "discharged", "", "*"},
 	} {
 		row := find(tc.period, tc.figure, tc.breakdown)
 		if row[5] != tc.value || row[6] != tc.display {

@@ -23,8 +23,10 @@ import (
 // something worth looking at: every case goes through the real intake (the
 // policies decide, the mapping builds the message, the gate validates it),
 // with the clock set to when it happened. Then the seed plays the receiving
-// services: it delivers each message and acknowledges, rejects or leaves it
-// unanswered, and the universities cancel a few. It runs only on a demo
+// services: it delivers each message and accepts, rejects or leaves it
+// unanswered, plays each accepted case's journey (booked, sometimes missed
+// and rebooked, seen, discharged; a few redirected), and the universities
+// cancel a few. It runs only on a demo
 // configuration, and only on a store that holds no university's decision.
 
 // demoRef is the time the example case records were written for (the
@@ -116,13 +118,17 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return &exitStatus{code: exitFailure, err: fmt.Errorf("demo seed: the store already holds decisions; seed an empty demo store (remove %s first)", a.cfg.Store.Path)}
 		}
 	}
-	s := &demoSeeder{rng: rand.New(rand.NewPCG(*seed, 2026)), store: store}
+	s := &demoSeeder{rng: rand.New(rand.NewPCG(*seed, 2026)), store: store, steps: map[gateway.Step]int{}}
 	s.intake = &gateway.Intake{Evaluator: a.evaluator, Store: store, PseudonymKey: key, Now: func() time.Time { return s.now }}
 	if err := s.run(ctx, *n, endAt); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "seeded %d cases from %s to %s: %d allowed, %d refused, %d dry runs; %d accepted, %d rejected, %d cancelled\n",
-		*n, endAt.AddDate(-1, 0, 0).Format(time.DateOnly), endAt.Format(time.DateOnly), s.allowed, s.refused, s.dryRuns, s.acked, s.rejected, s.cancelled)
+	st := s.steps
+	fmt.Fprintf(stdout, "seeded %d cases from %s to %s: %d allowed, %d refused, %d dry runs; %d accepted, %d rejected, %d cancelled; "+
+		"journeys: %d booked, %d did not attend, %d rebooked, %d seen, %d discharged, %d redirected\n",
+		*n, endAt.AddDate(-1, 0, 0).Format(time.DateOnly), endAt.Format(time.DateOnly), s.allowed, s.refused, s.dryRuns,
+		st[gateway.StepAccepted], st[gateway.StepRejected], s.cancelled,
+		st[gateway.StepBooked], st[gateway.StepDidNotAttend], st[gateway.StepRebooked], st[gateway.StepSeen], st[gateway.StepDischarged], st[gateway.StepRedirected])
 	return nil
 }
 
@@ -132,8 +138,10 @@ type demoSeeder struct {
 	store  gateway.Store
 	intake *gateway.Intake
 	now    time.Time
-	// Counts for the summary line.
-	allowed, refused, dryRuns, acked, rejected, cancelled int
+	// Counts for the summary line: cases, and the steps recorded (a step
+	// for a case withdrawn or superseded meanwhile is not).
+	allowed, refused, dryRuns, cancelled int
+	steps                                map[gateway.Step]int
 }
 
 // demoEvent is something that happens to a case at a time.
@@ -233,12 +241,10 @@ func (s *demoSeeder) submit(ctx context.Context, c *gateway.Client, rec []byte, 
 		}})
 	case r < 14:
 		*events = append(*events, demoEvent{at: at, kind: "reject", run: func(ctx context.Context) error {
-			s.rejected++
 			return s.respond(ctx, ref, gateway.StepRejected, time.Time{})
 		}})
 	default:
 		*events = append(*events, demoEvent{at: at, kind: "accept", run: func(ctx context.Context) error {
-			s.acked++
 			if err := s.respond(ctx, ref, gateway.StepAccepted, time.Time{}); err != nil {
 				return err
 			}
@@ -315,8 +321,11 @@ func (s *demoSeeder) respond(ctx context.Context, ref gateway.StoredReferral, st
 	if !appt.IsZero() {
 		e.AppointmentID, e.AppointmentStart = "demo-"+e.ResponseID, appt
 	}
-	_, _, err = s.store.RecordStep(ctx, gateway.StepRequest{Message: m, Entry: e, At: s.now})
-	return err
+	if _, _, err = s.store.RecordStep(ctx, gateway.StepRequest{Message: m, Entry: e, At: s.now}); err != nil {
+		return err
+	}
+	s.steps[step]++
+	return nil
 }
 
 // deliver plays the delivery worker: every due message is posted and the

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,6 +84,21 @@ func TestDemoSeedAndReport(t *testing.T) {
 		for figure, want := range map[string]string{"referrals": published(s.cases), "allowed": published(s.allowed), "refused": published(s.refused)} {
 			if got := display(g.Figures[figure]); got != want && got != "*" {
 				t.Errorf("total %s = %s, want %s (or * where a small cell needs it)", figure, got, want)
+			}
+		}
+		// The seed plays journeys down to discharge: the return path's
+		// figures are there, not unavailable.
+		var outcomes []struct{ Name, Display string }
+		_ = json.Unmarshal(g.Figures["outcomes"], &outcomes)
+		for _, o := range outcomes {
+			if o.Name == "discharged" && (o.Display == "0" || o.Display == "<8") {
+				t.Errorf("total discharged %s", o.Display)
+			}
+		}
+		// (A rate over fewer than 8 missed appointments shows as <8.)
+		for figure, want := range map[string][]string{"timeToFirstAppointment": {" days"}, "didNotAttendRate": {"%", "<8"}, "acceptanceRate": {"%"}} {
+			if got := display(g.Figures[figure]); !strings.HasSuffix(got, want[0]) && !slices.Contains(want, got) {
+				t.Errorf("total %s = %q", figure, got)
 			}
 		}
 	}

@@ -39,7 +39,7 @@ Usage:
   gateway evaluation report [--config FILE] (--institution UKPRN | --partnership ID) [--from D] [--to D]
                     [--group-by P] [--service ID] [--format json|csv]
                                                        the evaluation figures (aggregates, suppressed)
-  gateway demo seed [--config FILE]                    fill a demo store with a year of referrals (demo only)
+  gateway demo seed [--config FILE]                    fill a demo store with a year of referrals and their journeys (demo only)
   gateway version
 
 Without --config the embedded gateway.example.yaml is used.

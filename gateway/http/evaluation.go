@@ -144,10 +144,15 @@ func (u *ui) handleEvaluation(w http.ResponseWriter, r *http.Request, sess *uiSe
 			d.Periods = append(d.Periods, g)
 		}
 	}
-	if len(d.Periods) > 0 {
-		for _, o := range d.Periods[0].Figures.Outcomes {
-			d.Outcomes = append(d.Outcomes, o.Name)
-		}
+	// The outcome chart and its table show the outcomes that occur: one
+	// whose total is 0 is 0 in every period, and a legend for it would
+	// only crowd the chart.
+	d.Total.Outcomes = slices.DeleteFunc(slices.Clone(d.Total.Outcomes), func(o gateway.Named) bool { return o.Display == "0" })
+	for _, o := range d.Total.Outcomes {
+		d.Outcomes = append(d.Outcomes, o.Name)
+	}
+	for i := range d.Periods {
+		d.Periods[i].Figures.Outcomes = slices.DeleteFunc(slices.Clone(d.Periods[i].Figures.Outcomes), func(o gateway.Named) bool { return !slices.Contains(d.Outcomes, o.Name) })
 	}
 	d.ScopeHeader = scopeHeader(rep.Scope)
 	d.OutcomeChart = outcomeChart(d.Periods)
@@ -169,7 +174,10 @@ func scopeHeader(s gateway.EvaluationScope) string {
 
 // Patterns tell the series of a chart apart in greyscale and in colour;
 // each series is also labelled directly or in a legend of the same fills.
-var chartFills = []string{"url(#p-solid)", "url(#p-diag)", "url(#p-dots)", "url(#p-light)", "url(#p-cross)", "url(#p-horiz)", "url(#p-vert)", "url(#p-white)"}
+// There are as many as there are outcomes (gateway.CaseOutcomes), so
+// that no two series of the outcome chart share one.
+var chartFills = []string{"url(#p-solid)", "url(#p-diag)", "url(#p-dots)", "url(#p-light)", "url(#p-cross)", "url(#p-horiz)",
+	"url(#p-vert)", "url(#p-grid)", "url(#p-back)", "url(#p-spots)", "url(#p-check)", "url(#p-white)"}
 
 const chartDefs = `<defs>
 <pattern id="p-solid" width="6" height="6" patternUnits="userSpaceOnUse"><rect width="6" height="6" fill="#1d3f5e"/></pattern>
@@ -179,6 +187,10 @@ const chartDefs = `<defs>
 <pattern id="p-cross" width="8" height="8" patternUnits="userSpaceOnUse"><rect width="8" height="8" fill="#f4d4d0"/><path d="M0 0L8 8M8 0L0 8" stroke="#942514" stroke-width="1.5"/></pattern>
 <pattern id="p-horiz" width="6" height="6" patternUnits="userSpaceOnUse"><rect width="6" height="6" fill="#e5dcf2"/><rect width="6" height="2" fill="#4c2c92"/></pattern>
 <pattern id="p-vert" width="6" height="6" patternUnits="userSpaceOnUse"><rect width="6" height="6" fill="#ffffff"/><rect width="2" height="6" fill="#505a5f"/></pattern>
+<pattern id="p-grid" width="8" height="8" patternUnits="userSpaceOnUse"><rect width="8" height="8" fill="#ffffff"/><path d="M0 0H8M0 0V8" stroke="#00703c" stroke-width="2"/></pattern>
+<pattern id="p-back" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(-45)"><rect width="6" height="6" fill="#ffdd00"/><rect width="2" height="6" fill="#0b0c0c"/></pattern>
+<pattern id="p-spots" width="8" height="8" patternUnits="userSpaceOnUse"><rect width="8" height="8" fill="#28a197"/><circle cx="4" cy="4" r="2" fill="#ffffff"/></pattern>
+<pattern id="p-check" width="8" height="8" patternUnits="userSpaceOnUse"><rect width="8" height="8" fill="#f3f2f1"/><rect width="4" height="4" fill="#d4351c"/><rect x="4" y="4" width="4" height="4" fill="#d4351c"/></pattern>
 <pattern id="p-white" width="6" height="6" patternUnits="userSpaceOnUse"><rect width="6" height="6" fill="#ffffff"/></pattern>
 <pattern id="p-hidden" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(-45)"><rect width="6" height="6" fill="#ffffff"/><rect width="1" height="6" fill="#858686"/></pattern>
 </defs>`
@@ -280,7 +292,7 @@ func barChart(id, title, desc string, cells []gateway.Named) template.HTML {
 }
 
 // waitChart is the median and 90th percentile wait a period, to
-// acknowledgement and (when recorded) to the first appointment: a dot for
+// acknowledgement and (with the timeline) to the first appointment: a dot for
 // the median, a bar up to the 90th percentile.
 func waitChart(periods []gateway.FigureGroup, noAppointments bool) template.HTML {
 	if len(periods) == 0 {
@@ -308,7 +320,7 @@ func waitChart(periods []gateway.FigureGroup, noAppointments bool) template.HTML
 	width := max(left+len(periods)*slot+20, 560)
 	var b strings.Builder
 	svg(&b, "wait-chart", width, top+plotH+90, "Waiting times in days",
-		"For each period, the median (dot) and 90th percentile (top of the bar) of the days from referral to acknowledgement, and to the first appointment where the gateway records it. Periods with fewer than 8 cases are suppressed and left out. The table below gives the same numbers.")
+		"For each period, the median (dot) and 90th percentile (top of the bar) of the days from referral to the service's first answer, and to the first appointment (its booked start, or when the student was seen without one). Periods with fewer than 8 cases are suppressed and left out. The table below gives the same numbers.")
 	y := func(v float64) int { return top + plotH - int(v*plotH/maxV) }
 	for _, tick := range []float64{0, maxV / 2, maxV} {
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%[3]d" stroke="#b1b4b6"/>`, left, width, y(tick))

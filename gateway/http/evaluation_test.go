@@ -23,7 +23,7 @@ const (
 type factsSource gateway.EvaluationFacts
 
 func (f factsSource) EvaluationFacts(_ context.Context, institutions []string, from, to time.Time) (gateway.EvaluationFacts, error) {
-	var out gateway.EvaluationFacts
+	out := gateway.EvaluationFacts{ReturnPath: true}
 	for _, c := range f.Cases {
 		if strings.Contains(strings.Join(institutions, ","), c.Institution) && !c.ReferredAt.Before(from) && c.ReferredAt.Before(to) {
 			out.Cases = append(out.Cases, c)
@@ -32,7 +32,7 @@ func (f factsSource) EvaluationFacts(_ context.Context, institutions []string, f
 	return out, nil
 }
 
-// newEvaluationFixture serves the figures of 20 acknowledged referrals of
+// newEvaluationFixture serves the figures of 20 accepted referrals of
 // institution A to u-cope in October 2026 and 9 refusals of institution B
 // to bristol-awp in November, to A's IG auditor and to the evaluator of a
 // partnership of both.
@@ -40,8 +40,9 @@ func newEvaluationFixture(t *testing.T) *auditFixture {
 	var facts factsSource
 	for i := range 29 {
 		c := gateway.CaseFacts{Institution: instA, Service: "u-cope", Student: secretPseudo, ReferredAt: time.Date(2026, 10, 1+i, 10, 0, 0, 0, time.UTC),
-			Allowed: true, Route: "consent", Categories: []string{"demographics"}, Outcome: gateway.OutcomeAcknowledged}
+			Allowed: true, Route: "consent", Categories: []string{"demographics"}, Outcome: gateway.OutcomeAccepted}
 		c.AcknowledgedAt = c.ReferredAt.Add(time.Duration(i) * time.Hour)
+		c.AcceptedAt = c.AcknowledgedAt
 		if i >= 20 {
 			c = gateway.CaseFacts{Institution: instB, Service: "bristol-awp", ReferredAt: time.Date(2026, 11, i-18, 10, 0, 0, 0, time.UTC),
 				Route: "consent", RefusedBy: []string{"C-02"}, Outcome: gateway.OutcomeRefused}
@@ -74,7 +75,7 @@ func TestEvaluationAPI(t *testing.T) {
 		contains, absent           []string
 	}{
 		{"auditor: own institution only", tokAuditA, "?from=2026-10-01&to=2026-12-01", "", 200,
-			[]string{`"institutions": [` + "\n" + `      "10000001"`, `"period": "2026-10"`, `"display": "20"`, `"unavailable": [`}, []string{instB, secretPseudo}},
+			[]string{`"institutions": [` + "\n" + `      "10000001"`, `"period": "2026-10"`, `"display": "20"`}, []string{instB, secretPseudo, `"unavailable"`}},
 		{"evaluator: the partnership", tokEvaluator, "?from=2026-10-01&to=2026-12-01&groupBy=quarter", "", 200,
 			[]string{`"partnership": "p"`, `"institution": "10000002"`, `"period": "2026-Q4"`, `"name": "C-02"`}, []string{secretPseudo, "icope-camden"}},
 		{"CSV on request", tokEvaluator, "?from=2026-10-01&to=2026-12-01", "text/csv", 200,
@@ -138,13 +139,14 @@ func TestEvaluationPage(t *testing.T) {
 	for _, s := range []string{
 		`<svg class="chart" id="outcome-chart"`, `role="img" aria-labelledby="route-chart-t route-chart-d"`, `id="rule-chart"`, `id="wait-chart"`,
 		`<table class="figures" id="outcomes">`, `<th scope="row">2026-10</th>`, "partnership p", "Partnership P",
-		"url(#p-diag)", ">C-02<", "Not yet available: acceptanceRate",
+		"url(#p-diag)", ">C-02<", `<th scope="col">accepted</th>`, ">accepted</text>",
 	} {
 		if !strings.Contains(page.body, s) {
 			t.Errorf("page lacks %q", s)
 		}
 	}
-	for _, s := range []string{`href="/ui/decisions"`, "<script", secretPseudo, `style="`} {
+	// Outcomes no case reached have no column and no legend.
+	for _, s := range []string{`href="/ui/decisions"`, "<script", secretPseudo, `style="`, `<th scope="col">discharged</th>`, ">awaiting-delivery</text>", "Not available"} {
 		if strings.Contains(page.body, s) {
 			t.Errorf("page holds %q", s)
 		}

@@ -102,3 +102,61 @@ func TestEvaluationFacts(t *testing.T) {
 		}
 	})
 }
+
+// TestEvaluationTimelineFacts checks what the return path's timeline gives
+// the figures: acknowledgement at the service's first answer of any kind,
+// acceptance and rejection at their first report, the first appointment
+// (booked, or a walk-in seen), whether the student ever missed one, and the
+// outcome the latest step leaves.
+func TestEvaluationTimelineFacts(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, open func(testing.TB) *store) {
+		s := open(t)
+		day := func(n int) time.Time { return t0.AddDate(0, 0, n) }
+		type step struct {
+			step       gateway.Step
+			at         time.Time
+			appt       string
+			apptAt     time.Time
+			responseID string
+		}
+		journeys := []struct {
+			caseID string
+			steps  []step
+			want   gateway.CaseFacts
+		}{
+			{"J1", []step{
+				{gateway.StepAccepted, day(1), "", time.Time{}, "j1-1"},
+				{gateway.StepBooked, day(2), "A1", day(9), "j1-2"},
+				{gateway.StepDidNotAttend, day(9), "A1", time.Time{}, "j1-3"},
+				{gateway.StepBooked, day(10), "A2", day(16), "j1-4"}, // recorded as rebooked
+				{gateway.StepSeen, day(16), "A2", time.Time{}, "j1-5"},
+				{gateway.StepDischarged, day(40), "", time.Time{}, "j1-6"},
+			}, gateway.CaseFacts{AcknowledgedAt: day(1), AcceptedAt: day(1), FirstAppointmentAt: day(9), DNA: true, Outcome: gateway.OutcomeDischarged}},
+			{"J2", []step{
+				{gateway.StepRejected, day(3), "", time.Time{}, "j2-1"},
+			}, gateway.CaseFacts{AcknowledgedAt: day(3), RejectedAt: day(3), Outcome: gateway.OutcomeRejected}},
+			{"J3", []step{ // a walk-in: seen with no booking and no acceptance first
+				{gateway.StepSeen, day(5), "", time.Time{}, "j3-1"},
+			}, gateway.CaseFacts{AcknowledgedAt: day(5), FirstAppointmentAt: day(5), Outcome: gateway.OutcomeSeen}},
+		}
+		for _, j := range journeys {
+			res := allowVersion(t, s, instA, j.caseID, "a", "", "p-"+j.caseID, day(0))
+			for _, st := range j.steps {
+				if _, _, err := bookStep(s, res.Message, st.step, st.at, st.responseID, st.appt, st.apptAt); err != nil {
+					t.Fatalf("%s %s: %v", j.caseID, st.step, err)
+				}
+			}
+		}
+		got := must[gateway.EvaluationFacts](t)(s.Store.(gateway.EvaluationSource).EvaluationFacts(context.Background(), []string{instA}, day(0), day(60)))
+		if len(got.Cases) != len(journeys) {
+			t.Fatalf("%d cases, want %d: %+v", len(got.Cases), len(journeys), got.Cases)
+		}
+		for i, j := range journeys {
+			c := got.Cases[i]
+			timeline := gateway.CaseFacts{AcknowledgedAt: c.AcknowledgedAt, AcceptedAt: c.AcceptedAt, RejectedAt: c.RejectedAt, FirstAppointmentAt: c.FirstAppointmentAt, DNA: c.DNA, Outcome: c.Outcome}
+			if c.Student != "p-"+j.caseID || fmt.Sprintf("%+v", timeline) != fmt.Sprintf("%+v", j.want) {
+				t.Errorf("%s: %s\n got %+v\nwant %+v", j.caseID, c.Student, timeline, j.want)
+			}
+		}
+	})
+}
