@@ -122,7 +122,18 @@ BARS_OPENAPI ?= $(SHARED)/bars-openapi/specification/booking-and-referral.yaml
 PRISM        := build/prism/node_modules/.bin/prism
 
 prism:
-	@if [ ! -f $(BARS_OPENAPI) ]; then echo "prism: $(BARS_OPENAPI) not found; the BaRS API check is skipped"; exit 0; fi; 	if [ ! -x $(PRISM) ] || ! cmp -s .ci/prism/package-lock.json build/prism/package-lock.json; then 	  rm -rf build/prism && mkdir -p build/prism && cp .ci/prism/package.json .ci/prism/package-lock.json build/prism/ && 	  (cd build/prism && npm ci --no-audit --no-fund --loglevel=error) || { 	    if [ "$$CI" = true ]; then echo "prism: cannot install Prism (npm ci in build/prism failed)"; exit 1; fi; 	    echo "prism: cannot install Prism; the BaRS API check is skipped (it fails under CI=true)"; exit 0; }; 	fi; 	GATEWAY_PRISM=$(abspath $(PRISM)) GATEWAY_BARS_OPENAPI=$(abspath $(BARS_OPENAPI)) 	  $(GO) test -count=1 -run '^TestPrism$$' -v ./gateway/delivery
+	@if [ ! -f $(BARS_OPENAPI) ]; then \
+	  echo "prism: $(BARS_OPENAPI) not found; the BaRS API check is skipped"; exit 0; \
+	fi; \
+	if [ ! -x $(PRISM) ] || ! cmp -s .ci/prism/package-lock.json build/prism/package-lock.json; then \
+	  rm -rf build/prism && mkdir -p build/prism && \
+	  cp .ci/prism/package.json .ci/prism/package-lock.json build/prism/ && \
+	  (cd build/prism && npm ci --no-audit --no-fund --loglevel=error) || { \
+	    if [ "$$CI" = true ]; then echo "prism: cannot install Prism (npm ci in build/prism failed)"; exit 1; fi; \
+	    echo "prism: cannot install Prism; the BaRS API check is skipped (it fails under CI=true)"; exit 0; }; \
+	fi; \
+	GATEWAY_PRISM=$(abspath $(PRISM)) GATEWAY_BARS_OPENAPI=$(abspath $(BARS_OPENAPI)) \
+	  $(GO) test -count=1 -run '^TestPrism$$' -v ./gateway/delivery
 
 clean:
 	rm -rf build data
