@@ -115,3 +115,19 @@ func (d *MessageDefinition) assertMet(bundle []byte) error {
 	}
 	return Internal(fmt.Errorf("the policies allowed a message that does not meet the MessageDefinition %s: it needs %s", d.URL, strings.Join(unmet, "; ")))
 }
+
+// definitionSent is the MessageHeader.definition of a message the gateway
+// built (its first entry), "" when it named none or cannot be read.
+func definitionSent(bundle []byte) string {
+	var b struct {
+		Entry []struct {
+			Resource struct {
+				Definition string `json:"definition"`
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	if json.Unmarshal(bundle, &b) != nil || len(b.Entry) == 0 {
+		return ""
+	}
+	return b.Entry[0].Resource.Definition
+}

@@ -175,7 +175,14 @@ func (in *Intake) cancel(ctx context.Context, ref StoredReferral, by, reason str
 	}
 	def, err := in.Evaluator.definition(ctx, svc)
 	if err != nil {
-		return StoredReferral{}, err
+		// A withdrawal must reach the service even while its definition
+		// cannot be had: it goes under the definition the referral was
+		// sent under.
+		sent := definitionSent(ref.Bundle)
+		if ErrorCode(err) != EUNAVAILABLE || sent == "" {
+			return StoredReferral{}, err
+		}
+		def = &MessageDefinition{URL: sent}
 	}
 	at := in.now()
 	bundle, err := in.Evaluator.Mapper.Message(ctx, MessageInput{Record: &rec, Decision: d, Service: svc, Source: in.Evaluator.Source, At: at, Revoke: true, Definition: def.URL})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -70,5 +71,26 @@ func TestDefinitionAtAcceptance(t *testing.T) {
 	}
 	if !found {
 		t.Error("no queued message of DEF-MET")
+	}
+
+	// The receiver's definition cannot be had now: a withdrawal still
+	// goes, under the definition the referral was sent under.
+	var ref struct{ ID string }
+	if err := json.Unmarshal(ans.body, &ref); err != nil || ref.ID == "" {
+		t.Fatalf("no referral id in %s", ans.body)
+	}
+	a.evaluator.Definitions = stubDefinitions{err: &gateway.Error{Code: gateway.EUNAVAILABLE, Err: errors.New("connection refused")}}
+	if c := boundedCall(t, srv, "POST", "/v1/referrals/"+ref.ID+"/$cancel", nil); c.status != http.StatusOK {
+		t.Fatalf("a withdrawal while the definition is unavailable: %d %s", c.status, c.body)
+	}
+	withdrawn := false
+	for _, m := range allMessages(t, st) {
+		if m.CaseID == "DEF-MET" && m.Kind == gateway.KindCancel {
+			full, err := st.Message(context.Background(), m.ID)
+			withdrawn = err == nil && strings.Contains(string(full.Body), `"definition":"`+url+`"`)
+		}
+	}
+	if !withdrawn {
+		t.Error("no withdrawal queued under the definition the referral was sent under")
 	}
 }
