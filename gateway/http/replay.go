@@ -18,7 +18,7 @@ import (
 // recorded in the gateway's chain.
 
 func init() {
-	uiTemplates["replay.html"] = template.Must(template.New("replay.html").Funcs(template.FuncMap{"join": strings.Join, "slice3": func(a, b, c gateway.ReplayOutcome) []gateway.ReplayOutcome { return []gateway.ReplayOutcome{a, b, c} }}).
+	uiTemplates["replay.html"] = template.Must(template.New("replay.html").Funcs(template.FuncMap{"join": strings.Join, "routeLabel": routeLabel, "londonTime": londonTime, "slice3": func(a, b, c gateway.ReplayOutcome) []gateway.ReplayOutcome { return []gateway.ReplayOutcome{a, b, c} }}).
 		ParseFS(uiFiles, "ui/layout.html", "ui/replay.html"))
 }
 
@@ -44,6 +44,9 @@ type replayData struct {
 	Report      *gateway.ReplayReport
 	ByRule      []replayCount
 	ByRoute     []replayCount
+	// Rules are the rules in force by id, whose titles the report gives
+	// beside the ids.
+	Rules map[string]gateway.PolicyRule
 }
 
 // replayCount is one row of the counts by rule or by route.
@@ -108,6 +111,6 @@ func (u *ui) handleReplay(w http.ResponseWriter, r *http.Request, sess *uiSessio
 	} else if err != nil {
 		return err
 	}
-	u.replayPage(w, r, sess, http.StatusOK, replayData{Form: f, Report: rep, ByRule: countsOf(rep.ByRule), ByRoute: countsOf(rep.ByRoute)}, "")
+	u.replayPage(w, r, sess, http.StatusOK, replayData{Form: f, Report: rep, ByRule: countsOf(rep.ByRule), ByRoute: countsOf(rep.ByRoute), Rules: u.s.rulesByID()}, "")
 	return nil
 }

@@ -119,9 +119,9 @@ func TestUIReplay(t *testing.T) {
 	}
 	a := b.post("/ui/replay", url.Values{"csrf": {csrf}, "candidate": {"tighter"}, "from": {"2026-11-01"}})
 	for _, want := range []string{
-		`<a href="/ui/decisions/d-bristol-awp">d-bristol-awp</a>`, `<a href="/ui/rules#rule-E-01">E-01</a>`,
+		`<a href="/ui/decisions/d-bristol-awp"><code>d-bristol-awp</code></a>`, `<a href="/ui/rules#rule-E-01" class="rule-id">E-01</a>`,
 		"<dt>Decisions replayed</dt><dd>2</dd>", "<dt>Allowed now, refused by the candidate</dt><dd>1</dd>",
-		"1 decisions would change", "deny (E-01)", "allow: needs", "sha256:candidate",
+		"1 decision would change", "<td>Refused by E-01</td>", "<td>Allowed</td>", "sha256:candidate",
 	} {
 		if !strings.Contains(a.body, want) {
 			t.Errorf("the report lacks %q", want)
