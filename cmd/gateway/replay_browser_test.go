@@ -16,11 +16,11 @@ import (
 )
 
 // replayServer serves the web page over env's store, with the candidate
-// sets of sets (name to directory) moved into policies.candidatesDir, as an
-// operator places them.
-func replayServer(t *testing.T, env *replayEnv, sets map[string]string) *httptest.Server {
+// sets of sets (name to directory) moved into policies.candidatesDir (dir),
+// as an operator places them.
+func replayServer(t *testing.T, env *replayEnv, sets map[string]string) (srv *httptest.Server, dir string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	for name, set := range sets {
 		if err := os.Rename(set, filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
@@ -47,9 +47,9 @@ func replayServer(t *testing.T, env *replayEnv, sets map[string]string) *httptes
 		t.Fatal(err)
 	}
 	api, _ := a.server(env.store, key)
-	srv := httptest.NewServer(api.Handler())
+	srv = httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, dir
 }
 
 // TestReplayInBrowser drives the replay page as the institution's IG lead
@@ -68,7 +68,7 @@ func TestReplayInBrowser(t *testing.T) {
 	if want.AllowToDeny == 0 || len(want.Changed) != want.AllowToDeny {
 		t.Fatalf("the command's report changes nothing for UWE: %+v", want.ReplayTotals)
 	}
-	srv := replayServer(t, env, map[string]string{"e01-urgent-bristol": one, "e01-every-urgent": failing})
+	srv, dir := replayServer(t, env, map[string]string{"e01-urgent-bristol": one, "e01-every-urgent": failing})
 
 	must(t, ctx, "sign in",
 		chromedp.Navigate(srv.URL+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")),
@@ -132,7 +132,6 @@ func TestReplayInBrowser(t *testing.T) {
 		t.Errorf("a changed decision's row: %q, want its rule with its title and the three outcomes", row)
 	}
 	checkAccessible(t, ctx, "replay report")
-	screenshot(t, ctx, "ui-replay.png")
 
 	first := want.Changed[0].DecisionID
 	must(t, ctx, "open a changed decision", chromedp.Click(chromedp.CSS(`#changed ~ tbody th a[href="/ui/decisions/`+first+`"]`)))
@@ -141,7 +140,19 @@ func TestReplayInBrowser(t *testing.T) {
 		t.Errorf("opened %s, want /ui/decisions/%s", got, first)
 	}
 
-	must(t, ctx, "back to the replay page", chromedp.Navigate(srv.URL+"/ui/replay"), chromedp.WaitVisible(chromedp.ID("candidate")))
+	// The first day of the seed (London time, which is UTC in November):
+	// the dates narrow the replay as --from and --to do; a short report for
+	// the screenshot.
+	day := replayJSON(t, env, "--policies", filepath.Join(dir, "e01-urgent-bristol"), "--institution", uweUKPRN,
+		"--from", "2026-11-23T00:00:00Z", "--to", "2026-11-24T00:00:00Z")
+	must(t, ctx, "back to the replay page", chromedp.Navigate(srv.URL+"/ui/replay"), chromedp.WaitVisible(chromedp.ID("candidate")),
+		chromedp.SetValue(chromedp.ID("from"), "2026-11-23"), chromedp.SetValue(chromedp.ID("to"), "2026-11-23"))
+	run("e01-urgent-bristol")
+	if got := eval[string](t, ctx, `document.getElementById('changed').innerText`); day.Replayed >= want.Replayed || got != fmt.Sprintf("%d decisions would change", len(day.Changed)) {
+		t.Errorf("one day: %q, want %d of %d decisions replayed changed", got, len(day.Changed), day.Replayed)
+	}
+	screenshot(t, ctx, "ui-replay.png")
+
 	run("e01-every-urgent")
 	refusal := eval[string](t, ctx, `(document.querySelector('.error-summary[role=alert]') || {innerText: ''}).innerText`)
 	if !strings.Contains(refusal, "test_e01_allows_routine_and_urgent") || eval[bool](t, ctx, `document.getElementById('report-heading') !== null`) {
