@@ -130,6 +130,13 @@ func (db *DB) RecordStep(ctx context.Context, req gateway.StepRequest) (gateway.
 	var ref gateway.StoredReferral
 	var out gateway.TimelineEntry
 	err := db.write(ctx, db.unique, func(t tx) error {
+		// The institution's chain lock first, as Accept takes it: a new
+		// version being accepted meanwhile is then committed before the
+		// latest version is read (on PostgreSQL, a row lock alone would
+		// still hand back the version it replaced).
+		if _, _, err := lockChain(t, m.Institution); err != nil {
+			return err
+		}
 		var err error
 		if ref, err = scanReferral(t.queryRow(sqlLockLatest, m.Institution, m.CaseID)); err != nil {
 			return err
