@@ -264,8 +264,55 @@ type replayItem struct {
 
 // replayed is one worker's share of a report.
 type replayed struct {
-	n, asRecorded int
-	changed       []ReplayChange
+	n, asRecorded, outside int
+	changed                []ReplayChange
+	// services maps each registry snapshot this worker has seen (its
+	// JSON) to the service id it names: decisions share a few snapshots.
+	services map[string]string
+}
+
+// replay reads one record of a chain and, when it is a decision to replay
+// with its input retained, decides it again (its result in w).
+func (w *replayed) replay(ctx context.Context, cmp PolicyComparison, inForce string, q ReplayQuery, rec DecisionRecord) error {
+	ar, err := ParseAuditRecord(rec)
+	if err != nil {
+		return err
+	}
+	if ar.Decision == nil || (ar.Decision.DryRun && !q.IncludeDryRuns) {
+		return nil
+	}
+	if rec.Input == nil {
+		w.outside++
+		return nil
+	}
+	ch, asRecorded, err := w.replayOne(ctx, cmp, inForce, replayItem{rec: rec, entry: ar.Decision})
+	if err != nil {
+		return err
+	}
+	w.n++
+	if asRecorded {
+		w.asRecorded++
+	}
+	if ch != nil {
+		w.changed = append(w.changed, *ch)
+	}
+	return nil
+}
+
+// serviceID is the id of the service a registry snapshot describes.
+func (w *replayed) serviceID(rec DecisionRecord) (string, error) {
+	snap := rec.Input.Service.JSON
+	if id, ok := w.services[string(snap)]; ok {
+		return id, nil
+	}
+	var svc struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(snap, &svc); err != nil {
+		return "", Internal(fmt.Errorf("decision %s: registry snapshot: %w", rec.DecisionID, err))
+	}
+	w.services[string(snap)] = svc.ID
+	return svc.ID, nil
 }
 
 // Replay decides every selected decision that still has its input under
@@ -287,7 +334,7 @@ func (r *Replayer) Replay(ctx context.Context, cmp PolicyComparison, q ReplayQue
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	items := make(chan replayItem, 256)
+	items := make(chan DecisionRecord, 256)
 	workers := r.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -295,37 +342,20 @@ func (r *Replayer) Replay(ctx context.Context, cmp PolicyComparison, q ReplayQue
 	results := make([]replayed, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
+		results[w].services = map[string]string{}
 		wg.Go(func() {
-			for it := range items {
-				ch, asRecorded, err := replayOne(ctx, cmp, inForce, it)
-				if err != nil {
+			for rec := range items {
+				if err := results[w].replay(ctx, cmp, inForce, q, rec); err != nil {
 					cancel(err)
-					continue
-				}
-				results[w].n++
-				if asRecorded {
-					results[w].asRecorded++
-				}
-				if ch != nil {
-					results[w].changed = append(results[w].changed, *ch)
 				}
 			}
 		})
 	}
+	// The store is read on this goroutine while the workers parse and
+	// decide what it has read, so the read hides behind the deciding.
 	err := r.Source.ReplayDecisions(ctx, q.ReplayFilter, func(rec DecisionRecord) error {
-		ar, err := ParseAuditRecord(rec)
-		if err != nil {
-			return err
-		}
-		if ar.Decision == nil || (ar.Decision.DryRun && !q.IncludeDryRuns) {
-			return nil
-		}
-		if rec.Input == nil {
-			rep.OutsideRetention++
-			return nil
-		}
 		select {
-		case items <- replayItem{rec: rec, entry: ar.Decision}:
+		case items <- rec:
 			return nil
 		case <-ctx.Done():
 			return context.Cause(ctx)
@@ -344,6 +374,7 @@ func (r *Replayer) Replay(ctx context.Context, cmp PolicyComparison, q ReplayQue
 	}
 	for _, res := range results {
 		rep.Replayed += res.n
+		rep.OutsideRetention += res.outside
 		rep.InForceAsRecorded += res.asRecorded
 		rep.Changed = append(rep.Changed, res.changed...)
 	}
@@ -401,15 +432,13 @@ func (r *Replayer) record(ctx context.Context, rep *ReplayReport, by string) err
 // (inForce) is that set's decision on this very input, so only the
 // candidate decides it again (asRecorded): the policies are a function of
 // their input, and the revision hashes every policy and data file.
-func replayOne(ctx context.Context, cmp PolicyComparison, inForce string, it replayItem) (_ *ReplayChange, asRecorded bool, err error) {
+func (w *replayed) replayOne(ctx context.Context, cmp PolicyComparison, inForce string, it replayItem) (_ *ReplayChange, asRecorded bool, err error) {
 	in := it.rec.Input
-	var svc struct {
-		ID string `json:"id"`
+	service, err := w.serviceID(it.rec)
+	if err != nil {
+		return nil, false, err
 	}
-	if err := json.Unmarshal(in.Service.JSON, &svc); err != nil {
-		return nil, false, Internal(fmt.Errorf("decision %s: registry snapshot: %w", it.rec.DecisionID, err))
-	}
-	ri := ReplayInput{Record: in.Record, Service: in.Service.JSON, ServiceID: svc.ID, At: in.DecidedAt}
+	ri := ReplayInput{Record: in.Record, Service: in.Service.JSON, ServiceID: service, At: in.DecidedAt}
 	var a, b *Decision
 	if asRecorded = it.entry.PolicyRevision == inForce; asRecorded {
 		a = it.entry.Decision()
@@ -435,7 +464,7 @@ func replayOne(ctx context.Context, cmp PolicyComparison, inForce string, it rep
 	oa, ob := outcomeOf(a.Allow, a.Rules, a.DataCategories, ""), outcomeOf(b.Allow, b.Rules, b.DataCategories, "")
 	return &ReplayChange{
 		DecisionID: it.rec.DecisionID, Institution: it.rec.Institution, DecidedAt: in.DecidedAt, DryRun: e.DryRun,
-		Route: a.Route, Service: svc.ID, Change: change, Rules: changedRules(change, oa, ob, a.Rules, b.Rules),
+		Route: a.Route, Service: service, Change: change, Rules: changedRules(change, oa, ob, a.Rules, b.Rules),
 		InForce: oa, Candidate: ob, Historical: outcomeOf(e.Allow, e.Rules, e.DataCategories, e.PolicyRevision),
 	}, asRecorded, nil
 }

@@ -64,36 +64,10 @@ func BenchmarkReplay(b *testing.B) {
 		b.Cleanup(func() { debug.SetGCPercent(old) })
 	}
 	ctx := context.Background()
-	cfg, err := config.Load("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg, err := cfg.Registry()
-	if err != nil {
-		b.Fatal(err)
-	}
-	dec, err := opa.New(ctx, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ev := &gateway.Evaluator{Registry: reg, Decider: dec, Mapper: mappings.New(), Source: cfg.Source}
-	names, _ := filepath.Glob(filepath.Join("..", "testdata", "cases", "*.json"))
+	dec, cases := exampleDecisions(b, time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), 0)
 	src := &benchSource{}
-	for _, name := range names {
-		body, err := os.ReadFile(name)
-		if err != nil {
-			b.Fatal(err)
-		}
-		e, err := ev.Evaluate(ctx, body, time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
-		if err != nil || e.Decision == nil {
-			b.Fatalf("%s: %v", name, err)
-		}
-		in, err := gateway.NewRetainedInput(e, reg, nil, false)
-		if err != nil {
-			b.Fatal(err)
-		}
-		entry, _ := json.Marshal(gateway.NewDecisionEntry(e, nil, []byte("k"), false))
-		src.protos = append(src.protos, gateway.DecisionRecord{Institution: e.Record.Institution.UKPRN, Body: entry, Input: in})
+	for _, c := range cases {
+		src.protos = append(src.protos, c.record)
 	}
 	cmp, err := dec.Compare(ctx, os.DirFS(filepath.Join("..", "policies")))
 	if err != nil {
@@ -130,6 +104,58 @@ func BenchmarkReplay(b *testing.B) {
 			b.ReportMetric(cpu.Seconds()/float64(b.N)*1e5, "cpu-s/100k")
 		})
 	}
+}
+
+// exampleDecision is one example case decided as the gateway decides it,
+// with the decision record and retained input it keeps.
+type exampleDecision struct {
+	name     string
+	decision *gateway.Decision
+	record   gateway.DecisionRecord
+}
+
+// exampleDecisions decides every example case (testdata/cases) under the
+// embedded policy set at, each step later than the one before, and returns
+// the decider with what each decision keeps.
+func exampleDecisions(tb testing.TB, at time.Time, step time.Duration) (*opa.Decider, []exampleDecision) {
+	tb.Helper()
+	ctx := context.Background()
+	cfg, err := config.Load("")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reg, err := cfg.Registry()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dec, err := opa.New(ctx, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ev := &gateway.Evaluator{Registry: reg, Decider: dec, Mapper: mappings.New(), Source: cfg.Source}
+	names, _ := filepath.Glob(filepath.Join("..", "testdata", "cases", "*.json"))
+	if len(names) == 0 {
+		tb.Fatal("no example cases")
+	}
+	var out []exampleDecision
+	for i, name := range names {
+		body, err := os.ReadFile(name)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		e, err := ev.Evaluate(ctx, body, at.Add(time.Duration(i)*step))
+		if err != nil || e.Decision == nil {
+			tb.Fatalf("%s: %v", name, err)
+		}
+		in, err := gateway.NewRetainedInput(e, reg, nil, false)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		entry, _ := json.Marshal(gateway.NewDecisionEntry(e, nil, []byte("k"), false))
+		out = append(out, exampleDecision{name: filepath.Base(name), decision: e.Decision,
+			record: gateway.DecisionRecord{Institution: e.Record.Institution.UKPRN, Seq: int64(i + 1), DecisionID: e.Decision.ID, Body: entry, Input: in}})
+	}
+	return dec, out
 }
 
 // cpuTime is the user and system CPU time of the process so far: on a

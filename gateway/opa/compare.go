@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -19,6 +20,12 @@ import (
 type Comparison struct {
 	inForce, candidate *policySet
 	tests              int
+	// services holds each registry snapshot already seen as the OPA value
+	// the policies read, keyed by its JSON: many decisions share one
+	// snapshot (the registry rarely changes), so it is parsed once per
+	// replay rather than once per decision.
+	servicesMu sync.RWMutex
+	services   map[string]ast.Value
 }
 
 var _ gateway.PolicyComparison = (*Comparison)(nil)
@@ -44,7 +51,7 @@ func (d *Decider) Compare(ctx context.Context, fsys fs.FS) (*Comparison, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Comparison{inForce: d.cur.Load(), candidate: set, tests: ran}, nil
+	return &Comparison{inForce: d.cur.Load(), candidate: set, tests: ran, services: map[string]ast.Value{}}, nil
 }
 
 // Revisions implements gateway.PolicyComparison.
@@ -57,7 +64,7 @@ func (c *Comparison) Tests() int { return c.tests }
 
 // DecideBoth implements gateway.PolicyComparison.
 func (c *Comparison) DecideBoth(ctx context.Context, in gateway.ReplayInput) (*gateway.Decision, *gateway.Decision, error) {
-	input, err := replayInput(in)
+	input, err := c.replayInput(in)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -74,7 +81,7 @@ func (c *Comparison) DecideBoth(ctx context.Context, in gateway.ReplayInput) (*g
 
 // DecideCandidate implements gateway.PolicyComparison.
 func (c *Comparison) DecideCandidate(ctx context.Context, in gateway.ReplayInput) (*gateway.Decision, error) {
-	input, err := replayInput(in)
+	input, err := c.replayInput(in)
 	if err != nil {
 		return nil, err
 	}
@@ -83,20 +90,40 @@ func (c *Comparison) DecideCandidate(ctx context.Context, in gateway.ReplayInput
 
 // replayInput is the input document of a retained input, built from the
 // stored JSON as it is: the canonical record and the registry entry are
-// exactly what Decide marshals.
-func replayInput(in gateway.ReplayInput) (ast.Value, error) {
-	var b bytes.Buffer
-	b.Grow(len(in.Record) + len(in.Service) + 64)
-	b.WriteString(`{"record":`)
-	b.Write(in.Record)
-	b.WriteString(`,"service":`)
-	b.Write(in.Service)
-	b.WriteString(`,"at":"`)
-	b.WriteString(in.At.UTC().Format(time.RFC3339Nano))
-	b.WriteString(`"}`)
-	v, err := ast.ValueFromReader(&b)
+// exactly what Decide marshals, so the value equals the one Decide parsed.
+// The record is parsed per decision, the registry entry once per snapshot.
+func (c *Comparison) replayInput(in gateway.ReplayInput) (ast.Value, error) {
+	record, err := ast.ValueFromReader(bytes.NewReader(in.Record))
 	if err != nil {
-		return nil, gateway.Internal(fmt.Errorf("opa: retained input: %w", err))
+		return nil, gateway.Internal(fmt.Errorf("opa: retained record: %w", err))
 	}
+	service, err := c.service(in.Service)
+	if err != nil {
+		return nil, err
+	}
+	return ast.NewObject(
+		ast.Item(ast.InternedTerm("record"), ast.NewTerm(record)),
+		ast.Item(ast.InternedTerm("service"), ast.NewTerm(service)),
+		ast.Item(ast.InternedTerm("at"), ast.StringTerm(in.At.UTC().Format(time.RFC3339Nano))),
+	), nil
+}
+
+// service is a registry snapshot's JSON as an OPA value, parsed on its
+// first use in this comparison. Values are never changed by evaluation, so
+// concurrent decisions share them.
+func (c *Comparison) service(snapshot []byte) (ast.Value, error) {
+	c.servicesMu.RLock()
+	v, ok := c.services[string(snapshot)]
+	c.servicesMu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	v, err := ast.ValueFromReader(bytes.NewReader(snapshot))
+	if err != nil {
+		return nil, gateway.Internal(fmt.Errorf("opa: retained registry snapshot: %w", err))
+	}
+	c.servicesMu.Lock()
+	c.services[string(snapshot)] = v
+	c.servicesMu.Unlock()
 	return v, nil
 }
