@@ -126,6 +126,10 @@ type Evaluation struct {
 	Decision *Decision
 	Bundle   json.RawMessage
 	Err      *Error
+	// Definition is the receiver's MessageDefinition the policies decided
+	// with (input.definition), kept with the decision so that a replay
+	// decides with it too.
+	Definition *MessageDefinition
 }
 
 // Evaluate parses body as a case record and evaluates it at the given time.
@@ -180,7 +184,7 @@ func (e *Evaluator) evaluate(ctx context.Context, rec *CaseRecord, hash string, 
 		hash = ContentHash(rec)
 	}
 	d.ID = DeriveID("decision", hash, svc.ID, d.Time, d.PolicyRevision)
-	ev := &Evaluation{Record: rec, Service: svc, Decision: d, Outcome: OutcomeDeny}
+	ev := &Evaluation{Record: rec, Service: svc, Decision: d, Outcome: OutcomeDeny, Definition: def}
 	if !d.Allow {
 		return ev, nil
 	}

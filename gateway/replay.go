@@ -19,7 +19,8 @@ import (
 // gateway decides every retained decision input again, under the set in
 // force and under the candidate, and reports what would change. Both sets
 // decide the same stored input (the validated record, the registry entry as
-// it was, the original decision time), so that the report shows the
+// it was, the receiver's MessageDefinition as it was resolved, the original
+// decision time), so that the report shows the
 // difference between the two sets and nothing else: a one-rule change shows
 // exactly the decisions that rule changes, even when the policies or the
 // registry have changed since the decisions were made. What was decided at
@@ -40,6 +41,9 @@ type RetainedInput struct {
 	// Service is the registry entry the record named, as the policies saw
 	// it (input.service).
 	Service ServiceSnapshot
+	// Definition is the receiver's MessageDefinition the policies saw
+	// (input.definition); nil when the decision had none.
+	Definition *MessageDefinition
 }
 
 // valid reports whether the input is complete: a decision time, a JSON
@@ -66,7 +70,7 @@ func NewRetainedInput(ev *Evaluation, reg *Registry, canonical []byte, dryRun bo
 	if err != nil {
 		return nil, Internal(fmt.Errorf("decision time %q: %w", ev.Decision.Time, err))
 	}
-	return &RetainedInput{DecidedAt: at, DryRun: dryRun, Record: canonical, Service: snap}, nil
+	return &RetainedInput{DecidedAt: at, DryRun: dryRun, Record: canonical, Service: snap, Definition: ev.Definition}, nil
 }
 
 // ReplayFilter selects the decisions to replay by recording time (From <=
@@ -90,6 +94,9 @@ type ReplayInput struct {
 	Service   json.RawMessage
 	ServiceID string
 	At        time.Time
+	// Definition is the MessageDefinition the decision was made with, nil
+	// when it had none: the policies read it as the live decision did.
+	Definition *MessageDefinition
 }
 
 // PolicyComparison decides inputs under the policy set in force and under
@@ -438,7 +445,7 @@ func (w *replayed) replayOne(ctx context.Context, cmp PolicyComparison, inForce 
 	if err != nil {
 		return nil, false, err
 	}
-	ri := ReplayInput{Record: in.Record, Service: in.Service.JSON, ServiceID: service, At: in.DecidedAt}
+	ri := ReplayInput{Record: in.Record, Service: in.Service.JSON, ServiceID: service, At: in.DecidedAt, Definition: in.Definition}
 	var a, b *Decision
 	if asRecorded = it.entry.PolicyRevision == inForce; asRecorded {
 		a = it.entry.Decision()

@@ -3,6 +3,7 @@ package opa
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"sync"
@@ -92,6 +93,8 @@ func (c *Comparison) DecideCandidate(ctx context.Context, in gateway.ReplayInput
 // stored JSON as it is: the canonical record and the registry entry are
 // exactly what Decide marshals, so the value equals the one Decide parsed.
 // The record is parsed per decision, the registry entry once per snapshot.
+// The retained MessageDefinition becomes input.definition as in Decide
+// (definitionInput): absent when the decision had none or only a URL.
 func (c *Comparison) replayInput(in gateway.ReplayInput) (ast.Value, error) {
 	record, err := ast.ValueFromReader(bytes.NewReader(in.Record))
 	if err != nil {
@@ -101,11 +104,23 @@ func (c *Comparison) replayInput(in gateway.ReplayInput) (ast.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ast.NewObject(
+	items := [][2]*ast.Term{
 		ast.Item(ast.InternedTerm("record"), ast.NewTerm(record)),
 		ast.Item(ast.InternedTerm("service"), ast.NewTerm(service)),
 		ast.Item(ast.InternedTerm("at"), ast.StringTerm(in.At.UTC().Format(time.RFC3339Nano))),
-	), nil
+	}
+	if d := definitionInput(in.Definition); d != nil {
+		b, err := json.Marshal(d)
+		if err != nil {
+			return nil, gateway.Internal(err)
+		}
+		v, err := ast.ValueFromReader(bytes.NewReader(b))
+		if err != nil {
+			return nil, gateway.Internal(fmt.Errorf("opa: retained definition: %w", err))
+		}
+		items = append(items, ast.Item(ast.InternedTerm("definition"), ast.NewTerm(v)))
+	}
+	return ast.NewObject(items...), nil
 }
 
 // service is a registry snapshot's JSON as an OPA value, parsed on its
