@@ -3,14 +3,17 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/student-mh-referrals/gateway/gateway"
 )
 
 // Retained decision inputs (decision_inputs, registry_snapshots): what each
-// decision was made on, written with its decision record and purged with
-// content, for policy replay.
+// decision was made on (the record, the registry entry, the receiver's
+// MessageDefinition, the time), written with its decision record and purged
+// with content, for policy replay.
 
 var (
 	// The snapshot is usually there already: the registry rarely changes.
@@ -19,7 +22,7 @@ var (
 	// A dry run and a submission of the same record in the same second
 	// share a decision id and so an input: the first is kept.
 	sqlInsertInput = query(`INSERT INTO decision_inputs (institution, decision_id, decided_at, dry_run, referral_id,
-		record, registry_snapshot_hash) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (institution, decision_id) DO NOTHING`)
+		record, registry_snapshot_hash, definition) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (institution, decision_id) DO NOTHING`)
 	// An input goes when its decision time is past the cut-off and its
 	// referral, if it stored one, has lost its content (the referral purge
 	// runs first, in the same transaction).
@@ -31,7 +34,7 @@ var (
 	// of recording time, with its input when it is retained (an allowed
 	// share's record is its referral's, until that is purged).
 	sqlReplay = read(`SELECT d.institution, d.seq, d.decision_id, d.at, d.body,
-		i.decided_at, i.dry_run, i.referral_id, COALESCE(i.record, r.record), s.hash, s.snapshot
+		i.decided_at, i.dry_run, i.referral_id, COALESCE(i.record, r.record), s.hash, s.snapshot, i.definition
 		FROM decision_records d
 		LEFT JOIN decision_inputs i ON i.institution = d.institution AND i.decision_id = d.decision_id
 		LEFT JOIN referrals r ON r.id = i.referral_id
@@ -39,6 +42,50 @@ var (
 		WHERE d.institution <> ? AND d.at >= ? AND d.at < ? AND (? = '' OR d.institution = ?)
 		ORDER BY d.institution, d.seq`)
 )
+
+// storedDefinition is decision_inputs.definition: the MessageDefinition a
+// decision was made with, as JSON in the shape the policies read it
+// (input.definition).
+type storedDefinition struct {
+	URL   string        `json:"url"`
+	Focus []storedFocus `json:"focus,omitempty"`
+}
+
+type storedFocus struct {
+	Code string `json:"code"`
+	Min  int    `json:"min"`
+	Max  string `json:"max"`
+}
+
+// definitionJSON is the column value of d: NULL when the decision had no
+// definition, or one that neither names nor demands anything.
+func definitionJSON(d *gateway.MessageDefinition) (sql.NullString, error) {
+	if d == nil || (d.URL == "" && len(d.Focus) == 0) {
+		return sql.NullString{}, nil
+	}
+	sd := storedDefinition{URL: d.URL}
+	for _, f := range d.Focus {
+		sd.Focus = append(sd.Focus, storedFocus(f))
+	}
+	b, err := json.Marshal(sd)
+	return nullJSON(b), err
+}
+
+// definitionOf reads the column back; NULL is no definition.
+func definitionOf(s sql.NullString) (*gateway.MessageDefinition, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	var sd storedDefinition
+	if err := json.Unmarshal([]byte(s.String), &sd); err != nil {
+		return nil, gateway.Internal(fmt.Errorf("retained MessageDefinition: %w", err))
+	}
+	d := &gateway.MessageDefinition{URL: sd.URL}
+	for _, f := range sd.Focus {
+		d.Focus = append(d.Focus, gateway.DefinitionFocus(f))
+	}
+	return d, nil
+}
 
 // insertInput writes the input of a decision record being appended. An
 // allowed share's record is not written twice: it is its referral's
@@ -53,8 +100,12 @@ func insertInput(t tx, rec gateway.DecisionRecord) error {
 	if in.ReferralID != "" {
 		record = sql.NullString{}
 	}
-	_, err := t.exec(sqlInsertInput, rec.Institution, rec.DecisionID, t.time(in.DecidedAt), in.DryRun,
-		nullString(in.ReferralID), record, in.Service.Hash)
+	def, err := definitionJSON(in.Definition)
+	if err != nil {
+		return gateway.Internal(err)
+	}
+	_, err = t.exec(sqlInsertInput, rec.Institution, rec.DecisionID, t.time(in.DecidedAt), in.DryRun,
+		nullString(in.ReferralID), record, in.Service.Hash, def)
 	return err
 }
 
@@ -93,16 +144,21 @@ func (db *DB) ReplayDecisions(ctx context.Context, f gateway.ReplayFilter, fn fu
 			decided           time.Time
 			dryRun            sql.NullBool
 			ref, rec, h, snap sql.NullString
+			def               sql.NullString
 		)
 		if err := rows.Scan(&r.Institution, &r.Seq, &r.DecisionID, timeOf{&r.At}, &body,
-			timeOf{&decided}, &dryRun, &ref, &rec, &h, &snap); err != nil {
+			timeOf{&decided}, &dryRun, &ref, &rec, &h, &snap, &def); err != nil {
 			return db.mapErr(err)
 		}
 		r.Body = []byte(body)
 		if rec.Valid && snap.Valid {
+			d, err := definitionOf(def)
+			if err != nil {
+				return err
+			}
 			r.Input = &gateway.RetainedInput{
 				DecidedAt: decided, DryRun: dryRun.Bool, ReferralID: ref.String, Record: []byte(rec.String),
-				Service: gateway.ServiceSnapshot{Hash: h.String, JSON: []byte(snap.String)},
+				Service: gateway.ServiceSnapshot{Hash: h.String, JSON: []byte(snap.String)}, Definition: d,
 			}
 		}
 		if err := fn(r); err != nil {

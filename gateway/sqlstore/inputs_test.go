@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -64,8 +65,12 @@ func testDecisionInputs(t *testing.T, open func(testing.TB) *store) {
 	req := newAcceptRequest(instA, "C-allowed", "a", "", t0)
 	req.Decision.Input = retained(t0, false, "u-cope")
 	req.Decision.Input.Record = req.Record // as the intake does: the referral's record is the input's
+	req.Decision.Input.Definition = &gateway.MessageDefinition{URL: "https://u-cope.example/MessageDefinition/pinned"}
 	allowed := accept(t, s, req)
-	decision(instA, "refused", t0.Add(time.Second), retained(t0.Add(time.Second), false, "u-cope"))
+	refused := retained(t0.Add(time.Second), false, "u-cope")
+	refused.Definition = &gateway.MessageDefinition{URL: "https://u-cope.example/MessageDefinition/r", Focus: []gateway.DefinitionFocus{
+		{Code: "Observation", Min: 3, Max: "*"}, {Code: "Flag", Min: 0, Max: "1"}}}
+	decision(instA, "refused", t0.Add(time.Second), refused)
 	decision(instA, "dry-run", t0.Add(2*time.Second), retained(t0.Add(2*time.Second), true, "bristol-awp"))
 	decision(instB, "other", t0.Add(48*time.Hour), retained(t0.Add(48*time.Hour), false, "u-cope"))
 	decision(instA, "no-input", t0.Add(3*time.Second), nil)
@@ -86,6 +91,15 @@ func testDecisionInputs(t *testing.T, open func(testing.TB) *store) {
 	if got == nil || got.ReferralID != allowed.Referral.ID || !got.DecidedAt.Equal(t0) || got.DryRun ||
 		!jsonEqual(got.Record, req.Decision.Input.Record) || got.Service.Hash != "sha-u-cope" || !jsonEqual(got.Service.JSON, req.Decision.Input.Service.JSON) {
 		t.Fatalf("accepted decision's input %+v", got)
+	}
+	// Each input keeps the MessageDefinition its decision was made with,
+	// focus entries in order; one made without has none.
+	for id, want := range map[string]*gateway.MessageDefinition{
+		req.Decision.DecisionID: req.Decision.Input.Definition, "refused": refused.Definition, "dry-run": nil,
+	} {
+		if got := all[id].Input.Definition; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: definition %+v, want %+v", id, got, want)
+		}
 	}
 	if in := all["dry-run"].Input; in == nil || !in.DryRun || in.ReferralID != "" || in.Service.Hash != "sha-bristol-awp" {
 		t.Fatalf("dry run's input %+v", in)
