@@ -64,7 +64,7 @@ func BenchmarkReplay(b *testing.B) {
 		b.Cleanup(func() { debug.SetGCPercent(old) })
 	}
 	ctx := context.Background()
-	dec, cases := exampleDecisions(b, time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), 0)
+	dec, cases := exampleDecisions(b, time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), 0, nil)
 	src := &benchSource{}
 	for _, c := range cases {
 		src.protos = append(src.protos, c.record)
@@ -115,9 +115,10 @@ type exampleDecision struct {
 }
 
 // exampleDecisions decides every example case (testdata/cases) under the
-// embedded policy set at, each step later than the one before, and returns
+// embedded policy set at, each step later than the one before, with the
+// receiver's MessageDefinition def (nil: the registry's alone), and returns
 // the decider with what each decision keeps.
-func exampleDecisions(tb testing.TB, at time.Time, step time.Duration) (*opa.Decider, []exampleDecision) {
+func exampleDecisions(tb testing.TB, at time.Time, step time.Duration, def *gateway.MessageDefinition) (*opa.Decider, []exampleDecision) {
 	tb.Helper()
 	ctx := context.Background()
 	cfg, err := config.Load("")
@@ -133,6 +134,9 @@ func exampleDecisions(tb testing.TB, at time.Time, step time.Duration) (*opa.Dec
 		tb.Fatal(err)
 	}
 	ev := &gateway.Evaluator{Registry: reg, Decider: dec, Mapper: mappings.New(), Source: cfg.Source}
+	if def != nil {
+		ev.Definitions = fixedDefinition{def}
+	}
 	names, _ := filepath.Glob(filepath.Join("..", "testdata", "cases", "*.json"))
 	if len(names) == 0 {
 		tb.Fatal("no example cases")
@@ -156,6 +160,14 @@ func exampleDecisions(tb testing.TB, at time.Time, step time.Duration) (*opa.Dec
 			record: gateway.DecisionRecord{Institution: e.Record.Institution.UKPRN, Seq: int64(i + 1), DecisionID: e.Decision.ID, Body: entry, Input: in}})
 	}
 	return dec, out
+}
+
+// fixedDefinition is a receiver whose MessageDefinition is d, whatever the
+// service.
+type fixedDefinition struct{ d *gateway.MessageDefinition }
+
+func (f fixedDefinition) Definition(context.Context, *gateway.Service) (*gateway.MessageDefinition, error) {
+	return f.d, nil
 }
 
 // cpuTime is the user and system CPU time of the process so far: on a
