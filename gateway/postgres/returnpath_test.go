@@ -2,17 +2,9 @@ package postgres
 
 import (
 	"context"
-	"io/fs"
-	"path/filepath"
 	"testing"
-	"testing/fstest"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/student-mh-referrals/gateway/gateway"
-	"github.com/student-mh-referrals/gateway/gateway/postgres/pgtest"
-	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
 )
 
 // TestMigrateReturnPath is the SQLite test of the same name on PostgreSQL:
@@ -20,24 +12,7 @@ import (
 // recorded in the timeline.
 func TestMigrateReturnPath(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.FreshSchema(t)
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := stdlib.OpenDB(*cfg)
-	defer old.Close()
-	before := fstest.MapFS{}
-	names, _ := fs.Glob(migrations, "migrations/*.sql")
-	for _, n := range names {
-		if n = filepath.Base(n); n < "0005" {
-			b, _ := migrations.ReadFile("migrations/" + n)
-			before[n] = &fstest.MapFile{Data: b}
-		}
-	}
-	if err := sqlstore.Migrate(ctx, old, dialect, before); err != nil {
-		t.Fatal(err)
-	}
+	dsn, old := migratedBefore(t, "0005")
 	statuses := map[string]gateway.ReferralStatus{"accepted": gateway.StatusQueued, "acknowledged": gateway.StatusServiceAccepted, "rejected": gateway.StatusRejected}
 	for id := range statuses {
 		if _, err := old.ExecContext(ctx, `WITH r AS (INSERT INTO referrals (id, institution, case_id, content_hash, version, service_id, decision_id, status, record, accepted_at, updated_at)

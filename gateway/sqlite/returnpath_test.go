@@ -3,10 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"io/fs"
 	"path/filepath"
 	"testing"
-	"testing/fstest"
 
 	"github.com/student-mh-referrals/gateway/gateway"
 	"github.com/student-mh-referrals/gateway/gateway/sqlstore"
@@ -23,15 +21,7 @@ func TestMigrateReturnPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := fstest.MapFS{}
-	names, _ := fs.Glob(migrations, "migrations/*.sql")
-	for _, n := range names {
-		if n = filepath.Base(n); n < "0006" {
-			b, _ := migrations.ReadFile("migrations/" + n)
-			before[n] = &fstest.MapFile{Data: b}
-		}
-	}
-	if err := sqlstore.Migrate(ctx, old, dialect, before); err != nil {
+	if err := sqlstore.Migrate(ctx, old, dialect, migrationsBefore("0006")); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"accepted", "acknowledged", "rejected", "delivered"} {
