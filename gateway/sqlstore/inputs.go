@@ -63,9 +63,9 @@ func definitionJSON(d *gateway.MessageDefinition) (sql.NullString, error) {
 	if d == nil || (d.URL == "" && len(d.Focus) == 0) {
 		return sql.NullString{}, nil
 	}
-	sd := storedDefinition{URL: d.URL}
-	for _, f := range d.Focus {
-		sd.Focus = append(sd.Focus, storedFocus(f))
+	sd := storedDefinition{URL: d.URL, Focus: make([]storedFocus, len(d.Focus))}
+	for i, f := range d.Focus {
+		sd.Focus[i] = storedFocus(f)
 	}
 	b, err := json.Marshal(sd)
 	return nullJSON(b), err
