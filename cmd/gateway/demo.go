@@ -94,15 +94,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	key, err := a.cfg.PseudonymKey()
-	if err != nil {
-		return err
-	}
-	chainKeys, err := a.cfg.ChainKeys()
-	if err != nil {
-		return err
-	}
-	store, err := openStoreWith(ctx, a.cfg.Store, chainKeys)
+	key, store, err := a.openKeyed(ctx)
 	if err != nil {
 		return err
 	}

@@ -69,19 +69,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer func() { _ = a.log.Sync() }()
 	startWarnings(a.log, a.cfg)
-	key, err := a.cfg.PseudonymKey()
-	if err != nil {
-		return err
-	}
-	chainKeys, err := a.cfg.ChainKeys()
-	if err != nil {
-		return err
-	}
 	signing, err := a.cfg.SigningKeys()
 	if err != nil {
 		return err
 	}
-	store, err := openStoreWith(ctx, a.cfg.Store, chainKeys)
+	key, store, err := a.openKeyed(ctx)
 	if err != nil {
 		return err
 	}

@@ -97,6 +97,21 @@ func configStore(ctx context.Context, path string) (*config.Config, keyedStore, 
 	return cfg, store, nil
 }
 
+// openKeyed opens the configured store with the chain keys, and returns
+// it with the pseudonym key: what serving and seeding decide with.
+func (a *app) openKeyed(ctx context.Context) ([]byte, keyedStore, error) {
+	key, err := a.cfg.PseudonymKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	chainKeys, err := a.cfg.ChainKeys()
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := openStoreWith(ctx, a.cfg.Store, chainKeys)
+	return key, store, err
+}
+
 // checkpointDir is the configured checkpoint directory with the public key
 // of the current signing key as its trust anchor; nil when checkpoints are
 // off (a demo configuration on PostgreSQL without audit.checkpointDir).
