@@ -25,10 +25,15 @@ var (
 	sqlReadShare = read(`SELECT ` + shareCols + ` FROM referrals r WHERE r.id = ? AND r.institution = ?`)
 	sqlLockShare = query(`SELECT ` + shareCols + ` FROM referrals r WHERE r.id = ? AND r.institution = ? {FOR UPDATE}`)
 	// The shares whose student has not been told: through the partial
-	// index referrals_untold, in acceptance order, those delivered.
+	// index referrals_untold, in acceptance order, those delivered and not
+	// replaced by a later version of the case that was delivered too (its
+	// notice, and whether it is held back, are then the case's).
 	sqlUntold = read(`SELECT ` + shareCols + ` FROM referrals r
 		WHERE r.institution = ? AND r.student_informed_at IS NULL AND EXISTS (
 			SELECT 1 FROM outbox_messages o WHERE o.referral_id = r.id AND o.kind <> 'cancel' AND o.state = 'delivered')
+		AND NOT EXISTS (SELECT 1 FROM referrals n JOIN outbox_messages o ON o.referral_id = n.id
+			WHERE n.institution = r.institution AND n.case_id = r.case_id AND n.version > r.version
+			AND o.kind <> 'cancel' AND o.state = 'delivered')
 		ORDER BY r.accepted_at, r.id LIMIT ?`)
 	sqlSetInformed = query(`UPDATE referrals SET student_informed_at = ?, student_informed_method = ? WHERE id = ?`)
 )

@@ -124,4 +124,28 @@ func testNotices(t *testing.T, s *store) {
 	}
 	_, err = s.RecordInformed(ctx, gateway.InformedRequest{Institution: instA, ReferralID: held.ID})
 	wantCode(t, err, gateway.EINVALID)
+
+	// A later version of the held-back case, which lets the student be
+	// told, replaces it in the list once it is delivered, not before.
+	v2req := shareRequest(t, instA, "case-2", t1.Add(2*time.Hour), "")
+	v2req = newAcceptRequestLike(v2req, "case-2 v2", held.ID)
+	v2 := accept(t, s, v2req).Referral
+	if got := must[[]gateway.Share](t)(s.Untold(ctx, instA, 10)); len(got) != 1 || got[0].Referral.ID != held.ID {
+		t.Fatalf("before the new version is delivered: %+v", got)
+	}
+	t2 := t1.Add(3 * time.Hour)
+	for _, m := range claim(t, s, "worker-1", 10, t2) {
+		attempt(t, s, m, gateway.Attempt{Result: gateway.AttemptDelivered, At: t2})
+	}
+	if got := must[[]gateway.Share](t)(s.Untold(ctx, instA, 10)); len(got) != 1 || got[0].Referral.ID != v2.ID || got[0].HeldBack() != nil {
+		t.Fatalf("after the new version is delivered, the case's untold share is it, not held back: %+v", got)
+	}
+}
+
+// newAcceptRequestLike is req as a new version of its case with other
+// content, after previousID.
+func newAcceptRequestLike(req gateway.AcceptRequest, content, previousID string) gateway.AcceptRequest {
+	next := newAcceptRequest(req.Institution, req.CaseID, content, previousID, req.At)
+	next.Decision.Body = req.Decision.Body
+	return next
 }
