@@ -33,7 +33,7 @@ var BaRSHeaders = []string{
 const ErrorCodeSystem = "https://fhir.nhs.uk/Codesystem/http-error-codes"
 
 // statusCodes are the BaRS receiver error code of each HTTP status
-// (../shared/fhir/bars/examples/OperationOutcome/REC).
+// (the BaRS examples, OperationOutcome/REC).
 var statusCodes = map[int]string{
 	400: "REC_BAD_REQUEST",
 	401: "REC_UNAUTHORIZED",

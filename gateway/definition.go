@@ -75,18 +75,12 @@ func (d *MessageDefinition) Unmet(bundle []byte) ([]string, error) {
 	if len(d.Focus) == 0 {
 		return nil, nil
 	}
-	var b struct {
-		Entry []struct {
-			Resource struct {
-				ResourceType string `json:"resourceType"`
-			} `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(bundle, &b); err != nil {
+	entries, err := entriesOf(bundle)
+	if err != nil {
 		return nil, Internal(fmt.Errorf("definition check: %w", err))
 	}
 	count := map[string]int{"Bundle": 1}
-	for _, e := range b.Entry {
+	for _, e := range entries {
 		count[e.Resource.ResourceType]++
 	}
 	var out []string
@@ -119,15 +113,27 @@ func (d *MessageDefinition) assertMet(bundle []byte) error {
 // definitionSent is the MessageHeader.definition of a message the gateway
 // built (its first entry), "" when it named none or cannot be read.
 func definitionSent(bundle []byte) string {
-	var b struct {
-		Entry []struct {
-			Resource struct {
-				Definition string `json:"definition"`
-			} `json:"resource"`
-		} `json:"entry"`
-	}
-	if json.Unmarshal(bundle, &b) != nil || len(b.Entry) == 0 {
+	entries, err := entriesOf(bundle)
+	if err != nil || len(entries) == 0 {
 		return ""
 	}
-	return b.Entry[0].Resource.Definition
+	return entries[0].Resource.Definition
+}
+
+// bundleEntry is what the definition checks read of a Bundle's entry: the
+// resource's type, and the definition a MessageHeader names.
+type bundleEntry struct {
+	Resource struct {
+		ResourceType string `json:"resourceType"`
+		Definition   string `json:"definition"`
+	} `json:"resource"`
+}
+
+// entriesOf reads the entries of a Bundle the gateway built.
+func entriesOf(bundle []byte) ([]bundleEntry, error) {
+	var b struct {
+		Entry []bundleEntry `json:"entry"`
+	}
+	err := json.Unmarshal(bundle, &b)
+	return b.Entry, err
 }
