@@ -54,6 +54,18 @@ func HeldBackError(h *HeldBack) *Error {
 	}}
 }
 
+// Untold lists, for an IG auditor or submitter of an institution, the
+// delivered shares whose student has not yet been told (T-01), oldest first,
+// at most limit; a client bound to no institution (a partnership
+// evaluator) sees no record. Without a store there is nothing to list.
+func (in *Intake) Untold(ctx context.Context, c *Client, limit int) ([]Share, error) {
+	inst, err := institutionOf(c)
+	if err != nil || in == nil || in.Store == nil {
+		return nil, err
+	}
+	return in.Store.Untold(ctx, inst, limit)
+}
+
 // deliveredShare is c's share, refused unless it reached the service.
 func (in *Intake) deliveredShare(ctx context.Context, c *Client, referralID string) (Share, error) {
 	s, err := in.Store.Share(ctx, c.Institution, referralID)

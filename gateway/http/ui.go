@@ -875,34 +875,27 @@ func (u *ui) handleNotices(w http.ResponseWriter, r *http.Request, sess *uiSessi
 		Untold, Held []untoldRow
 		Capped       bool
 	}
-	inst := gateway.ClientFrom(r.Context()).Institution
-	if inst == "" {
-		// A partnership evaluator sees figures, never a record.
-		return gateway.Errorf(gateway.EFORBIDDEN, "the students to tell are shown to an institution's IG auditors only")
+	shares, err := u.s.Intake.Untold(r.Context(), gateway.ClientFrom(r.Context()), uiUntoldLimit)
+	if err != nil {
+		return err
 	}
-	if u.s.Intake != nil && u.s.Intake.Store != nil {
-		shares, err := u.s.Intake.Store.Untold(r.Context(), inst, uiUntoldLimit)
-		if err != nil {
-			return err
+	data.Capped = len(shares) == uiUntoldLimit
+	for _, sh := range shares {
+		d := sh.Decision
+		row := untoldRow{
+			Link:      "/ui/decisions/" + url.PathEscape(sh.Referral.DecisionID),
+			Delivered: londonTime(sh.DeliveredAt), Route: routeLabel(d.Route), Recipient: d.Recipient.Name,
+			CaseID: sh.Referral.CaseID, HeldBack: sh.HeldBack(),
 		}
-		data.Capped = len(shares) == uiUntoldLimit
-		for _, sh := range shares {
-			d := sh.Decision
-			row := untoldRow{
-				Link:      "/ui/decisions/" + url.PathEscape(sh.Referral.DecisionID),
-				Delivered: londonTime(sh.DeliveredAt), Route: routeLabel(d.Route), Recipient: d.Recipient.Name,
-				CaseID: sh.Referral.CaseID, HeldBack: sh.HeldBack(),
-			}
-			if ob, ok := d.NotifyObligation(); ok {
-				row.Obligation = ob.Rule + ": " + ob.Message
-			} else if o := d.Override; o != nil && o.StudentInformed == "informed" {
-				row.Obligation = "The case record says the student was told before the share: confirm that the notice was handed over."
-			}
-			if row.HeldBack != nil {
-				data.Held = append(data.Held, row)
-			} else {
-				data.Untold = append(data.Untold, row)
-			}
+		if ob, ok := d.NotifyObligation(); ok {
+			row.Obligation = ob.Rule + ": " + ob.Message
+		} else if o := d.Override; o != nil && o.StudentInformed == "informed" {
+			row.Obligation = "The case record says the student was told before the share: confirm that the notice was handed over."
+		}
+		if row.HeldBack != nil {
+			data.Held = append(data.Held, row)
+		} else {
+			data.Untold = append(data.Untold, row)
 		}
 	}
 	u.render(w, r, sess, http.StatusOK, "notices.html", page{Title: "Students to tell", Nav: "notices", Data: data})
